@@ -1,0 +1,828 @@
+#include "generator/parse.h"
+
+#include <clang-c/Index.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "generator/naming.h"
+
+namespace kvmgen {
+
+std::string IntValue::to_string() const {
+  if (negative()) return "-" + std::to_string(0 - bits);
+  return std::to_string(bits);
+}
+
+namespace {
+
+const std::vector<ArchInfo>& arches() {
+  static const std::vector<ArchInfo> list = {
+      {"x86_64", "x86_64-linux-gnu", {"/usr/include/x86_64-linux-gnu", "/usr/include"}},
+      {"aarch64", "aarch64-linux-gnu", {"/usr/aarch64-linux-gnu/include"}},
+      {"riscv64", "riscv64-linux-gnu", {"/usr/riscv64-linux-gnu/include"}},
+  };
+  return list;
+}
+
+std::string str(CXString s) {
+  const char* c = clang_getCString(s);
+  std::string out = c ? c : "";
+  clang_disposeString(s);
+  return out;
+}
+
+struct Location {
+  std::string path;
+  unsigned line = 0;
+};
+
+Location location_of(CXCursor c) {
+  CXFile file;
+  unsigned line = 0, col = 0, off = 0;
+  clang_getSpellingLocation(clang_getCursorLocation(c), &file, &line, &col, &off);
+  Location loc;
+  if (file) loc.path = str(clang_getFileName(file));
+  loc.line = line;
+  return loc;
+}
+
+// "linux/kvm.h" or "asm/kvm.h" when the path is one of the two headers we model, else "".
+std::string our_file(const std::string& path) {
+  if (ends_with(path, "/linux/kvm.h")) return "linux/kvm.h";
+  if (ends_with(path, "/asm/kvm.h")) return "asm/kvm.h";
+  return "";
+}
+
+std::string where(CXCursor c) {
+  Location l = location_of(c);
+  return l.path + ":" + std::to_string(l.line);
+}
+
+struct MacroInfo {
+  std::string name;
+  std::vector<std::string> body;  // tokens after the name
+  bool function_like = false;
+  std::string file;
+  std::string path;
+  unsigned line = 0;
+};
+
+class TranslationUnit {
+ public:
+  TranslationUnit(const std::string& source, const std::vector<std::string>& args) {
+    index_ = clang_createIndex(0, 0);
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    CXUnsavedFile unsaved{"kvmgen_input.c", source.c_str(), static_cast<unsigned long>(source.size())};
+    CXErrorCode err = clang_parseTranslationUnit2(
+        index_, "kvmgen_input.c", argv.data(), static_cast<int>(argv.size()), &unsaved, 1,
+        CXTranslationUnit_DetailedPreprocessingRecord | CXTranslationUnit_SkipFunctionBodies, &tu_);
+    if (err != CXError_Success || !tu_) {
+      clang_disposeIndex(index_);
+      throw std::runtime_error("libclang could not parse the headers (error " +
+                               std::to_string(static_cast<int>(err)) + ")");
+    }
+  }
+  ~TranslationUnit() {
+    clang_disposeTranslationUnit(tu_);
+    clang_disposeIndex(index_);
+  }
+  TranslationUnit(const TranslationUnit&) = delete;
+  TranslationUnit& operator=(const TranslationUnit&) = delete;
+
+  CXTranslationUnit get() const { return tu_; }
+  CXCursor root() const { return clang_getTranslationUnitCursor(tu_); }
+
+  // Fatal diagnostics outside the generated probe lines, as text.
+  std::vector<std::string> errors_in_headers() const {
+    std::vector<std::string> out;
+    unsigned n = clang_getNumDiagnostics(tu_);
+    for (unsigned i = 0; i < n; ++i) {
+      CXDiagnostic d = clang_getDiagnostic(tu_, i);
+      CXDiagnosticSeverity sev = clang_getDiagnosticSeverity(d);
+      CXFile file;
+      unsigned line, col, off;
+      clang_getSpellingLocation(clang_getDiagnosticLocation(d), &file, &line, &col, &off);
+      std::string path = file ? str(clang_getFileName(file)) : "";
+      if (sev >= CXDiagnostic_Error && path != "kvmgen_input.c") {
+        out.push_back(str(clang_formatDiagnostic(d, clang_defaultDiagnosticDisplayOptions())));
+      }
+      clang_disposeDiagnostic(d);
+    }
+    return out;
+  }
+
+ private:
+  CXIndex index_ = nullptr;
+  CXTranslationUnit tu_ = nullptr;
+};
+
+template <class F>
+void visit_children(CXCursor c, F&& f) {
+  clang_visitChildren(
+      c,
+      [](CXCursor child, CXCursor, CXClientData data) {
+        (*static_cast<F*>(data))(child);
+        return CXChildVisit_Continue;
+      },
+      &f);
+}
+
+std::vector<std::string> macro_tokens(CXTranslationUnit tu, CXCursor c) {
+  CXToken* tokens = nullptr;
+  unsigned n = 0;
+  clang_tokenize(tu, clang_getCursorExtent(c), &tokens, &n);
+  std::vector<std::string> out;
+  for (unsigned i = 0; i < n; ++i) out.push_back(str(clang_getTokenSpelling(tu, tokens[i])));
+  clang_disposeTokens(tu, tokens, n);
+  return out;
+}
+
+std::vector<MacroInfo> collect_macros(const TranslationUnit& tu) {
+  std::vector<MacroInfo> out;
+  visit_children(tu.root(), [&](CXCursor c) {
+    if (clang_getCursorKind(c) != CXCursor_MacroDefinition) return;
+    Location loc = location_of(c);
+    std::string file = our_file(loc.path);
+    if (file.empty()) return;
+    MacroInfo m;
+    m.name = str(clang_getCursorSpelling(c));
+    m.function_like = clang_Cursor_isMacroFunctionLike(c);
+    auto toks = macro_tokens(tu.get(), c);
+    if (!toks.empty()) toks.erase(toks.begin());
+    m.body = toks;
+    m.file = file;
+    m.path = loc.path;
+    m.line = loc.line;
+    out.push_back(std::move(m));
+  });
+  return out;
+}
+
+// If the macro is an ioctl request (its expansion, through single-name aliases, is an _IO*
+// invocation), returns the invocation's tokens starting with _IO/_IOR/_IOW/_IOWR.
+std::optional<std::vector<std::string>> ioctl_invocation(
+    const MacroInfo& m, const std::map<std::string, const MacroInfo*>& by_name) {
+  const MacroInfo* cur = &m;
+  for (int depth = 0; depth < 8 && cur && !cur->function_like; ++depth) {
+    const auto& b = cur->body;
+    if (b.size() >= 3 && (b[0] == "_IO" || b[0] == "_IOR" || b[0] == "_IOW" || b[0] == "_IOWR") &&
+        b[1] == "(") {
+      return b;
+    }
+    if (b.size() == 1) {
+      auto it = by_name.find(b[0]);
+      cur = it == by_name.end() ? nullptr : it->second;
+      continue;
+    }
+    break;
+  }
+  return std::nullopt;
+}
+
+// Splits "_IOW ( KVMIO , 0x46 , struct kvm_x )" into its top-level arguments.
+std::vector<std::string> invocation_args(const std::vector<std::string>& toks) {
+  std::vector<std::string> args;
+  std::string cur;
+  int depth = 0;
+  for (std::size_t i = 2; i < toks.size(); ++i) {
+    const std::string& t = toks[i];
+    if (t == "(") ++depth;
+    if (t == ")") {
+      if (depth == 0) break;
+      --depth;
+    }
+    if (t == "," && depth == 0) {
+      args.push_back(cur);
+      cur.clear();
+      continue;
+    }
+    if (!cur.empty()) cur += ' ';
+    cur += t;
+  }
+  args.push_back(cur);
+  return args;
+}
+
+std::string scalar_type(CXType t, const std::string& context) {
+  CXType c = clang_getCanonicalType(t);
+  long long size = clang_Type_getSizeOf(c);
+  auto fixed = [&](bool is_signed) {
+    return std::string(is_signed ? "std::int" : "std::uint") + std::to_string(size * 8) + "_t";
+  };
+  switch (c.kind) {
+    case CXType_Bool: return "bool";
+    case CXType_Char_S:
+    case CXType_Char_U: return "char";
+    case CXType_SChar:
+    case CXType_Short:
+    case CXType_Int:
+    case CXType_Long:
+    case CXType_LongLong: return fixed(true);
+    case CXType_UChar:
+    case CXType_UShort:
+    case CXType_UInt:
+    case CXType_ULong:
+    case CXType_ULongLong: return fixed(false);
+    case CXType_Int128: return "__int128";
+    case CXType_UInt128: return "unsigned __int128";
+    case CXType_Float: return "float";
+    case CXType_Double: return "double";
+    case CXType_Enum: return scalar_type(clang_getEnumDeclIntegerType(clang_getTypeDeclaration(c)), context);
+    case CXType_Void: return "void";
+    case CXType_Pointer: {
+      CXType pointee = clang_getCanonicalType(clang_getPointeeType(c));
+      std::string cv = clang_isConstQualifiedType(pointee) ? "const " : "";
+      if (pointee.kind == CXType_Record) {
+        return cv + str(clang_getCursorSpelling(clang_getTypeDeclaration(pointee))) + "*";
+      }
+      return cv + scalar_type(pointee, context) + "*";
+    }
+    default:
+      throw std::runtime_error(context + ": type '" + str(clang_getTypeSpelling(t)) +
+                               "' is a kind of C construct kvmgen does not model yet (type kind " +
+                               str(clang_getTypeKindSpelling(c.kind)) + "); extend scalar_type()");
+  }
+}
+
+bool has_child_kind(CXCursor c, CXCursorKind kind) {
+  bool found = false;
+  visit_children(c, [&](CXCursor child) {
+    if (clang_getCursorKind(child) == kind) found = true;
+  });
+  return found;
+}
+
+bool is_record_kind(CXCursorKind k) { return k == CXCursor_StructDecl || k == CXCursor_UnionDecl; }
+
+class RecordBuilder {
+ public:
+  explicit RecordBuilder(Model& model) : model_(model) {}
+
+  // Adds the named record (and, first, any named records defined inside it) to the model.
+  void add_named(CXCursor c) {
+    std::string name = str(clang_getCursorSpelling(c));
+    if (done_.count(name)) return;
+    done_.insert(name);
+    auto rec = build(c);
+    rec->name = name;
+    model_.records.push_back(std::move(rec));
+  }
+
+ private:
+  std::unique_ptr<Record> build(CXCursor c) {
+    auto rec = std::make_unique<Record>();
+    CXType t = clang_getCursorType(c);
+    Location loc = location_of(c);
+    rec->file = our_file(loc.path);
+    rec->line = loc.line;
+    rec->is_union = clang_getCursorKind(c) == CXCursor_UnionDecl;
+    long long size = clang_Type_getSizeOf(t);
+    long long align = clang_Type_getAlignOf(t);
+    if (size < 0 || align < 0) throw std::runtime_error(where(c) + ": record has no layout");
+    rec->size = static_cast<std::uint64_t>(size);
+    rec->align = static_cast<std::uint64_t>(align);
+    rec->packed = has_child_kind(c, CXCursor_PackedAttr);
+    if (has_child_kind(c, CXCursor_AlignedAttr)) rec->explicit_align = static_cast<int>(align);
+    if (size == 0) {
+      rec->empty_in_c = true;
+      rec->note = "empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted";
+    }
+
+    visit_children(c, [&](CXCursor child) {
+      CXCursorKind k = clang_getCursorKind(child);
+      if (is_record_kind(k) && clang_isCursorDefinition(child)) {
+        if (clang_Cursor_isAnonymousRecordDecl(child)) {
+          add_anonymous_member(*rec, t, child);
+        } else if (!clang_Cursor_isAnonymous(child)) {
+          add_named(child);  // C hoists named nested records to file scope; so do we
+        }
+        return;
+      }
+      if (k == CXCursor_FieldDecl) rec->fields.push_back(build_field(child));
+    });
+    return rec;
+  }
+
+  // An anonymous struct/union member (no declarator). Its offset is derived from its first
+  // named leaf, which clang can locate through the parent type.
+  void add_anonymous_member(Record& parent, CXType parent_type, CXCursor c) {
+    Field f;
+    f.nested = build(c);
+    std::string leaf = first_leaf(*f.nested);
+    if (leaf.empty()) throw std::runtime_error(where(c) + ": anonymous member with no named field");
+    long long in_parent = clang_Type_getOffsetOf(parent_type, leaf.c_str());
+    long long in_anon = clang_Type_getOffsetOf(clang_getCursorType(c), leaf.c_str());
+    if (in_parent < 0 || in_anon < 0) {
+      throw std::runtime_error(where(c) + ": cannot locate anonymous member via field " + leaf);
+    }
+    f.offset_bits = static_cast<std::uint64_t>(in_parent - in_anon);
+    f.size = f.nested->size;
+    f.align = f.nested->align;
+    if (f.nested->size == 0) {
+      // The __DECLARE_FLEX_ARRAY idiom: struct { struct { } __empty_x; T x[]; }. It is zero-sized
+      // in C; flattening it into the parent keeps every offset and the same access syntax.
+      for (auto& inner : f.nested->fields) {
+        inner.offset_bits += f.offset_bits;
+        if (inner.note.empty() && !inner.omitted) {
+          inner.note = "hoisted out of a zero-sized anonymous struct (flexible-array wrapper)";
+        }
+        parent.fields.push_back(std::move(inner));
+      }
+      return;
+    }
+    parent.fields.push_back(std::move(f));
+  }
+
+  static std::string first_leaf(const Record& r) {
+    for (const auto& f : r.fields) {
+      if (!f.name.empty()) return f.name;
+      if (f.nested) {
+        std::string s = first_leaf(*f.nested);
+        if (!s.empty()) return s;
+      }
+    }
+    return "";
+  }
+
+  Field build_field(CXCursor c) {
+    Field f;
+    f.name = str(clang_getCursorSpelling(c));
+    std::string context = where(c) + ": field " + f.name;
+    long long off = clang_Cursor_getOffsetOfField(c);
+    if (off < 0) throw std::runtime_error(context + ": no offset");
+    f.offset_bits = static_cast<std::uint64_t>(off);
+    if (clang_Cursor_isBitField(c)) f.bit_width = clang_getFieldDeclBitWidth(c);
+    if (has_child_kind(c, CXCursor_AlignedAttr)) f.explicit_align = -1;  // resolved below
+
+    CXType t = clang_getCursorType(c);
+    long long size = clang_Type_getSizeOf(t);
+    f.size = size > 0 ? static_cast<std::uint64_t>(size) : 0;
+    CXType elem = clang_getCanonicalType(t);
+    while (true) {
+      if (elem.kind == CXType_ConstantArray) {
+        f.dims.push_back(static_cast<std::uint64_t>(clang_getArraySize(elem)));
+        elem = clang_getCanonicalType(clang_getArrayElementType(elem));
+      } else if (elem.kind == CXType_IncompleteArray) {
+        f.dims.push_back(0);
+        f.flexible = true;
+        elem = clang_getCanonicalType(clang_getArrayElementType(elem));
+      } else {
+        break;
+      }
+    }
+    long long elem_align = clang_Type_getAlignOf(elem);
+    f.align = elem_align > 0 ? static_cast<std::uint64_t>(elem_align) : 1;
+    if (f.explicit_align) {
+      long long a = clang_Type_getAlignOf(t);
+      f.explicit_align = static_cast<int>(a);
+      f.align = static_cast<std::uint64_t>(a);
+    }
+    if (elem.kind == CXType_Record) {
+      CXCursor decl = clang_getTypeDeclaration(elem);
+      if (clang_Cursor_isAnonymous(decl)) {
+        f.nested = build(decl);
+      } else {
+        f.cpp_type = str(clang_getCursorSpelling(decl));
+      }
+      // A member of a zero-sized record type occupies no bytes in C. C++ (as a GNU extension)
+      // agrees only when the record holds nothing but zero-length arrays; any other such
+      // member, typically an empty `struct {}`, would take a byte in C++ and is omitted.
+      if (clang_Type_getSizeOf(elem) == 0 && f.dims.empty()) {
+        auto zero_length = [](const Field& x) {
+          return std::find(x.dims.begin(), x.dims.end(), 0) != x.dims.end();
+        };
+        bool zero_in_cpp = f.nested && !f.nested->fields.empty() &&
+                           std::all_of(f.nested->fields.begin(), f.nested->fields.end(), zero_length);
+        if (!zero_in_cpp) {
+          f.omitted = true;
+          f.note = "member of an empty struct type: zero-sized in C, impossible in C++; omitted";
+        }
+      }
+    } else {
+      f.cpp_type = scalar_type(elem, context);
+    }
+    return f;
+  }
+
+  Model& model_;
+  std::set<std::string> done_;
+};
+
+std::string build_args_note(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += a + " ";
+  return s;
+}
+
+// Header sections that give ioctls their default scope, recognised by their comments.
+struct Section {
+  unsigned line;
+  unsigned scopes;
+};
+
+std::vector<Section> find_sections(const std::string& path) {
+  static const std::vector<std::pair<std::regex, unsigned>> markers = {
+      {std::regex(R"(ioctls? for /dev/kvm fds)", std::regex::icase), kSystem},
+      {std::regex(R"(ioctls? for fds returned by KVM_CREATE_DEVICE)", std::regex::icase), kDevice},
+      {std::regex(R"(ioctls? for vcpu fds?)", std::regex::icase), kVcpu},
+      {std::regex(R"(ioctls? for (vm|virtual machine) fds?)", std::regex::icase), kVm},
+  };
+  std::vector<Section> out;
+  std::ifstream in(path);
+  std::string line;
+  unsigned n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    for (const auto& [re, scope] : markers) {
+      if (std::regex_search(line, re)) {
+        out.push_back({n, scope});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// "Available with KVM_CAP_X" comments directly above an ioctl name the capability gating it.
+std::map<unsigned, std::string> find_cap_comments(const std::string& path) {
+  std::map<unsigned, std::string> out;  // line of the comment -> cap
+  static const std::regex re(R"(Available with\s+(KVM_CAP_[A-Z0-9_]+))");
+  std::ifstream in(path);
+  std::string line;
+  unsigned n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    std::smatch m;
+    if (std::regex_search(line, m, re)) out[n] = m[1];
+  }
+  return out;
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+std::string gating_cap_for(unsigned line, const std::vector<std::string>& lines,
+                           const std::map<unsigned, std::string>& caps) {
+  // Walk up through the contiguous block of defines and comments above the ioctl.
+  for (unsigned l = line; l >= 1 && l + 12 > line; --l) {
+    auto it = caps.find(l);
+    if (it != caps.end()) return it->second;
+    const std::string& text = lines[l - 1];
+    if (text.find_first_not_of(" \t") == std::string::npos) break;  // blank line ends the block
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<std::string> known_arches() {
+  std::vector<std::string> out;
+  for (const auto& a : arches()) out.push_back(a.arch);
+  return out;
+}
+
+const ArchInfo& arch_info(const std::string& arch) {
+  for (const auto& a : arches()) {
+    if (a.arch == arch) return a;
+  }
+  std::string known;
+  for (const auto& a : arches()) known += (known.empty() ? "" : ", ") + a.arch;
+  throw std::runtime_error("unknown arch '" + arch + "' (known: " + known + ")");
+}
+
+Model build_model(const ParseOptions& options, const Rules& rules) {
+  const ArchInfo& arch = arch_info(options.arch);
+  Model model;
+  model.arch = arch.arch;
+  model.triple = arch.triple;
+  model.header = options.header;
+
+  std::vector<std::string> args = {"-x", "c", "-std=gnu11", "--target=" + arch.triple, "-nostdinc"};
+  const auto& dirs = options.include_dirs.empty() ? arch.default_include_dirs : options.include_dirs;
+  for (const auto& d : dirs) args.push_back("-I" + d);
+
+  const std::string includes = "#include <" + options.header +
+                               ">\n#if __has_include(<linux/version.h>)\n#include <linux/version.h>\n"
+                               "#endif\n" + options.extra_source + "\n";
+
+  // Pass 1: find the macros of our two headers.
+  std::vector<MacroInfo> macros;
+  {
+    TranslationUnit tu(includes, args);
+    auto errors = tu.errors_in_headers();
+    if (!errors.empty()) {
+      std::string msg = "the headers do not parse for " + arch.triple + ":";
+      for (const auto& e : errors) msg += "\n  " + e;
+      throw std::runtime_error(msg);
+    }
+    macros = collect_macros(tu);
+    if (macros.empty()) {
+      throw std::runtime_error("no macros found in " + options.header + " (searched: " +
+                               build_args_note(dirs) + ")");
+    }
+  }
+  std::map<std::string, const MacroInfo*> by_name;
+  for (const auto& m : macros) by_name.emplace(m.name, &m);
+
+  // Pass 2: the same headers plus one probe declaration per macro, which clang evaluates.
+  std::string probe = includes;
+  std::vector<std::optional<std::vector<std::string>>> invocations(macros.size());
+  for (std::size_t i = 0; i < macros.size(); ++i) {
+    const MacroInfo& m = macros[i];
+    if (m.function_like || m.body.empty() || m.name[0] == '_') continue;
+    invocations[i] = ioctl_invocation(m, by_name);
+    probe += "static const __auto_type kvmgen_v_" + std::to_string(i) + " = (" + m.name + ");\n";
+    if (invocations[i]) {
+      auto a = invocation_args(*invocations[i]);
+      if (a.size() >= 3) probe += "typedef " + a[2] + " kvmgen_t_" + std::to_string(i) + ";\n";
+    }
+  }
+  probe += "#ifdef LINUX_VERSION_CODE\nstatic const __auto_type kvmgen_version = LINUX_VERSION_CODE;\n#endif\n";
+
+  TranslationUnit tu(probe, args);
+  std::map<std::size_t, IntValue> values;
+  std::map<std::size_t, CXType> arg_types;
+  std::vector<CXCursor> record_defs;
+  struct EnumConst {
+    std::string name, tag, file;
+    unsigned line;
+    IntValue value;
+  };
+  std::vector<EnumConst> enum_consts;
+
+  std::function<void(CXCursor)> find_records = [&](CXCursor c) {
+    CXCursorKind k = clang_getCursorKind(c);
+    if (is_record_kind(k) && clang_isCursorDefinition(c) && !clang_Cursor_isAnonymous(c) &&
+        !our_file(location_of(c).path).empty()) {
+      record_defs.push_back(c);
+    }
+  };
+
+  visit_children(tu.root(), [&](CXCursor c) {
+    CXCursorKind k = clang_getCursorKind(c);
+    std::string name = str(clang_getCursorSpelling(c));
+    if (k == CXCursor_VarDecl && starts_with(name, "kvmgen_v_")) {
+      CXEvalResult r = clang_Cursor_Evaluate(c);
+      if (r) {
+        if (clang_EvalResult_getKind(r) == CXEval_Int) {
+          IntValue v;
+          v.is_signed = !clang_EvalResult_isUnsignedInt(r);
+          v.bits = v.is_signed ? static_cast<std::uint64_t>(clang_EvalResult_getAsLongLong(r))
+                               : clang_EvalResult_getAsUnsigned(r);
+          values[std::stoul(name.substr(9))] = v;
+        }
+        clang_EvalResult_dispose(r);
+      }
+    } else if (k == CXCursor_VarDecl && name == "kvmgen_version") {
+      CXEvalResult r = clang_Cursor_Evaluate(c);
+      if (r) {
+        long long code = clang_EvalResult_getAsLongLong(r);
+        model.linux_version = std::to_string(code >> 16) + "." + std::to_string((code >> 8) & 0xff) +
+                              "." + std::to_string(code & 0xff);
+        clang_EvalResult_dispose(r);
+      }
+    } else if (k == CXCursor_TypedefDecl && starts_with(name, "kvmgen_t_")) {
+      arg_types[std::stoul(name.substr(9))] = clang_getTypedefDeclUnderlyingType(c);
+    } else if (k == CXCursor_EnumDecl && !our_file(location_of(c).path).empty()) {
+      std::string tag = clang_Cursor_isAnonymous(c) ? "" : name;
+      visit_children(c, [&](CXCursor e) {
+        if (clang_getCursorKind(e) != CXCursor_EnumConstantDecl) return;
+        Location loc = location_of(e);
+        EnumConst ec{str(clang_getCursorSpelling(e)), tag, our_file(loc.path), loc.line, {}};
+        CXType it = clang_getEnumDeclIntegerType(c);
+        bool uns = it.kind == CXType_UInt || it.kind == CXType_ULong || it.kind == CXType_ULongLong;
+        ec.value.is_signed = !uns;
+        ec.value.bits = uns ? clang_getEnumConstantDeclUnsignedValue(e)
+                            : static_cast<std::uint64_t>(clang_getEnumConstantDeclValue(e));
+        enum_consts.push_back(ec);
+      });
+    } else {
+      find_records(c);
+    }
+  });
+
+  // Records, in source order, with named nested ones hoisted before their parents.
+  RecordBuilder builder(model);
+  for (CXCursor c : record_defs) builder.add_named(c);
+
+  // Ioctls.
+  std::map<std::string, std::vector<Section>> sections;
+  std::map<std::string, std::map<unsigned, std::string>> cap_comments;
+  std::map<std::string, std::vector<std::string>> file_lines;
+  std::set<std::string> constant_names;
+  for (std::size_t i = 0; i < macros.size(); ++i) {
+    const MacroInfo& m = macros[i];
+    if (!invocations[i]) continue;
+    if (!sections.count(m.path)) {
+      sections[m.path] = find_sections(m.path);
+      cap_comments[m.path] = find_cap_comments(m.path);
+      file_lines[m.path] = read_lines(m.path);
+    }
+    Ioctl io;
+    io.name = m.name;
+    io.cpp_name = camel_case_kvm(m.name);
+    io.file = m.file;
+    io.line = m.line;
+    io.deprecated = m.body.size() == 1 && starts_with(m.body[0], "__KVM_DEPRECATED_");
+    const auto& inv = *invocations[i];
+    io.dir = inv[0] == "_IO" ? Direction::None
+             : inv[0] == "_IOR" ? Direction::Read
+             : inv[0] == "_IOW" ? Direction::Write
+                                : Direction::ReadWrite;
+    auto a = invocation_args(inv);
+    if (a.size() >= 2) {
+      auto it = by_name.find(a[1]);
+      std::string nr = a[1];
+      try {
+        io.nr = std::stoull(nr, nullptr, 0);
+      } catch (...) {
+        throw std::runtime_error(m.path + ":" + std::to_string(m.line) + ": ioctl " + m.name +
+                                 " has a command number kvmgen cannot read: " + nr);
+      }
+      (void)it;
+    }
+    if (a.size() >= 3) {
+      io.arg_c_type = a[2];
+      auto t = arg_types.find(i);
+      long long size = t == arg_types.end() ? -1 : clang_Type_getSizeOf(t->second);
+      if (size < 0) {
+        io.available = false;
+        io.unavailable_reason = "argument type '" + a[2] + "' is not defined for " + arch.arch;
+      } else {
+        io.arg_size = static_cast<std::uint64_t>(size);
+        CXType canon = clang_getCanonicalType(t->second);
+        if (canon.kind == CXType_Record) {
+          io.arg_cpp_type = str(clang_getCursorSpelling(clang_getTypeDeclaration(canon)));
+        } else {
+          io.arg_cpp_type = scalar_type(canon, m.name);
+        }
+      }
+    }
+    if (io.available) {
+      auto v = values.find(i);
+      if (v == values.end()) {
+        throw std::runtime_error(m.path + ":" + std::to_string(m.line) + ": ioctl " + m.name +
+                                 " did not evaluate to an integer");
+      }
+      io.request = v->second.bits;
+    }
+    // Scope: the exception table wins; otherwise the header section the ioctl sits in.
+    auto ex = rules.scopes.find(m.name);
+    if (ex != rules.scopes.end()) {
+      io.scopes = ex->second.scopes;
+      io.scope_source = "exception table: " + ex->second.why;
+    } else {
+      for (const Section& s : sections[m.path]) {
+        if (s.line < m.line) io.scopes = s.scopes;
+      }
+      io.scope_source = "header section";
+      if (!io.scopes) {
+        throw std::runtime_error(m.path + ":" + std::to_string(m.line) + ": ioctl " + m.name +
+                                 " is outside every ioctl section of the header and not in "
+                                 "ioctl_scopes.rules; add it there with its scopes");
+      }
+    }
+    io.gating_cap = gating_cap_for(m.line, file_lines[m.path], cap_comments[m.path]);
+    model.ioctls.push_back(std::move(io));
+  }
+  // A comment may name a capability these headers no longer (or never) define; keep only
+  // the ones that exist so that the descriptor can refer to the Cap enumerator.
+  for (Ioctl& io : model.ioctls) {
+    if (!io.gating_cap.empty() && !by_name.count(io.gating_cap)) {
+      model.notes.push_back(io.name + ": its comment names " + io.gating_cap +
+                            ", which the header does not define; no capability recorded");
+      io.gating_cap.clear();
+    }
+  }
+  for (const auto& [name, ex] : rules.scopes) {
+    bool found = std::any_of(model.ioctls.begin(), model.ioctls.end(),
+                             [&](const Ioctl& io) { return io.name == name; });
+    if (!found) model.notes.push_back("ioctl_scopes.rules names " + name + ", which this header lacks");
+  }
+
+  // Integer constants: macros that are not ioctls, then C enumerators.
+  std::set<std::string> enum_names;
+  for (const auto& e : enum_consts) enum_names.insert(e.name);
+  for (std::size_t i = 0; i < macros.size(); ++i) {
+    const MacroInfo& m = macros[i];
+    if (invocations[i]) continue;
+    auto v = values.find(i);
+    if (v == values.end()) continue;
+    if (enum_names.count(m.name)) continue;  // "#define X X" aliases of enumerators
+    Constant c;
+    c.name = m.name;
+    c.value = v->second;
+    c.file = m.file;
+    c.line = m.line;
+    model.constants.push_back(c);
+  }
+  for (const auto& e : enum_consts) {
+    Constant c;
+    c.name = e.name;
+    c.value = e.value;
+    c.file = e.file;
+    c.line = e.line;
+    c.from_c_enum = true;
+    c.family = e.tag;  // provisional: the C tag, replaced by the family assignment below
+    model.constants.push_back(c);
+  }
+
+  // Families: each constant goes to the most specific matching rule.
+  std::map<std::string, std::size_t> family_index;
+  for (const auto& r : rules.families) {
+    if (!family_index.count(r.family)) {
+      Family f;
+      f.name = r.family;
+      f.kind = r.kind;
+      family_index[r.family] = model.families.size();
+      model.families.push_back(f);
+    }
+    Family& f = model.families[family_index[r.family]];
+    f.rule += (f.rule.empty() ? "" : "; ") + r.match + " " + r.pattern;
+  }
+  for (std::size_t i = 0; i < model.constants.size(); ++i) {
+    Constant& c = model.constants[i];
+    const FamilyRule* best = nullptr;
+    std::size_t best_len = 0;
+    for (const auto& r : rules.families) {
+      std::size_t len = 0;
+      if (r.match == "c-enum") {
+        if (c.from_c_enum && c.family == r.pattern) len = 1000;  // the C enum says it all
+      } else if (c.name.size() > r.pattern.size()) {
+        if (r.match == "prefix" && starts_with(c.name, r.pattern)) len = r.pattern.size();
+        if (r.match == "suffix" && ends_with(c.name, r.pattern)) len = r.pattern.size();
+      }
+      if (len > best_len) {
+        best = &r;
+        best_len = len;
+      }
+    }
+    if (!best) {
+      c.family.clear();
+      c.cpp_name = camel_case_kvm(c.name);
+      continue;
+    }
+    Family& f = model.families[family_index[best->family]];
+    c.family = f.name;
+    std::string stem = c.name;
+    if (best->match == "prefix") stem = c.name.substr(best->pattern.size());
+    if (best->match == "suffix") stem = c.name.substr(0, c.name.size() - best->pattern.size());
+    if (best->match == "c-enum") stem = c.name;
+    c.cpp_name = best->match == "c-enum" ? camel_case_kvm(stem) : camel_case(stem);
+    f.members.push_back(i);
+  }
+  for (Family& f : model.families) {
+    bool negative = false;
+    std::uint64_t max = 0;
+    std::int64_t min = 0;
+    std::set<std::string> names;
+    for (std::size_t i : f.members) {
+      const Constant& c = model.constants[i];
+      if (!names.insert(c.cpp_name).second) {
+        throw std::runtime_error("family " + f.name + ": two members map to the C++ name " +
+                                 c.cpp_name + " (one is " + c.name + ")");
+      }
+      if (c.value.negative()) {
+        negative = true;
+        min = std::min(min, static_cast<std::int64_t>(c.value.bits));
+      } else {
+        max = std::max(max, c.value.bits);
+      }
+    }
+    if (negative) {
+      f.underlying = (min >= INT32_MIN && max <= INT32_MAX) ? "std::int32_t" : "std::int64_t";
+    } else {
+      f.underlying = max <= UINT32_MAX ? "std::uint32_t" : "std::uint64_t";
+    }
+    if (f.members.empty()) model.notes.push_back("family " + f.name + " has no members in this header");
+  }
+  std::set<std::string> plain;
+  for (const Constant& c : model.constants) {
+    if (c.family.empty() && !plain.insert(c.cpp_name).second) {
+      throw std::runtime_error("two plain constants map to the C++ name " + c.cpp_name + " (one is " +
+                               c.name + ")");
+    }
+  }
+  std::set<std::string> ioctl_names;
+  for (const Ioctl& io : model.ioctls) {
+    if (!ioctl_names.insert(io.cpp_name).second) {
+      throw std::runtime_error("two ioctls map to the C++ name " + io.cpp_name);
+    }
+  }
+  return model;
+}
+
+}  // namespace kvmgen

@@ -1,0 +1,190 @@
+// kvmgen on a fixture header written for the purpose (fixtures/basic): each construct the
+// generator must handle, asserted in the model and in the rendered output, which must also
+// compile with its own layout asserts.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "generator/parse.h"
+#include "generator/render.h"
+
+using namespace kvmgen;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kFixture = "tests/generator/fixtures/basic";
+
+const Model& fixture_model() {
+  static const Model model = [] {
+    ParseOptions o;
+    o.arch = "x86_64";
+    o.include_dirs = {kFixture};
+    return build_model(o, load_rules("generator"));
+  }();
+  return model;
+}
+
+const Record& record(const std::string& name) {
+  const auto& recs = fixture_model().records;
+  auto it = std::find_if(recs.begin(), recs.end(), [&](const auto& r) { return r->name == name; });
+  REQUIRE(it != recs.end());
+  return **it;
+}
+
+const Ioctl& ioctl(const std::string& name) {
+  const auto& list = fixture_model().ioctls;
+  auto it = std::find_if(list.begin(), list.end(), [&](const Ioctl& i) { return i.name == name; });
+  REQUIRE(it != list.end());
+  return *it;
+}
+
+std::vector<std::string> family_members(const std::string& family) {
+  const Model& m = fixture_model();
+  std::vector<std::string> out;
+  for (const Family& f : m.families) {
+    if (f.name != family) continue;
+    for (std::size_t i : f.members) out.push_back(m.constants[i].name + "=" + m.constants[i].cpp_name);
+  }
+  return out;
+}
+
+std::string rendered(const std::string& file) {
+  static const Rendered files = render_all(fixture_model(), "templates");
+  auto it = files.find(file);
+  REQUIRE(it != files.end());
+  return it->second;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("families are formed by rule; a new cap flows into Cap untouched") {
+  using V = std::vector<std::string>;
+  CHECK(family_members("Cap") == V{"KVM_CAP_IRQCHIP=Irqchip", "KVM_CAP_HLT=Hlt", "KVM_CAP_FIXTURE_NEW=FixtureNew"});
+  // KVM_EXIT_IO_IN shares the prefix but is an IO direction; X86_RDMSR stays an exit reason.
+  CHECK(family_members("ExitReason") == V{"KVM_EXIT_UNKNOWN=Unknown", "KVM_EXIT_IO=Io", "KVM_EXIT_X86_RDMSR=X86Rdmsr"});
+  CHECK(family_members("IoDirection") == V{"KVM_EXIT_IO_IN=In", "KVM_EXIT_IO_OUT=Out"});
+  CHECK(family_members("MemoryFlags") == V{"KVM_MEM_LOG_DIRTY_PAGES=LogDirtyPages", "KVM_MEM_READONLY=Readonly"});
+  // C enumerators, with the "#define X X" alias counted once.
+  CHECK(family_members("DeviceType") == V{"KVM_DEV_TYPE_FX_ONE=DevTypeFxOne", "KVM_DEV_TYPE_FX_TWO=DevTypeFxTwo"});
+  const Model& m = fixture_model();
+  auto api = std::find_if(m.constants.begin(), m.constants.end(),
+                          [](const Constant& c) { return c.name == "KVM_API_VERSION"; });
+  REQUIRE(api != m.constants.end());
+  CHECK(api->family.empty());
+  CHECK(api->value.bits == 12);
+  CHECK(contains(rendered("kvm/abi/constants.h"), "  FixtureNew = 300,  // KVM_CAP_FIXTURE_NEW"));
+  CHECK(contains(rendered("kvm/abi/constants.h"), "inline constexpr std::int64_t ApiVersion = 12;  // KVM_API_VERSION"));
+  CHECK(contains(rendered("kvm/abi/constants.h"), "  LogDirtyPages = 0x1,  // KVM_MEM_LOG_DIRTY_PAGES"));
+}
+
+TEST_CASE("anonymous unions and structs keep their offsets and C access paths") {
+  const Record& r = record("kvm_fx_anon");
+  CHECK(r.size == 16);
+  REQUIRE(r.fields.size() == 2);
+  const Field& u = r.fields[1];
+  CHECK(u.name.empty());
+  REQUIRE(u.nested);
+  CHECK(u.nested->is_union);
+  CHECK(u.offset_bits == 64);
+  REQUIRE(u.nested->fields.size() == 2);
+  CHECK(u.nested->fields[1].name.empty());  // the anonymous struct inside
+  std::string h = rendered("kvm/abi/structs.h");
+  CHECK(contains(h, "static_assert(offsetof(kvm_fx_anon, hi) == 12"));
+  CHECK(contains(h, "static_assert(offsetof(kvm_fx_run, io.port) == 6"));
+  CHECK(contains(h, "  union {\n    struct {\n      std::uint8_t direction;"));
+}
+
+TEST_CASE("bitfields keep widths and bit offsets") {
+  const Record& r = record("kvm_fx_bits");
+  REQUIRE(r.fields.size() == 4);
+  CHECK(r.fields[0].bit_width == 3);
+  CHECK(r.fields[1].offset_bits == 3);
+  CHECK(r.fields[2].offset_bits == 4);
+  CHECK(r.fields[3].bit_width == -1);
+  CHECK(r.fields[3].offset_bits == 16);
+  CHECK(contains(rendered("kvm/abi/structs.h"), "  std::uint8_t mode : 3;"));
+}
+
+TEST_CASE("flexible arrays, including the __DECLARE_FLEX_ARRAY wrapper") {
+  const Record& f = record("kvm_fx_flex");
+  CHECK(f.size == 8);
+  CHECK(f.fields[2].flexible);
+  CHECK(f.fields[2].offset_bits == 64);
+  const Record& m = record("kvm_fx_flex_macro");
+  CHECK(m.size == 4);
+  REQUIRE(m.fields.size() == 3);  // nent, the empty struct (omitted), items: hoisted
+  CHECK(m.fields[1].omitted);
+  CHECK(m.fields[2].name == "items");
+  CHECK(m.fields[2].offset_bits == 32);
+  std::string h = rendered("kvm/abi/structs.h");
+  CHECK(contains(h, "  // __empty_items: member of an empty struct type"));
+  CHECK(contains(h, "static_assert(offsetof(kvm_fx_flex_macro, items) == 4"));
+}
+
+TEST_CASE("packed, empty and zero-sized records") {
+  const Record& p = record("kvm_fx_packed");
+  CHECK(p.packed);
+  CHECK(p.size == 9);
+  CHECK(p.fields[1].offset_bits == 8);
+  CHECK(record("kvm_fx_empty").empty_in_c);
+  const Record& z = record("kvm_fx_zero_union");
+  CHECK(z.size == 8);  // n, then the union aligned for its __u64 member, of size 0
+  CHECK_FALSE(z.fields[1].omitted);  // a union of zero-length arrays is zero-sized in C++ too
+  std::string h = rendered("kvm/abi/structs.h");
+  CHECK(contains(h, "struct __attribute__((packed)) kvm_fx_packed {"));
+  CHECK_FALSE(contains(h, "sizeof(kvm_fx_empty)"));
+}
+
+TEST_CASE("ioctls: numbers, directions, argument types, scopes, availability") {
+  const Ioctl& missing = ioctl("KVM_FX_MISSING");
+  CHECK_FALSE(missing.available);
+  CHECK(contains(missing.unavailable_reason, "struct kvm_not_defined_here"));
+  CHECK_FALSE(missing.request.has_value());
+  const Ioctl& flex = ioctl("KVM_FX_GET_FLEX");
+  CHECK(flex.dir == Direction::ReadWrite);
+  CHECK(flex.scopes == kVcpu);
+  CHECK(flex.gating_cap == "KVM_CAP_HLT");
+  CHECK(flex.arg_cpp_type == "kvm_fx_flex");
+  CHECK(flex.request == ((3ull << 30) | (8ull << 16) | (0xAEull << 8) | 0x80));
+  CHECK(ioctl("KVM_FX_GET_U64").arg_cpp_type == "std::uint64_t");
+  CHECK(ioctl("KVM_FX_SET_ANON").scopes == kVm);
+  CHECK(ioctl("KVM_GET_API_VERSION").scopes == kSystem);
+  CHECK(ioctl("KVM_CHECK_EXTENSION").scopes == (kSystem | kVm));  // from ioctl_scopes.rules
+  std::string h = rendered("kvm/abi/ioctls.h");
+  CHECK(contains(h, "struct FxMissing {\n  static constexpr std::string_view name = \"KVM_FX_MISSING\";\n"
+                    "  static constexpr bool available = false;"));
+  CHECK(contains(h, "static constexpr std::optional<Cap> capability = Cap::Hlt;"));
+}
+
+TEST_CASE("the rendered fixture bindings compile, layout asserts included") {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  REQUIRE(tmp != nullptr);
+  fs::path dir = fs::path(tmp) / "fixture_out";
+  for (const auto& [rel, text] : render_all(fixture_model(), "templates")) {
+    fs::create_directories((dir / rel).parent_path());
+    std::ofstream(dir / rel) << text;
+  }
+  fs::path main = dir / "use.cc";
+  std::ofstream(main) << "#include \"kvm/abi/kvm_abi.h\"\n"
+                         "static_assert(kvm::abi::to_string(kvm::abi::Cap::FixtureNew) == \"KVM_CAP_FIXTURE_NEW\");\n"
+                         "int main() {}\n";
+  std::string cmd = "g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I" + dir.string() + " " +
+                    main.string() + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  int st = pclose(p);
+  INFO(out);
+  CHECK(st == 0);
+}

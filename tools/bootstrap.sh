@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian (12/bookworm) packages needed to build and test kvm_cpp.
+# Idempotent: when everything is installed it only runs dpkg-query (fast, no
+# network, no output). Otherwise it runs `apt-get update` + `apt-get install`
+# (as root, or through sudo).
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap             # /usr/bin/bazel (4.2.3)
+  bazel-rules-java            # @rules_java (see WORKSPACE)
+  g++
+  clang-14
+  libclang-14-dev             # @llvm14//:libclang
+  python3-clang-14
+  catch2                      # <catch2/catch.hpp> (v2)
+  libkainjow-mustache-dev     # <kainjow/mustache.hpp>
+  python3                     # tools/count_results.py
+  python3-jinja2
+  libbenchmark-dev
+  linux-libc-dev              # <linux/kvm.h>
+  linux-libc-dev-arm64-cross
+  linux-libc-dev-riscv64-cross
+  clang-format
+  libclang-rt-14-dev          # sanitizer runtimes for clang
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+  [[ "$status" == "installed" ]] || missing+=("$pkg")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "bootstrap: installing missing packages: ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  sudo=()
+elif command -v sudo >/dev/null; then
+  sudo=(sudo)
+else
+  echo "bootstrap: not root and sudo not found; install as root: ${missing[*]}" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "bootstrap: done"
