@@ -1,0 +1,39 @@
+// The one error type of the runtime. Every failing ioctl throws kvm::Error carrying the
+// ioctl's name, errno, and what we know about the call, formatted as
+//   KVM_CREATE_VCPU: Invalid argument (vcpu id 5000 >= KVM_CAP_MAX_VCPU_ID 4096)
+// Input the runtime rejects before asking the kernel throws the same type with errno EINVAL
+// (or the errno the kernel would have used), so callers handle one type.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace kvm {
+
+class Error : public std::system_error {
+ public:
+  Error(std::string_view operation, int err, std::string_view context = {});
+
+  // The ioctl or operation that failed, e.g. "KVM_SET_USER_MEMORY_REGION".
+  const std::string& operation() const noexcept { return operation_; }
+  // The errno value (EINVAL, EEXIST, ...).
+  int errno_value() const noexcept { return code().value(); }
+  // Our explanation, possibly empty.
+  const std::string& context() const noexcept { return context_; }
+
+ private:
+  std::string operation_;
+  std::string context_;
+};
+
+// Asking an exit for data of another exit reason (e.g. io() on an MMIO exit). A logic error of
+// the caller, never undefined behaviour.
+class WrongExitError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+[[noreturn]] void throw_error(std::string_view operation, int err, std::string_view context = {});
+
+}  // namespace kvm

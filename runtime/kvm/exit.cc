@@ -1,0 +1,144 @@
+#include "kvm/exit.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kvm {
+namespace {
+
+std::uint64_t load_le(const std::uint8_t* p, std::size_t n) noexcept {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{p[i]} << (8 * i);
+  return v;
+}
+
+void store_le(std::uint8_t* p, std::size_t n, std::uint64_t v) noexcept {
+  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+std::string reason_name(std::uint32_t raw) {
+  std::string_view n = abi::to_string(static_cast<ExitReason>(raw));
+  return n.empty() ? "KVM_EXIT_#" + std::to_string(raw) : std::string(n);
+}
+
+}  // namespace
+
+std::uint32_t IoExit::value() const noexcept {
+  return static_cast<std::uint32_t>(load_le(data_.data(), std::min<std::size_t>(io_.size, data_.size())));
+}
+
+void IoExit::set_value(std::uint32_t v) const noexcept {
+  store_le(data_.data(), std::min<std::size_t>(io_.size, data_.size()), v);
+}
+
+std::uint64_t MmioExit::value() const noexcept { return load_le(mmio_.data, mmio_.len); }
+
+void MmioExit::set_value(std::uint64_t v) const noexcept { store_le(mmio_.data, mmio_.len, v); }
+
+std::string Exit::name() const { return reason_name(run_->exit_reason); }
+
+void Exit::expect(ExitReason want, const char* accessor) const {
+  if (interrupted()) {
+    throw WrongExitError(std::string("Exit::") + accessor + "(): the run was interrupted (" +
+                         (errno_ == EAGAIN ? "EAGAIN" : "EINTR") + "), there is no exit data");
+  }
+  if (reason() != want) {
+    throw WrongExitError(std::string("Exit::") + accessor + "(): this exit is " + name() + ", not " +
+                         reason_name(static_cast<std::uint32_t>(want)));
+  }
+}
+
+void Exit::expect_any(std::initializer_list<ExitReason> want, const char* accessor) const {
+  for (ExitReason r : want) {
+    if (!interrupted() && reason() == r) return;
+  }
+  expect(*want.begin(), accessor);
+}
+
+IoExit Exit::io() const {
+  expect(ExitReason::Io, "io");
+  auto& io = run_->io;
+  // The kernel places the data inside the mapping; check before trusting it.
+  std::uint64_t bytes = std::uint64_t{io.size} * io.count;
+  if (io.size != 1 && io.size != 2 && io.size != 4) {
+    throw WrongExitError("Exit::io(): access size " + std::to_string(io.size) + " is not 1, 2 or 4");
+  }
+  if (io.data_offset > size_ || bytes > size_ - io.data_offset) {
+    throw WrongExitError("Exit::io(): data at offset " + std::to_string(io.data_offset) + " of " +
+                         std::to_string(bytes) + " bytes lies outside the " + std::to_string(size_) +
+                         "-byte kvm_run mapping");
+  }
+  auto* base = reinterpret_cast<std::uint8_t*>(run_);
+  return IoExit(io, {base + io.data_offset, static_cast<std::size_t>(bytes)});
+}
+
+MmioExit Exit::mmio() const {
+  expect(ExitReason::Mmio, "mmio");
+  if (run_->mmio.len > sizeof(run_->mmio.data)) {
+    throw WrongExitError("Exit::mmio(): length " + std::to_string(run_->mmio.len) + " exceeds 8");
+  }
+  return MmioExit(run_->mmio);
+}
+
+SystemEventExit Exit::system_event() const {
+  expect(ExitReason::SystemEvent, "system_event");
+  auto& e = run_->system_event;
+  std::size_t n = std::min<std::size_t>(e.ndata, std::size(e.data));
+  return {static_cast<abi::SystemEventType>(e.type), e.flags, {e.data, n}};
+}
+
+InternalErrorExit Exit::internal_error() const {
+  expect(ExitReason::InternalError, "internal_error");
+  auto& e = run_->internal;
+  std::size_t n = std::min<std::size_t>(e.ndata, std::size(e.data));
+  return {static_cast<abi::InternalErrorSuberror>(e.suberror), {e.data, n}};
+}
+
+decltype(abi::kvm_run::emulation_failure)& Exit::emulation_failure() const {
+  expect(ExitReason::InternalError, "emulation_failure");
+  if (run_->internal.suberror != static_cast<std::uint32_t>(abi::InternalErrorSuberror::Emulation)) {
+    throw WrongExitError("Exit::emulation_failure(): internal error suberror " +
+                         std::to_string(run_->internal.suberror) + " is not KVM_INTERNAL_ERROR_EMULATION");
+  }
+  return run_->emulation_failure;
+}
+
+decltype(abi::kvm_run::msr)& Exit::msr() const {
+  expect_any({ExitReason::X86Rdmsr, ExitReason::X86Wrmsr}, "msr");
+  return run_->msr;
+}
+
+std::uint64_t Exit::s390_reset_flags() const {
+  expect(ExitReason::S390Reset, "s390_reset_flags");
+  return run_->s390_reset_flags;
+}
+
+#define KVM_EXIT_ACCESSOR(method, member, reason_enum)       \
+  decltype(abi::kvm_run::member)& Exit::method() const {     \
+    expect(ExitReason::reason_enum, #method);                \
+    return run_->member;                                     \
+  }
+KVM_EXIT_ACCESSOR(hypercall, hypercall, Hypercall)
+KVM_EXIT_ACCESSOR(debug, debug, Debug)
+KVM_EXIT_ACCESSOR(fail_entry, fail_entry, FailEntry)
+KVM_EXIT_ACCESSOR(exception, ex, Exception)
+KVM_EXIT_ACCESSOR(unknown, hw, Unknown)
+KVM_EXIT_ACCESSOR(tpr_access, tpr_access, TprAccess)
+KVM_EXIT_ACCESSOR(notify, notify, Notify)
+KVM_EXIT_ACCESSOR(ioapic_eoi, eoi, IoapicEoi)
+KVM_EXIT_ACCESSOR(hyperv, hyperv, Hyperv)
+KVM_EXIT_ACCESSOR(xen, xen, Xen)
+KVM_EXIT_ACCESSOR(s390_sieic, s390_sieic, S390Sieic)
+KVM_EXIT_ACCESSOR(s390_ucontrol, s390_ucontrol, S390Ucontrol)
+KVM_EXIT_ACCESSOR(dcr, dcr, Dcr)
+KVM_EXIT_ACCESSOR(osi, osi, Osi)
+KVM_EXIT_ACCESSOR(papr_hcall, papr_hcall, PaprHcall)
+KVM_EXIT_ACCESSOR(s390_tsch, s390_tsch, S390Tsch)
+KVM_EXIT_ACCESSOR(epr, epr, Epr)
+KVM_EXIT_ACCESSOR(s390_stsi, s390_stsi, S390Stsi)
+KVM_EXIT_ACCESSOR(arm_nisv, arm_nisv, ArmNisv)
+KVM_EXIT_ACCESSOR(riscv_sbi, riscv_sbi, RiscvSbi)
+KVM_EXIT_ACCESSOR(riscv_csr, riscv_csr, RiscvCsr)
+#undef KVM_EXIT_ACCESSOR
+
+}  // namespace kvm

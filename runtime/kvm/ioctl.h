@@ -1,0 +1,95 @@
+// The typed ioctl call: `handle.ioctl<abi::ioctl::GetRegs>(regs)`.
+//
+// Every ioctl of the generated model can be issued this way, checked at compile time:
+//  - against its scope: a vCPU ioctl on a Vm does not compile;
+//  - against its argument type: the argument must be an lvalue of exactly Io::arg_type
+//    (ioctls with no pointer argument take an optional integer instead);
+//  - against availability: ioctls whose argument type this arch lacks, and the header's
+//    deprecated aliases, are rejected with a message.
+// Failures throw kvm::Error naming the ioctl. The named methods of System/Vm/Vcpu/Device are
+// built on this and add validation and friendlier types.
+#pragma once
+
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <string_view>
+#include <type_traits>
+
+#include "kvm/abi/kvm_abi.h"
+#include "kvm/error.h"
+
+namespace kvm {
+
+template <class Io>
+concept IoctlDescriptor = requires {
+  Io::name;
+  Io::request;
+  Io::scopes;
+  typename Io::arg_type;
+};
+
+// Io may be issued on an fd of kind `kScope`: it is usable on this arch and that fd kind is
+// among its scopes. A constraint (not a static_assert) so that misuse is a compile error at the
+// call site and is detectable with a requires-expression.
+template <class Io, abi::Scope kScope>
+concept UsableOn = IoctlDescriptor<Io> && Io::available && !Io::deprecated &&
+                   abi::has_scope(Io::scopes, kScope);
+
+namespace detail {
+
+// One raw ioctl, retried on EINTR (only KVM_RUN treats EINTR as a result; it does not use this).
+inline int raw_ioctl(int fd, std::uint64_t request, unsigned long arg) noexcept {
+  int r;
+  do {
+    r = ::ioctl(fd, static_cast<unsigned long>(request), arg);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
+}  // namespace detail
+
+// Mixed into System, Vm, Vcpu and Device; `kScope` says which fd kind the handle is.
+template <class Derived, abi::Scope kScope>
+class IoctlTarget {
+ public:
+  static constexpr abi::Scope scope = kScope;
+
+  // An ioctl with a pointer argument. Returns the ioctl's non-negative result.
+  template <class Io>
+    requires UsableOn<Io, kScope> && (!std::is_void_v<typename Io::arg_type>)
+  int ioctl(typename Io::arg_type& arg, std::string_view context = {}) const {
+    return finish<Io>(detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg)),
+                      context);
+  }
+
+  // An ioctl without a pointer argument (_IO), with an optional integer argument.
+  template <class Io>
+    requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
+  int ioctl(unsigned long value = 0, std::string_view context = {}) const {
+    return finish<Io>(detail::raw_ioctl(target_fd(), Io::request, value), context);
+  }
+
+  // Like ioctl(), but returns -errno instead of throwing: for callers that expect failures.
+  template <class Io>
+    requires UsableOn<Io, kScope> && (!std::is_void_v<typename Io::arg_type>)
+  int try_ioctl(typename Io::arg_type& arg) const noexcept {
+    return detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg));
+  }
+  template <class Io>
+    requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
+  int try_ioctl(unsigned long value = 0) const noexcept {
+    return detail::raw_ioctl(target_fd(), Io::request, value);
+  }
+
+ private:
+  int target_fd() const noexcept { return static_cast<const Derived&>(*this).fd(); }
+
+  template <class Io>
+  static int finish(int r, std::string_view context) {
+    if (r < 0) throw_error(Io::name, -r, context);
+    return r;
+  }
+};
+
+}  // namespace kvm

@@ -1,0 +1,346 @@
+#include "kvm/vm.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+#include "kvm/device.h"
+#include "kvm/vcpu.h"
+
+namespace kvm {
+namespace {
+
+constexpr std::uint64_t kPageSize = 4096;
+constexpr const char* kSetRegion = "KVM_SET_USER_MEMORY_REGION";
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+std::string range(std::uint64_t start, std::uint64_t size) {
+  return "[" + hex(start) + ", " + hex(start + size) + ")";
+}
+
+}  // namespace
+
+Vm::Vm(Fd fd, std::size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {
+  if (!fd_) throw Error("kvm::Vm", EBADF, "no VM fd");
+}
+
+int Vm::check_extension(abi::Cap cap) const {
+  return ioctl<abi::ioctl::CheckExtension>(static_cast<unsigned long>(abi::to_underlying(cap)));
+}
+
+Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {
+  int max_id = check_extension(abi::Cap::MaxVcpuId);
+  const char* cap_name = "KVM_CAP_MAX_VCPU_ID";
+  if (max_id <= 0) {
+    max_id = check_extension(abi::Cap::MaxVcpus);
+    cap_name = "KVM_CAP_MAX_VCPUS";
+  }
+  if (max_id > 0 && id >= static_cast<unsigned>(max_id)) {
+    throw Error("KVM_CREATE_VCPU", EINVAL,
+                "vcpu id " + std::to_string(id) + " >= " + cap_name + " " + std::to_string(max_id));
+  }
+  std::uint64_t sync = 0;
+#if defined(__x86_64__)
+  if (options.sync_regs) {
+    int valid = check_extension(abi::Cap::SyncRegs);
+    if (valid > 0) {
+      sync = static_cast<std::uint64_t>(valid) &
+             abi::to_underlying(abi::SyncRegs::Regs | abi::SyncRegs::Sregs);
+    }
+  }
+#else
+  (void)options;
+#endif
+  Fd fd(ioctl<abi::ioctl::CreateVcpu>(id, "vcpu id " + std::to_string(id)));
+  return Vcpu(std::move(fd), id, vcpu_mmap_size_, sync);
+}
+
+void Vm::set_user_memory_region(const MemoryRegion& r) {
+  const std::string what = "slot " + std::to_string(r.slot);
+  if (r.size == 0) {
+    throw Error(kSetRegion, EINVAL, what + ": size 0; use delete_memory_region() to delete a slot");
+  }
+  if (r.guest_phys_addr % kPageSize) {
+    throw Error(kSetRegion, EINVAL, what + ": guest address " + hex(r.guest_phys_addr) + " is not 4 KiB aligned");
+  }
+  if (r.size % kPageSize) {
+    throw Error(kSetRegion, EINVAL, what + ": size " + hex(r.size) + " is not a multiple of 4 KiB");
+  }
+  if (reinterpret_cast<std::uintptr_t>(r.host_addr) % kPageSize) {
+    throw Error(kSetRegion, EINVAL, what + ": host address is not 4 KiB aligned");
+  }
+  if (r.guest_phys_addr + r.size < r.guest_phys_addr) {
+    throw Error(kSetRegion, EINVAL, what + ": guest range wraps around the address space");
+  }
+  auto known = abi::MemoryFlags::LogDirtyPages | abi::MemoryFlags::Readonly;
+  if (abi::to_underlying(r.flags & ~known) != 0) {
+    throw Error(kSetRegion, EINVAL, what + ": unknown flags " + abi::flags_to_string(r.flags & ~known));
+  }
+  int nslots = check_extension(abi::Cap::NrMemslots);
+  if (nslots > 0 && (r.slot & 0xffff) >= static_cast<std::uint32_t>(nslots)) {
+    throw Error(kSetRegion, EINVAL, what + " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(nslots));
+  }
+  for (const auto& [slot, other] : slots_) {
+    if (slot == r.slot || (slot >> 16) != (r.slot >> 16)) continue;
+    bool disjoint = r.guest_phys_addr + r.size <= other.guest_phys_addr ||
+                    other.guest_phys_addr + other.size <= r.guest_phys_addr;
+    if (!disjoint) {
+      throw Error(kSetRegion, EEXIST,
+                  what + " " + range(r.guest_phys_addr, r.size) + " overlaps slot " +
+                      std::to_string(slot) + " " + range(other.guest_phys_addr, other.size));
+    }
+  }
+  abi::kvm_userspace_memory_region k{};
+  k.slot = r.slot;
+  k.flags = abi::to_underlying(r.flags);
+  k.guest_phys_addr = r.guest_phys_addr;
+  k.memory_size = r.size;
+  k.userspace_addr = reinterpret_cast<std::uint64_t>(r.host_addr);
+  ioctl<abi::ioctl::SetUserMemoryRegion>(k, what + " " + range(r.guest_phys_addr, r.size));
+  slots_[r.slot] = r;
+}
+
+void Vm::delete_memory_region(std::uint32_t slot) {
+  auto it = slots_.find(slot);
+  if (it == slots_.end()) {
+    throw Error(kSetRegion, ENOENT, "slot " + std::to_string(slot) + " was never set on this VM");
+  }
+  abi::kvm_userspace_memory_region k{};
+  k.slot = slot;
+  k.guest_phys_addr = it->second.guest_phys_addr;
+  ioctl<abi::ioctl::SetUserMemoryRegion>(k, "deleting slot " + std::to_string(slot));
+  slots_.erase(it);
+}
+
+std::vector<std::uint64_t> Vm::dirty_log(std::uint32_t slot) const {
+  auto it = slots_.find(slot);
+  if (it == slots_.end()) {
+    throw Error("KVM_GET_DIRTY_LOG", ENOENT, "slot " + std::to_string(slot) + " was never set on this VM");
+  }
+  std::uint64_t pages = it->second.size / kPageSize;
+  std::vector<std::uint64_t> bitmap((pages + 63) / 64);
+  abi::kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  ioctl<abi::ioctl::GetDirtyLog>(log, "slot " + std::to_string(slot));
+  return bitmap;
+}
+
+void Vm::clear_dirty_log(std::uint32_t slot, std::uint64_t first_page, std::uint32_t num_pages,
+                         std::span<std::uint64_t> bitmap) const {
+  const std::string what = "slot " + std::to_string(slot);
+  if (first_page % 64) {
+    throw Error("KVM_CLEAR_DIRTY_LOG", EINVAL, what + ": first page " + std::to_string(first_page) + " is not a multiple of 64");
+  }
+  if (bitmap.size() * 64 < num_pages) {
+    throw Error("KVM_CLEAR_DIRTY_LOG", EINVAL,
+                what + ": bitmap of " + std::to_string(bitmap.size() * 64) + " bits for " +
+                    std::to_string(num_pages) + " pages");
+  }
+  abi::kvm_clear_dirty_log c{};
+  c.slot = slot;
+  c.first_page = first_page;
+  c.num_pages = num_pages;
+  c.dirty_bitmap = bitmap.data();
+  ioctl<abi::ioctl::ClearDirtyLog>(c, what);
+}
+
+int Vm::reset_dirty_rings() const { return ioctl<abi::ioctl::ResetDirtyRings>(); }
+
+void Vm::enable_cap(abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,
+                    std::uint64_t a3, std::uint32_t flags) const {
+  abi::kvm_enable_cap c{};
+  c.cap = abi::to_underlying(cap);
+  c.flags = flags;
+  c.args[0] = a0;
+  c.args[1] = a1;
+  c.args[2] = a2;
+  c.args[3] = a3;
+  std::string name(abi::to_string(cap));
+  ioctl<abi::ioctl::EnableCap>(c, name.empty() ? "cap " + std::to_string(c.cap) : name);
+}
+
+void Vm::irqfd(int eventfd, std::uint32_t gsi, int resample_fd) const {
+  if (eventfd < 0) throw Error("KVM_IRQFD", EBADF, "eventfd " + std::to_string(eventfd));
+  abi::kvm_irqfd f{};
+  f.fd = static_cast<std::uint32_t>(eventfd);
+  f.gsi = gsi;
+  if (resample_fd >= 0) {
+    f.flags = abi::to_underlying(abi::IrqfdFlags::Resample);
+    f.resamplefd = static_cast<std::uint32_t>(resample_fd);
+  }
+  ioctl<abi::ioctl::Irqfd>(f, "gsi " + std::to_string(gsi));
+}
+
+void Vm::irqfd_deassign(int eventfd, std::uint32_t gsi) const {
+  abi::kvm_irqfd f{};
+  f.fd = static_cast<std::uint32_t>(eventfd);
+  f.gsi = gsi;
+  f.flags = abi::to_underlying(abi::IrqfdFlags::Deassign);
+  ioctl<abi::ioctl::Irqfd>(f, "deassign gsi " + std::to_string(gsi));
+}
+
+namespace {
+abi::kvm_ioeventfd to_kernel(const IoEventFd& e) {
+  if (e.length != 0 && e.length != 1 && e.length != 2 && e.length != 4 && e.length != 8) {
+    throw Error("KVM_IOEVENTFD", EINVAL, "length " + std::to_string(e.length) + " is not 0, 1, 2, 4 or 8");
+  }
+  if (e.eventfd < 0) throw Error("KVM_IOEVENTFD", EBADF, "eventfd " + std::to_string(e.eventfd));
+  abi::kvm_ioeventfd k{};
+  k.addr = e.addr;
+  k.len = e.length;
+  k.fd = e.eventfd;
+  abi::IoeventfdFlags flags{};
+  if (e.pio) flags |= abi::IoeventfdFlags::Pio;
+  if (e.datamatch) {
+    flags |= abi::IoeventfdFlags::Datamatch;
+    k.datamatch = *e.datamatch;
+  }
+  k.flags = abi::to_underlying(flags);
+  return k;
+}
+std::string describe(const IoEventFd& e) {
+  return std::string(e.pio ? "port " : "mmio ") + hex(e.addr) + " length " + std::to_string(e.length);
+}
+}  // namespace
+
+void Vm::ioeventfd(const IoEventFd& e) const {
+  abi::kvm_ioeventfd k = to_kernel(e);
+  ioctl<abi::ioctl::Ioeventfd>(k, describe(e));
+}
+
+void Vm::ioeventfd_deassign(const IoEventFd& e) const {
+  abi::kvm_ioeventfd k = to_kernel(e);
+  k.flags |= abi::to_underlying(abi::IoeventfdFlags::Deassign);
+  ioctl<abi::ioctl::Ioeventfd>(k, "deassign " + describe(e));
+}
+
+int Vm::signal_msi(std::uint64_t address, std::uint32_t data, std::uint32_t flags,
+                   std::uint32_t devid) const {
+  abi::kvm_msi m{};
+  m.address_lo = static_cast<std::uint32_t>(address);
+  m.address_hi = static_cast<std::uint32_t>(address >> 32);
+  m.data = data;
+  m.flags = flags;
+  m.devid = devid;
+  return ioctl<abi::ioctl::SignalMsi>(m, "address " + hex(address) + " data " + hex(data));
+}
+
+void Vm::set_gsi_routing(IrqRouting& routing) const {
+  ioctl<abi::ioctl::SetGsiRouting>(*routing.get(), std::to_string(routing.size()) + " routes");
+}
+
+void Vm::irq_line(std::uint32_t irq, bool level) const {
+  abi::kvm_irq_level l{};
+  l.irq = irq;
+  l.level = level ? 1 : 0;
+  ioctl<abi::ioctl::IrqLine>(l, "irq " + std::to_string(irq));
+}
+
+void Vm::register_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio) const {
+  abi::kvm_coalesced_mmio_zone z{};
+  z.addr = addr;
+  z.size = size;
+  z.pio = pio ? 1 : 0;
+  ioctl<abi::ioctl::RegisterCoalescedMmio>(z, range(addr, size));
+}
+
+void Vm::unregister_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio) const {
+  abi::kvm_coalesced_mmio_zone z{};
+  z.addr = addr;
+  z.size = size;
+  z.pio = pio ? 1 : 0;
+  ioctl<abi::ioctl::UnregisterCoalescedMmio>(z, range(addr, size));
+}
+
+Device Vm::create_device(abi::DeviceType type) const {
+  abi::kvm_create_device d{};
+  d.type = abi::to_underlying(type);
+  std::string name(abi::to_string(type));
+  ioctl<abi::ioctl::CreateDevice>(d, name.empty() ? "device type " + std::to_string(d.type) : name);
+  return Device(Fd(static_cast<int>(d.fd)), type);
+}
+
+bool Vm::supports_device(abi::DeviceType type) const {
+  abi::kvm_create_device d{};
+  d.type = abi::to_underlying(type);
+  d.flags = static_cast<std::uint32_t>(abi::consts::CreateDeviceTest);
+  return try_ioctl<abi::ioctl::CreateDevice>(d) == 0;
+}
+
+bool Vm::has_attr(std::uint32_t group, std::uint64_t attr) const { return detail::has_attr(*this, group, attr); }
+void Vm::get_attr(std::uint32_t group, std::uint64_t attr, void* value) const {
+  detail::get_attr(*this, group, attr, value);
+}
+void Vm::set_attr(std::uint32_t group, std::uint64_t attr, const void* value) const {
+  detail::set_attr(*this, group, attr, value);
+}
+
+Fd Vm::stats_fd() const { return Fd(ioctl<abi::ioctl::GetStatsFd>()); }
+
+void Vm::set_tsc_khz(std::uint32_t khz) const { ioctl<abi::ioctl::SetTscKhz>(khz, std::to_string(khz) + " kHz"); }
+std::uint32_t Vm::tsc_khz() const { return static_cast<std::uint32_t>(ioctl<abi::ioctl::GetTscKhz>()); }
+
+#if defined(__x86_64__)
+void Vm::create_irqchip() const { ioctl<abi::ioctl::CreateIrqchip>(); }
+
+void Vm::create_pit2(abi::PitFlags flags) const {
+  abi::kvm_pit_config c{};
+  c.flags = abi::to_underlying(flags);
+  ioctl<abi::ioctl::CreatePit2>(c);
+}
+
+abi::kvm_irqchip Vm::irqchip(std::uint32_t chip_id) const {
+  abi::kvm_irqchip c{};
+  c.chip_id = chip_id;
+  ioctl<abi::ioctl::GetIrqchip>(c, "chip " + std::to_string(chip_id));
+  return c;
+}
+
+void Vm::set_irqchip(const abi::kvm_irqchip& chip) const {
+  abi::kvm_irqchip c = chip;
+  ioctl<abi::ioctl::SetIrqchip>(c, "chip " + std::to_string(chip.chip_id));
+}
+
+abi::kvm_pit_state2 Vm::pit2() const {
+  abi::kvm_pit_state2 s{};
+  ioctl<abi::ioctl::GetPit2>(s);
+  return s;
+}
+
+void Vm::set_pit2(const abi::kvm_pit_state2& state) const {
+  abi::kvm_pit_state2 s = state;
+  ioctl<abi::ioctl::SetPit2>(s);
+}
+
+abi::kvm_clock_data Vm::clock() const {
+  abi::kvm_clock_data d{};
+  ioctl<abi::ioctl::GetClock>(d);
+  return d;
+}
+
+void Vm::set_clock(const abi::kvm_clock_data& data) const {
+  abi::kvm_clock_data d = data;
+  ioctl<abi::ioctl::SetClock>(d);
+}
+
+void Vm::set_tss_addr(std::uint64_t addr) const {
+  ioctl<abi::ioctl::SetTssAddr>(static_cast<unsigned long>(addr), "address " + hex(addr));
+}
+
+void Vm::set_identity_map_addr(std::uint64_t addr) const {
+  std::uint64_t a = addr;
+  ioctl<abi::ioctl::SetIdentityMapAddr>(a, "address " + hex(addr));
+}
+
+void Vm::set_msr_filter(abi::kvm_msr_filter& filter) const { ioctl<abi::ioctl::X86SetMsrFilter>(filter); }
+#endif
+
+}  // namespace kvm

@@ -1,0 +1,156 @@
+// kvm::Vm: one virtual machine. Owns its fd; creates vCPUs and devices; manages guest memory
+// slots, interrupts (irqchip, irqfd, MSI, GSI routing), clocks and dirty-page tracking.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "kvm/abi/kvm_abi.h"
+#include "kvm/fd.h"
+#include "kvm/ioctl.h"
+#include "kvm/x86_types.h"
+
+namespace kvm {
+
+class Vcpu;
+class Device;
+
+// One guest memory slot as given to KVM_SET_USER_MEMORY_REGION.
+struct MemoryRegion {
+  std::uint32_t slot = 0;
+  std::uint64_t guest_phys_addr = 0;
+  std::uint64_t size = 0;
+  void* host_addr = nullptr;
+  abi::MemoryFlags flags{};
+};
+
+// A KVM_IOEVENTFD registration: a guest write of `length` bytes to `addr` (port or MMIO)
+// signals `eventfd` in the kernel, without an exit to userspace.
+struct IoEventFd {
+  std::uint64_t addr = 0;
+  std::uint32_t length = 0;  // 1, 2, 4 or 8; 0 matches any length (KVM_CAP_IOEVENTFD_ANY_LENGTH)
+  int eventfd = -1;
+  bool pio = false;                         // port IO instead of MMIO
+  std::optional<std::uint64_t> datamatch;  // signal only when the written value matches
+};
+
+struct VcpuOptions {
+  // Have KVM copy registers into kvm_run on every exit (KVM_CAP_SYNC_REGS) so that
+  // Vcpu::regs()/sregs() cost no ioctl. On by default where the host supports it.
+  bool sync_regs = true;
+};
+
+class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
+ public:
+  // Takes ownership of a VM fd; `vcpu_mmap_size` is KVM_GET_VCPU_MMAP_SIZE. System::create_vm
+  // is the usual way to get one.
+  Vm(Fd fd, std::size_t vcpu_mmap_size);
+  Vm(Vm&&) noexcept = default;
+  Vm& operator=(Vm&&) noexcept = default;
+
+  int fd() const noexcept { return fd_.get(); }
+
+  // KVM_CHECK_EXTENSION on the VM fd (KVM_CAP_CHECK_EXTENSION_VM): some answers differ per VM.
+  int check_extension(abi::Cap cap) const;
+
+  // KVM_CREATE_VCPU: a vCPU with the given id (0 <= id < KVM_CAP_MAX_VCPU_ID), with kvm_run
+  // mapped. Nothing is left behind if any step fails.
+  Vcpu create_vcpu(unsigned id, VcpuOptions options = {}) const;
+
+  // KVM_SET_USER_MEMORY_REGION: creates, moves or resizes a slot. Checked first: page
+  // alignment, size, overlap with the VM's other slots, the slot limit
+  // (KVM_CAP_NR_MEMSLOTS).
+  void set_user_memory_region(const MemoryRegion& region);
+  // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
+  void delete_memory_region(std::uint32_t slot);
+  // The slots this Vm has set, by slot number.
+  const std::map<std::uint32_t, MemoryRegion>& memory_regions() const noexcept { return slots_; }
+
+  // KVM_GET_DIRTY_LOG: the slot's dirty bitmap (one bit per 4 KiB page, in 64-bit words),
+  // needs KVM_MEM_LOG_DIRTY_PAGES on the slot. Without manual protect, reading also clears it.
+  std::vector<std::uint64_t> dirty_log(std::uint32_t slot) const;
+  // KVM_CLEAR_DIRTY_LOG (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2): re-protects the pages whose bits
+  // are set in `bitmap`, starting at `first_page` of the slot (a multiple of 64).
+  void clear_dirty_log(std::uint32_t slot, std::uint64_t first_page, std::uint32_t num_pages,
+                       std::span<std::uint64_t> bitmap) const;
+  // KVM_RESET_DIRTY_RINGS (KVM_CAP_DIRTY_LOG_RING): re-protects pages harvested from the
+  // vCPUs' dirty rings; returns how many entries were reset.
+  int reset_dirty_rings() const;
+
+  // KVM_ENABLE_CAP on the VM (KVM_CAP_ENABLE_CAP_VM).
+  void enable_cap(abi::Cap cap, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
+                  std::uint64_t arg2 = 0, std::uint64_t arg3 = 0, std::uint32_t flags = 0) const;
+
+  // KVM_IRQFD: an eventfd that, when signalled, injects `gsi` (KVM_CAP_IRQFD).
+  void irqfd(int eventfd, std::uint32_t gsi, int resample_fd = -1) const;
+  void irqfd_deassign(int eventfd, std::uint32_t gsi) const;
+  // KVM_IOEVENTFD: see IoEventFd (KVM_CAP_IOEVENTFD).
+  void ioeventfd(const IoEventFd& e) const;
+  void ioeventfd_deassign(const IoEventFd& e) const;
+  // KVM_SIGNAL_MSI (KVM_CAP_SIGNAL_MSI): injects one MSI; returns >0 if delivered, 0 if the
+  // guest blocked it.
+  int signal_msi(std::uint64_t address, std::uint32_t data, std::uint32_t flags = 0,
+                 std::uint32_t devid = 0) const;
+  // KVM_SET_GSI_ROUTING (KVM_CAP_IRQ_ROUTING): replaces the whole routing table.
+  void set_gsi_routing(IrqRouting& routing) const;
+  // KVM_IRQ_LINE: sets an irqchip input pin's level (needs an in-kernel irqchip).
+  void irq_line(std::uint32_t irq, bool level) const;
+  // KVM_REGISTER_COALESCED_MMIO / KVM_UNREGISTER_COALESCED_MMIO (KVM_CAP_COALESCED_MMIO,
+  // KVM_CAP_COALESCED_PIO): writes to the zone are queued in the vCPU's ring instead of exiting.
+  void register_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio = false) const;
+  void unregister_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio = false) const;
+
+  // KVM_CREATE_DEVICE (KVM_CAP_DEVICE_CTRL): an in-kernel device such as a VFIO bridge or an
+  // interrupt controller.
+  Device create_device(abi::DeviceType type) const;
+  // Whether KVM_CREATE_DEVICE would accept `type`, asked with KVM_CREATE_DEVICE_TEST.
+  bool supports_device(abi::DeviceType type) const;
+
+  // KVM_HAS/GET/SET_DEVICE_ATTR on the VM fd (KVM_CAP_VM_ATTRIBUTES).
+  bool has_attr(std::uint32_t group, std::uint64_t attr) const;
+  void get_attr(std::uint32_t group, std::uint64_t attr, void* value) const;
+  void set_attr(std::uint32_t group, std::uint64_t attr, const void* value) const;
+
+  // KVM_GET_STATS_FD (KVM_CAP_BINARY_STATS_FD): the VM's binary statistics; see stats.h.
+  Fd stats_fd() const;
+
+  // KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ on the VM (KVM_CAP_VM_TSC_CONTROL): the default TSC
+  // frequency of vCPUs created afterwards.
+  void set_tsc_khz(std::uint32_t khz) const;
+  std::uint32_t tsc_khz() const;
+
+#if defined(__x86_64__)
+  // KVM_CREATE_IRQCHIP (KVM_CAP_IRQCHIP): in-kernel PIC, IOAPIC and per-vCPU LAPICs. Call
+  // before creating vCPUs.
+  void create_irqchip() const;
+  // KVM_CREATE_PIT2 (KVM_CAP_PIT2): in-kernel i8254, after create_irqchip().
+  void create_pit2(abi::PitFlags flags = {}) const;
+  // KVM_GET_IRQCHIP / KVM_SET_IRQCHIP: state of PIC master (0), slave (1) or IOAPIC (2).
+  abi::kvm_irqchip irqchip(std::uint32_t chip_id) const;
+  void set_irqchip(const abi::kvm_irqchip& chip) const;
+  // KVM_GET_PIT2 / KVM_SET_PIT2 (KVM_CAP_PIT_STATE2).
+  abi::kvm_pit_state2 pit2() const;
+  void set_pit2(const abi::kvm_pit_state2& state) const;
+  // KVM_GET_CLOCK / KVM_SET_CLOCK (KVM_CAP_ADJUST_CLOCK): the guest's kvmclock.
+  abi::kvm_clock_data clock() const;
+  void set_clock(const abi::kvm_clock_data& data) const;
+  // KVM_SET_TSS_ADDR: a 3-page region (below 4 GiB, outside any slot) KVM uses on Intel hosts
+  // for real mode emulation.
+  void set_tss_addr(std::uint64_t addr) const;
+  // KVM_SET_IDENTITY_MAP_ADDR (KVM_CAP_SET_IDENTITY_MAP_ADDR): a 1-page region for the
+  // identity page table on Intel hosts; before creating vCPUs.
+  void set_identity_map_addr(std::uint64_t addr) const;
+  // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace.
+  void set_msr_filter(abi::kvm_msr_filter& filter) const;
+#endif
+
+ private:
+  Fd fd_;
+  std::size_t vcpu_mmap_size_ = 0;
+  std::map<std::uint32_t, MemoryRegion> slots_;
+};
+
+}  // namespace kvm

@@ -1,0 +1,99 @@
+// Test helper: a VM with memory at GPA 0, one vCPU in 64-bit long mode (CPL0) and a guest
+// program assembled with kvm::x86::Assembler at layout.code.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "kvm/kvm.h"
+#include "kvm/x86/asm.h"
+#include "kvm/x86/long_mode.h"
+
+namespace testing {
+
+using kvm::x86::Assembler;
+using kvm::x86::Reg;
+using kvm::x86::Width;
+
+struct GuestOptions {
+  std::uint64_t memory = 4 << 20;             // bytes at GPA 0
+  std::uint64_t mapped = 1ull << 30;          // identity-mapped range (4 GiB reaches the LAPIC)
+  kvm::VcpuOptions vcpu;
+  bool irqchip = false;                       // in-kernel irqchip before the vCPU
+  bool idt = false;
+};
+
+struct LongModeGuest {
+  kvm::System sys;
+  kvm::Vm vm;
+  kvm::GuestMemory mem;
+  kvm::x86::GuestLayout layout;
+  std::span<std::uint8_t> ram;
+  kvm::Vcpu vcpu;
+
+  explicit LongModeGuest(const std::function<void(Assembler&)>& program, GuestOptions o = {})
+      : vm(sys.create_vm()), layout(make_layout(o)), ram(add_ram(o)), vcpu(make_vcpu(o)) {
+    kvm::x86::write_long_mode_tables(ram, 0, layout);
+    Assembler a;
+    program(a);
+    kvm::x86::write_bytes(ram, 0, layout.code, a.finish(), "guest code");
+    auto sregs = vcpu.sregs();
+    kvm::x86::setup_long_mode_sregs(sregs, layout);
+    vcpu.set_sregs(sregs);
+    kvm::abi::kvm_regs regs{};
+    kvm::x86::setup_regs(regs, layout.code, layout.stack_top);
+    vcpu.set_regs(regs);
+  }
+
+  // Runs until an exit that is not an interruption.
+  kvm::Exit run() {
+    for (;;) {
+      kvm::Exit e = vcpu.run();
+      if (!e.interrupted()) return e;
+    }
+  }
+
+  // Runs, answering port `out`s to `port` by appending the byte to the returned text, until
+  // the guest halts (or another exit, which fails the caller's expectations).
+  std::string run_collecting(std::uint16_t port, kvm::Exit* last = nullptr) {
+    std::string text;
+    for (;;) {
+      kvm::Exit e = run();
+      if (e.reason() == kvm::ExitReason::Io && e.io().port() == port && e.io().is_out()) {
+        for (std::uint8_t b : e.io().data()) text += static_cast<char>(b);
+        continue;
+      }
+      if (last) *last = e;
+      return text;
+    }
+  }
+
+ private:
+  static kvm::x86::GuestLayout make_layout(const GuestOptions& o) {
+    kvm::x86::GuestLayout l;
+    l.mapped_size = o.mapped;
+    if (o.idt) l.idt = 0x2000;
+    return l;
+  }
+  std::span<std::uint8_t> add_ram(const GuestOptions& o) { return mem.add(vm, 0, o.memory); }
+  kvm::Vcpu make_vcpu(const GuestOptions& o) {
+    if (o.irqchip) vm.create_irqchip();
+    return vm.create_vcpu(0, o.vcpu);
+  }
+};
+
+}  // namespace testing
+
+#if defined(CATCH_VERSION_MAJOR)
+// Exit reasons print as their kernel names in assertion messages.
+namespace Catch {
+template <>
+struct StringMaker<kvm::abi::ExitReason> {
+  static std::string convert(kvm::abi::ExitReason r) {
+    std::string_view n = kvm::abi::to_string(r);
+    return n.empty() ? "KVM_EXIT_#" + std::to_string(kvm::abi::to_underlying(r)) : std::string(n);
+  }
+};
+}  // namespace Catch
+#endif
