@@ -20,7 +20,8 @@ std::string format(std::string_view operation, int err, std::string_view context
 }  // namespace
 
 Error::Error(std::string_view operation, int err, std::string_view context)
-    : std::system_error(err, std::generic_category(), format(operation, err, context)),
+    : std::system_error(err, std::generic_category()),
+      message_(format(operation, err, context)),
       operation_(operation),
       context_(context) {}
 

@@ -21,8 +21,11 @@ class Error : public std::system_error {
   int errno_value() const noexcept { return code().value(); }
   // Our explanation, possibly empty.
   const std::string& context() const noexcept { return context_; }
+  // "OPERATION: strerror (context)" — without the suffix std::system_error would add.
+  const char* what() const noexcept override { return message_.c_str(); }
 
  private:
+  std::string message_;
   std::string operation_;
   std::string context_;
 };

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -59,7 +60,7 @@ class FlexBuffer {
 
   void push_back(const Entry& e) {
     std::size_t n = size();
-    if (n == capacity_) grow(n == 0 ? 8 : n * 2);
+    if (n == capacity_) grow(n + 1);
     entry_ptr()[n] = e;
     set_size(n + 1);
   }
@@ -117,9 +118,11 @@ class FlexBuffer {
     capacity_ = n;
   }
 
+  // Room for at least n entries: doubles (amortised push_back) but never past the kernel's
+  // limit, and throws when n itself is past it.
   void grow(std::size_t n) {
-    if (n > kKernelMax && capacity_ < kKernelMax) n = std::max(capacity_ + 1, std::min(n, kKernelMax));
-    reserve_exact(n);
+    if (n > kKernelMax) reserve_exact(n);  // throws E2BIG naming the limit
+    reserve_exact(std::min(std::max({n, capacity_ * 2, std::size_t{8}}), kKernelMax));
   }
 
   std::unique_ptr<std::byte[], Free> storage_;
