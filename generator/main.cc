@@ -1,23 +1,26 @@
 // kvmgen: reads linux/kvm.h with libclang and writes the C++ bindings of generated/<arch>/.
 //
-//   kvmgen generate [--arch A]... [--include-dir D]... [--out DIR]   write generated/<arch>/
-//   kvmgen check    [--arch A]... [--include-dir D]... [--out DIR]   exit 1 and show a diff if stale
+//   kvmgen generate [--arch A]... [--include-dir [A=]D]... [--out DIR]   write generated/<arch>/
+//   kvmgen check    [--arch A]... [--include-dir [A=]D]... [--out DIR]   exit 1 + diff if stale
+//   kvmgen diff [--json] OLD NEW     API changes between two kvm_api.json (or generated/<arch>/)
 //
-// Without --arch, x86_64 is generated. --include-dir (repeatable) points at a uapi header tree
-// such as /usr/include or a kernel's `make headers_install` output; without it each arch uses
+// Without --arch every known arch is generated (x86_64, aarch64, riscv64), or, when some
+// --include-dir is qualified with an arch (A=D), the arches so named. --include-dir (repeatable)
+// points at a uapi header tree such as /usr/include or a kernel's `make headers_install` output;
+// a plain D serves every arch, A=D only arch A (searched first). An arch with no directory uses
 // Debian's location for its headers. Paths default to the workspace (BUILD_WORKSPACE_DIRECTORY
 // under `bazel run`, else the current directory): --rules generator/, --templates templates/,
 // --out generated/.
-#include <cstdio>
+#include <algorithm>
 #include <cstdlib>
-#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "generator/api_diff.h"
+#include "generator/output.h"
 #include "generator/parse.h"
 #include "generator/render.h"
 
@@ -29,75 +32,168 @@ namespace {
 struct Args {
   std::string command;
   std::vector<std::string> arches;
-  std::vector<std::string> include_dirs;
+  std::vector<std::string> include_dirs;                               // for every arch
+  std::vector<std::pair<std::string, std::string>> arch_include_dirs;  // (arch, dir)
   std::string root, rules, templates, out;
   bool quiet = false;
+  bool json = false;
+  std::vector<std::string> positional;
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::cerr << "kvmgen: " << why << "\n"
-            << "usage: kvmgen generate|check [--arch A]... [--include-dir D]... [--rules DIR]\n"
-            << "              [--templates DIR] [--out DIR] [--quiet]\n";
+  std::cerr
+      << "kvmgen: " << why << "\n"
+      << "usage: kvmgen generate|check [--arch A]... [--include-dir [A=]DIR]...\n"
+      << "              [--rules DIR] [--templates DIR] [--out DIR] [--quiet]\n"
+      << "       kvmgen diff [--json] OLD NEW   (kvm_api.json files or generated/<arch> dirs)\n";
   std::exit(2);
+}
+
+// "--include-dir aarch64=/tmp/arm64/include" or "--include-dir /usr/include".
+void add_include_dir(Args& a, const std::string& value) {
+  std::string dir = value;
+  auto eq = value.find('=');
+  if (eq != std::string::npos) {
+    std::string arch = value.substr(0, eq);
+    try {
+      arch_info(arch);
+    } catch (const std::runtime_error& e) {
+      usage("--include-dir " + value + ": " + e.what());
+    }
+    dir = value.substr(eq + 1);
+    a.arch_include_dirs.emplace_back(arch, dir);
+  } else {
+    a.include_dirs.push_back(dir);
+  }
+  if (!fs::is_directory(dir)) usage("--include-dir " + value + ": no such directory " + dir);
 }
 
 Args parse_args(int argc, char** argv) {
   Args a;
   if (argc < 2) usage("missing command");
   a.command = argv[1];
-  if (a.command != "generate" && a.command != "check") usage("unknown command '" + a.command + "'");
+  if (a.command != "generate" && a.command != "check" && a.command != "diff") {
+    usage("unknown command '" + a.command + "'");
+  }
   for (int i = 2; i < argc; ++i) {
     std::string opt = argv[i];
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) usage(opt + " needs a value");
       return argv[++i];
     };
-    if (opt == "--arch") a.arches.push_back(value());
-    else if (opt == "--include-dir") a.include_dirs.push_back(value());
-    else if (opt == "--rules") a.rules = value();
-    else if (opt == "--templates") a.templates = value();
-    else if (opt == "--out") a.out = value();
-    else if (opt == "--quiet") a.quiet = true;
-    else usage("unknown option '" + opt + "'");
+    if (a.command == "diff") {
+      if (opt == "--json")
+        a.json = true;
+      else if (opt.size() > 1 && opt[0] == '-')
+        usage("unknown option '" + opt + "' for diff");
+      else
+        a.positional.push_back(opt);
+      continue;
+    }
+    if (opt == "--arch")
+      a.arches.push_back(value());
+    else if (opt == "--include-dir")
+      add_include_dir(a, value());
+    else if (opt == "--rules")
+      a.rules = value();
+    else if (opt == "--templates")
+      a.templates = value();
+    else if (opt == "--out")
+      a.out = value();
+    else if (opt == "--quiet")
+      a.quiet = true;
+    else
+      usage("unknown option '" + opt + "'");
+  }
+  if (a.command == "diff") {
+    if (a.positional.size() != 2) usage("diff takes two models: OLD NEW");
+    return a;
   }
   const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY");
   a.root = ws ? ws : ".";
   if (a.rules.empty()) a.rules = a.root + "/generator";
   if (a.templates.empty()) a.templates = a.root + "/templates";
   if (a.out.empty()) a.out = a.root + "/generated";
-  if (a.arches.empty()) a.arches.push_back("x86_64");
+  for (const std::string& arch : a.arches) {
+    try {
+      arch_info(arch);
+    } catch (const std::runtime_error& e) {
+      usage(std::string("--arch: ") + e.what());
+    }
+  }
+  if (a.arches.empty()) {
+    for (const auto& [arch, dir] : a.arch_include_dirs) {
+      if (std::find(a.arches.begin(), a.arches.end(), arch) == a.arches.end()) {
+        a.arches.push_back(arch);
+      }
+    }
+  }
+  if (a.arches.empty()) a.arches = known_arches();
+  for (const auto& [arch, dir] : a.arch_include_dirs) {
+    if (std::find(a.arches.begin(), a.arches.end(), arch) == a.arches.end()) {
+      usage("--include-dir " + arch + "=" + dir + " names an arch that --arch does not select");
+    }
+  }
   return a;
 }
 
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::vector<std::string> include_dirs_for(const Args& a, const std::string& arch) {
+  std::vector<std::string> dirs;
+  for (const auto& [which, dir] : a.arch_include_dirs) {
+    if (which == arch) dirs.push_back(dir);
+  }
+  dirs.insert(dirs.end(), a.include_dirs.begin(), a.include_dirs.end());
+  return dirs;  // empty: the arch's Debian defaults
 }
 
-std::set<std::string> existing_files(const fs::path& dir) {
-  std::set<std::string> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) out.insert(e.path().lexically_relative(dir).string());
-  }
-  return out;
+// What regenerating changes in the API, against the kvm_api.json about to be replaced.
+void report_api_changes(const fs::path& old_json, const std::string& new_json) {
+  if (!fs::exists(old_json)) return;
+  std::string old_text = read_api_json(old_json.string());
+  if (old_text == new_json) return;
+  ApiDiff d = diff_api(old_text, new_json, old_json.string(), "regenerated");
+  if (d.changes.empty()) return;
+  std::cout << diff_to_text(d);
 }
 
-// Prints a unified diff of `expected` (fresh output) against the file on disk.
-void show_diff(const fs::path& on_disk, const std::string& expected) {
-  fs::path tmp = fs::temp_directory_path() / ("kvmgen-fresh-" + std::to_string(::getpid()));
-  {
-    std::ofstream o(tmp, std::ios::binary);
-    o << expected;
+int generate_or_check(const Args& args) {
+  Rules rules = load_rules(args.rules);
+  int stale = 0;
+  for (const std::string& arch : args.arches) {
+    ParseOptions opts;
+    opts.arch = arch;
+    opts.include_dirs = include_dirs_for(args, arch);
+    Model model = build_model(opts, rules);
+    Rendered files = render_all(model, args.templates);
+    fs::path dir = fs::path(args.out) / arch;
+    bool write = args.command == "generate";
+    if (write && !args.quiet) report_api_changes(dir / "kvm_api.json", files["kvm_api.json"]);
+    stale += sync_output(files, dir.string(), write ? OutputMode::Write : OutputMode::Check);
+    if (!args.quiet) {
+      std::size_t usable = 0;
+      for (const auto& io : model.ioctls) usable += io.available && !io.deprecated;
+      std::cout << arch << ": Linux " << model.linux_version << ", " << model.families.size()
+                << " families, " << model.constants.size() << " constants, " << model.ioctls.size()
+                << " ioctls (" << usable << " usable), " << model.records.size() << " records -> "
+                << dir.string() << "\n";
+      for (const auto& n : model.notes) std::cout << "  note: " << n << "\n";
+    }
   }
-  std::string cmd = "diff -u --label '" + on_disk.string() + " (checked in)' --label '" +
-                    on_disk.string() + " (regenerated)' '" + on_disk.string() + "' '" +
-                    tmp.string() + "' | head -n 80";
-  std::fflush(stdout);
-  if (std::system(cmd.c_str()) != 0) std::cout << "(diff unavailable)\n";
-  fs::remove(tmp);
+  if (stale) {
+    std::cout << stale << " generated file(s) differ from a fresh run; regenerate with "
+              << "`bazel run //generator:regenerate`\n";
+    return 1;
+  }
+  return 0;
+}
+
+// Exit status as diff(1): 0 no API change, 1 changes, 2 trouble.
+int diff(const Args& args) {
+  const std::string& old_path = args.positional[0];
+  const std::string& new_path = args.positional[1];
+  ApiDiff d = diff_api(read_api_json(old_path), read_api_json(new_path), old_path, new_path);
+  std::cout << (args.json ? diff_to_json(d) : diff_to_text(d));
+  return d.changes.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -105,61 +201,9 @@ void show_diff(const fs::path& on_disk, const std::string& expected) {
 int main(int argc, char** argv) {
   Args args = parse_args(argc, argv);
   try {
-    Rules rules = load_rules(args.rules);
-    int stale = 0;
-    for (const std::string& arch : args.arches) {
-      ParseOptions opts;
-      opts.arch = arch;
-      opts.include_dirs = args.include_dirs;
-      Model model = build_model(opts, rules);
-      Rendered files = render_all(model, args.templates);
-      fs::path dir = fs::path(args.out) / arch;
-      std::set<std::string> old = existing_files(dir);
-      for (const auto& [rel, text] : files) {
-        fs::path p = dir / rel;
-        old.erase(rel);
-        if (args.command == "generate") {
-          fs::create_directories(p.parent_path());
-          if (!fs::exists(p) || read(p) != text) {
-            std::ofstream o(p, std::ios::binary);
-            o << text;
-            if (!o) throw std::runtime_error("cannot write " + p.string());
-          }
-        } else if (!fs::exists(p)) {
-          std::cout << "missing: " << p.string() << "\n";
-          ++stale;
-        } else if (read(p) != text) {
-          std::cout << "stale: " << p.string() << "\n";
-          show_diff(p, text);
-          ++stale;
-        }
-      }
-      for (const std::string& rel : old) {
-        if (args.command == "generate") {
-          fs::remove(dir / rel);
-        } else {
-          std::cout << "not produced by kvmgen: " << (dir / rel).string() << "\n";
-          ++stale;
-        }
-      }
-      if (!args.quiet) {
-        std::size_t usable = 0;
-        for (const auto& io : model.ioctls) usable += io.available && !io.deprecated;
-        std::cout << arch << ": Linux " << model.linux_version << ", " << model.families.size()
-                  << " families, " << model.constants.size() << " constants, "
-                  << model.ioctls.size() << " ioctls (" << usable << " usable), "
-                  << model.records.size() << " records -> " << dir.string() << "\n";
-        for (const auto& n : model.notes) std::cout << "  note: " << n << "\n";
-      }
-    }
-    if (stale) {
-      std::cout << stale << " generated file(s) differ from a fresh run; regenerate with "
-                << "`bazel run //generator:regenerate`\n";
-      return 1;
-    }
+    return args.command == "diff" ? diff(args) : generate_or_check(args);
   } catch (const std::exception& e) {
     std::cerr << "kvmgen: " << e.what() << "\n";
-    return 1;
+    return 2;
   }
-  return 0;
 }

@@ -3,6 +3,7 @@
 #include <clang-c/Index.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -24,9 +25,13 @@ namespace {
 
 const std::vector<ArchInfo>& arches() {
   static const std::vector<ArchInfo> list = {
-      {"x86_64", "x86_64-linux-gnu", {"/usr/include/x86_64-linux-gnu", "/usr/include"}},
-      {"aarch64", "aarch64-linux-gnu", {"/usr/aarch64-linux-gnu/include"}},
-      {"riscv64", "riscv64-linux-gnu", {"/usr/riscv64-linux-gnu/include"}},
+      {"x86_64",
+       "x86_64-linux-gnu",
+       {"/usr/include/x86_64-linux-gnu", "/usr/include"},
+       "kvm_regs",
+       "rax"},
+      {"aarch64", "aarch64-linux-gnu", {"/usr/aarch64-linux-gnu/include"}, "kvm_regs", "fp_regs"},
+      {"riscv64", "riscv64-linux-gnu", {"/usr/riscv64-linux-gnu/include"}, "kvm_riscv_core", ""},
   };
   return list;
 }
@@ -58,6 +63,19 @@ std::string our_file(const std::string& path) {
   if (ends_with(path, "/linux/kvm.h")) return "linux/kvm.h";
   if (ends_with(path, "/asm/kvm.h")) return "asm/kvm.h";
   return "";
+}
+
+// The include-relative name of any header ("asm/ptrace.h"), for records that linux/kvm.h or
+// asm/kvm.h use by value but another header defines. Falls back to the path as clang gave it.
+std::string header_name(const std::string& path, const std::vector<std::string>& include_dirs) {
+  std::string ours = our_file(path);
+  if (!ours.empty()) return ours;
+  std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  for (const auto& d : include_dirs) {
+    std::filesystem::path rel = p.lexically_relative(std::filesystem::path(d).lexically_normal());
+    if (!rel.empty() && *rel.begin() != "..") return rel.string();
+  }
+  return path;
 }
 
 std::string where(CXCursor c) {
@@ -264,7 +282,8 @@ bool is_record_kind(CXCursorKind k) { return k == CXCursor_StructDecl || k == CX
 
 class RecordBuilder {
  public:
-  explicit RecordBuilder(Model& model) : model_(model) {}
+  RecordBuilder(Model& model, std::vector<std::string> include_dirs)
+      : model_(model), include_dirs_(std::move(include_dirs)) {}
 
   // Adds the named record (and, first, any named records defined inside it) to the model.
   void add_named(CXCursor c) {
@@ -276,12 +295,24 @@ class RecordBuilder {
     model_.records.push_back(std::move(rec));
   }
 
+  // A named record used by value may come from another header (arm64's kvm_regs holds
+  // asm/ptrace.h's user_pt_regs): it is modelled too, ahead of its user, or the C++ would name
+  // a type it never defines.
+  void add_dependency(CXCursor decl, const std::string& context) {
+    CXCursor def = clang_getCursorDefinition(decl);
+    if (clang_Cursor_isNull(def)) {
+      throw std::runtime_error(context + ": record type '" + str(clang_getCursorSpelling(decl)) +
+                               "' has no definition in these headers");
+    }
+    add_named(def);
+  }
+
  private:
   std::unique_ptr<Record> build(CXCursor c) {
     auto rec = std::make_unique<Record>();
     CXType t = clang_getCursorType(c);
     Location loc = location_of(c);
-    rec->file = our_file(loc.path);
+    rec->file = header_name(loc.path, include_dirs_);
     rec->line = loc.line;
     rec->is_union = clang_getCursorKind(c) == CXCursor_UnionDecl;
     long long size = clang_Type_getSizeOf(t);
@@ -391,6 +422,7 @@ class RecordBuilder {
         f.nested = build(decl);
       } else {
         f.cpp_type = str(clang_getCursorSpelling(decl));
+        add_dependency(decl, context);
       }
       // A member of a zero-sized record type occupies no bytes in C. C++ (as a GNU extension)
       // agrees only when the record holds nothing but zero-length arrays; any other such
@@ -413,6 +445,7 @@ class RecordBuilder {
   }
 
   Model& model_;
+  std::vector<std::string> include_dirs_;
   std::set<std::string> done_;
 };
 
@@ -484,6 +517,29 @@ std::string gating_cap_for(unsigned line, const std::vector<std::string>& lines,
     if (text.find_first_not_of(" \t") == std::string::npos) break;  // blank line ends the block
   }
   return "";
+}
+
+// Refuses an asm/kvm.h of another arch (see ArchInfo::asm_marker_record).
+void check_asm_is_for(const ArchInfo& arch, const Model& model,
+                      const std::vector<MacroInfo>& macros) {
+  for (const auto& r : model.records) {
+    if (r->file != "asm/kvm.h" || r->name != arch.asm_marker_record) continue;
+    if (arch.asm_marker_field.empty()) return;
+    for (const auto& f : r->fields) {
+      if (f.name == arch.asm_marker_field) return;
+    }
+  }
+  std::string path = "asm/kvm.h";
+  for (const auto& m : macros) {
+    if (m.file == "asm/kvm.h") path = m.path;
+  }
+  std::string marker = "struct " + arch.asm_marker_record;
+  if (!arch.asm_marker_field.empty()) marker += " with field " + arch.asm_marker_field;
+  throw std::runtime_error(path + " is not the " + arch.arch + " asm/kvm.h (it lacks " + marker +
+                           "). A header tree such as a kernel's `make headers_install` output "
+                           "holds the asm/ of one arch only: generate that arch alone (--arch), "
+                           "or give each arch its own tree with --include-dir " +
+                           arch.arch + "=DIR");
 }
 
 }  // namespace
@@ -615,8 +671,10 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
   });
 
   // Records, in source order, with named nested ones hoisted before their parents.
-  RecordBuilder builder(model);
+  RecordBuilder builder(model, dirs);
   for (CXCursor c : record_defs) builder.add_named(c);
+
+  check_asm_is_for(arch, model, macros);
 
   // Ioctls.
   std::map<std::string, std::vector<Section>> sections;
@@ -665,7 +723,9 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
         io.arg_size = static_cast<std::uint64_t>(size);
         CXType canon = clang_getCanonicalType(t->second);
         if (canon.kind == CXType_Record) {
-          io.arg_cpp_type = str(clang_getCursorSpelling(clang_getTypeDeclaration(canon)));
+          CXCursor decl = clang_getTypeDeclaration(canon);
+          io.arg_cpp_type = str(clang_getCursorSpelling(decl));
+          builder.add_dependency(decl, m.path + ":" + std::to_string(m.line) + ": ioctl " + m.name);
         } else {
           io.arg_cpp_type = scalar_type(canon, m.name);
         }

@@ -13,6 +13,9 @@ struct ArchInfo {
   std::string arch;    // x86_64, aarch64, riscv64
   std::string triple;  // clang target triple
   std::vector<std::string> default_include_dirs;  // where Debian puts this arch's uapi headers
+  // A record (and optionally one of its fields) that only this arch's asm/kvm.h defines: a
+  // header tree holds one arch's asm/, and parsing another arch's would give wrong bindings.
+  std::string asm_marker_record, asm_marker_field;
 };
 
 // The arches kvmgen knows; throws std::runtime_error listing them for an unknown name.

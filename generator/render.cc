@@ -262,6 +262,7 @@ data model_data(const Model& m) {
       e.set("c_name", c->name);
       e.set("value", value_literal(c->value, f.kind == FamilyKind::Flags, f.underlying));
       e.set("json_value", c->value.to_string());
+      e.set("check_value", hex(c->value.bits) + "ull");
       e.set("file", c->file);
       e.set("line", std::to_string(c->line));
       e.set("alias", flag(!seen.insert(c->value.bits).second));
@@ -281,6 +282,7 @@ data model_data(const Model& m) {
     d.set("type", c->value.is_signed ? "std::int64_t" : "std::uint64_t");
     d.set("value", value_literal(c->value, false, c->value.is_signed ? "" : "std::uint64_t"));
     d.set("json_value", c->value.to_string());
+    d.set("check_value", hex(c->value.bits) + "ull");
     d.set("file", c->file);
     d.set("line", std::to_string(c->line));
     return d;

@@ -18,8 +18,11 @@ packages=(
   python3-jinja2
   libbenchmark-dev
   linux-libc-dev              # <linux/kvm.h>
-  linux-libc-dev-arm64-cross
-  linux-libc-dev-riscv64-cross
+  linux-libc-dev-arm64-cross  # <linux/kvm.h> for aarch64: generated/aarch64
+  linux-libc-dev-riscv64-cross  # <linux/kvm.h> for riscv64: generated/riscv64
+  libstdc++-12-dev-arm64-cross  # C/C++ standard headers for clang --target=aarch64-linux-gnu
+  libstdc++-12-dev-riscv64-cross  # ... and riscv64-linux-gnu (tools/clang_target_test.bzl)
+  nlohmann-json3-dev          # <nlohmann/json.hpp>: `kvmgen diff` reads kvm_api.json
   clang-format
   libclang-rt-14-dev          # sanitizer runtimes for clang
 )
