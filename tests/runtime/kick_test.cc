@@ -1,0 +1,129 @@
+// Kicking: a guest spinning forever is stopped from another thread; a kick before run() stops
+// the next run; several vCPUs on their own threads are started, kicked and joined repeatedly.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "guest.h"
+
+using namespace testing;
+using namespace std::chrono_literals;
+using kvm::ExitReason;
+
+namespace {
+void spin_forever(Assembler& a) {
+  auto top = a.new_label();
+  a.bind(top);
+  a.jmp(top);
+}
+}  // namespace
+
+TEST_CASE("a kick from another thread stops a guest that spins forever") {
+  LongModeGuest g(spin_forever);
+  kvm::Kicker kicker = g.vcpu.kicker();
+  for (int round = 0; round < 3; ++round) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::thread k([&] {
+      std::this_thread::sleep_for(50ms);
+      kicker.kick();
+    });
+    kvm::Exit e = g.vcpu.run();
+    k.join();
+    CHECK(e.interrupted());
+    CHECK(e.run_errno() == EINTR);
+    CHECK(e.reason() == ExitReason::Intr);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 50ms);
+    CHECK(g.vcpu.run_struct().immediate_exit == 0);  // consumed by that run
+  }
+}
+
+TEST_CASE("a kick before run() makes exactly the next run return at once") {
+  LongModeGuest g([](Assembler& a) {
+    a.out(Width::k8, 0x10);
+    a.hlt();
+  });
+  g.vcpu.kicker().kick();
+  kvm::Exit e = g.vcpu.run();
+  CHECK(e.interrupted());
+  CHECK_THROWS_WITH(e.io(), Catch::Contains("the run was interrupted (EINTR)"));
+  e = g.vcpu.run();  // the kick was consumed: the guest now runs
+  REQUIRE_FALSE(e.interrupted());
+  CHECK(e.reason() == ExitReason::Io);
+}
+
+TEST_CASE("a Kicker outlives its Vcpu safely") {
+  std::optional<kvm::Kicker> k;
+  {
+    LongModeGuest g([](Assembler& a) { a.hlt(); });
+    k = g.vcpu.kicker();
+  }
+  k->kick();  // the mapping is still held by the kicker: no crash, no effect
+  SUCCEED();
+}
+
+TEST_CASE("four vCPUs on threads, kicked and joined repeatedly, with a watchdog") {
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  kvm::GuestMemory mem;
+  auto ram = mem.add(vm, 0, 4 << 20);
+  kvm::x86::GuestLayout layout;
+  kvm::x86::write_long_mode_tables(ram, 0, layout);
+  // Each vCPU reports its id (in rbx) once on port 0x90, then spins.
+  Assembler a;
+  a.mov(Reg::Rax, Reg::Rbx);
+  a.out(Width::k32, 0x90);
+  auto top = a.new_label();
+  a.bind(top);
+  a.jmp(top);
+  kvm::x86::write_bytes(ram, 0, layout.code, a.finish(), "code");
+
+  constexpr int kVcpus = 4;
+  std::vector<kvm::Vcpu> vcpus;
+  for (int i = 0; i < kVcpus; ++i) {
+    vcpus.push_back(vm.create_vcpu(static_cast<unsigned>(i)));
+    auto s = vcpus.back().sregs();
+    kvm::x86::setup_long_mode_sregs(s, layout);
+    vcpus.back().set_sregs(s);
+    kvm::abi::kvm_regs r{};
+    kvm::x86::setup_regs(r, layout.code, layout.stack_top - 0x1000 * i);
+    r.rbx = static_cast<std::uint64_t>(i);
+    vcpus.back().set_regs(r);
+  }
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::future<std::pair<int, int>>> results;  // (reported id, interruptions)
+    std::atomic<int> reported{0};
+    for (int i = 0; i < kVcpus; ++i) {
+      results.push_back(std::async(std::launch::async, [&, i] {
+        int id = -1, interrupted = 0;
+        for (;;) {
+          kvm::Exit e = vcpus[i].run();
+          if (e.interrupted()) {
+            ++interrupted;
+            return std::pair{id, interrupted};
+          }
+          REQUIRE(e.reason() == ExitReason::Io);
+          id = static_cast<int>(e.io().value());
+          ++reported;
+        }
+      }));
+    }
+    // Wait (bounded) until every vCPU has reported in the first round, then kick them all.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (round == 0 && reported < kVcpus && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    std::this_thread::sleep_for(20ms);
+    for (auto& v : vcpus) v.kicker().kick();
+    for (int i = 0; i < kVcpus; ++i) {
+      // The watchdog: a vCPU that does not come back within 10 s fails the test.
+      REQUIRE(results[i].wait_for(10s) == std::future_status::ready);
+      auto [id, interrupted] = results[i].get();
+      CHECK(interrupted == 1);
+      if (round == 0) CHECK(id == i);
+    }
+  }
+}
