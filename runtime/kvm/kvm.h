@@ -9,6 +9,7 @@
 #include "kvm/ioctl.h"
 #include "kvm/kick.h"
 #include "kvm/memory.h"
+#include "kvm/rings.h"
 #include "kvm/system.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
