@@ -1,0 +1,225 @@
+// The API's contracts that need no running guest: compile-time checks of the typed ioctl
+// call, error texts of bad input, close-on-exec fds, caps and exit reasons newer than the
+// headers, and defensive decoding of exit data.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <vector>
+
+#include "guest.h"
+
+namespace abi = kvm::abi;
+using kvm::ExitReason;
+
+// ---- compile time: scope and argument type ------------------------------------------------
+template <class Handle, class Io, class Arg>
+concept CanCall = requires(Handle& h, Arg& a) { h.template ioctl<Io>(a); };
+template <class Handle, class Io>
+concept CanCallNoArg = requires(Handle& h) { h.template ioctl<Io>(); };
+
+static_assert(CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(!CanCall<kvm::Vm, abi::ioctl::GetRegs, abi::kvm_regs>, "a vCPU ioctl on a Vm");
+static_assert(!CanCall<kvm::System, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_sregs>, "wrong argument type");
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::SetRegs, const abi::kvm_regs>, "const for a kernel write");
+static_assert(CanCall<kvm::Vm, abi::ioctl::SetUserMemoryRegion, abi::kvm_userspace_memory_region>);
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::SetUserMemoryRegion, abi::kvm_userspace_memory_region>);
+static_assert(CanCallNoArg<kvm::System, abi::ioctl::CheckExtension>);
+static_assert(CanCallNoArg<kvm::Vm, abi::ioctl::CheckExtension>, "KVM_CHECK_EXTENSION works on VMs too");
+static_assert(!CanCallNoArg<kvm::Vcpu, abi::ioctl::CheckExtension>);
+static_assert(CanCall<kvm::Device, abi::ioctl::SetDeviceAttr, abi::kvm_device_attr>);
+static_assert(!CanCallNoArg<kvm::Vm, abi::ioctl::Run>);
+// Unavailable on x86 (argument type undefined) and deprecated aliases are refused.
+static_assert(!abi::ioctl::ArmVcpuInit::available);
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::ArmVcpuInit, void>);
+static_assert(abi::ioctl::TraceEnable::deprecated);
+static_assert(!CanCall<kvm::System, abi::ioctl::TraceEnable, abi::kvm_user_trace_setup>);
+// Capabilities are part of the descriptors.
+static_assert(abi::ioctl::GetXsave::capability == abi::Cap::Xsave);
+static_assert(abi::ioctl_name(abi::ioctl::GetRegs::request) == "KVM_GET_REGS");
+
+TEST_CASE("handles are move-only and every fd is close-on-exec") {
+  STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<kvm::Vm>);
+  STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<kvm::Vcpu>);
+  STATIC_REQUIRE(std::is_nothrow_move_constructible_v<kvm::Vcpu>);
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  kvm::Vcpu vcpu = vm.create_vcpu(0);
+  kvm::Fd stats = vm.stats_fd();
+  for (int fd : {sys.fd(), vm.fd(), vcpu.fd(), stats.get()}) {
+    INFO("fd " << fd);
+    CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  }
+}
+
+TEST_CASE("system: API version, capabilities named and unnamed, mmap size") {
+  kvm::System sys;
+  CHECK(sys.api_version() == kvm::kStableApiVersion);
+  CHECK(sys.check_extension(abi::Cap::UserMemory) > 0);
+  CHECK(sys.vcpu_mmap_size() >= sizeof(abi::kvm_run));
+  // A capability number beyond the headers is asked like any other; its name is unknown.
+  abi::Cap future{400};
+  CHECK(sys.check_extension(future) >= 0);
+  CHECK(abi::to_string(future).empty());
+  CHECK(abi::from_string<abi::Cap>("KVM_CAP_SYNC_REGS") == abi::Cap::SyncRegs);
+  CHECK_FALSE(abi::from_string<abi::Cap>("KVM_CAP_NOT_A_CAP").has_value());
+  CHECK(abi::flags_to_string(abi::MemoryFlags::LogDirtyPages | abi::MemoryFlags::Readonly) ==
+        "KVM_MEM_LOG_DIRTY_PAGES|KVM_MEM_READONLY");
+  CHECK(abi::flags_to_string(static_cast<abi::MemoryFlags>(0x10)) == "0x10");
+}
+
+TEST_CASE("errors name the ioctl, errno and what was wrong") {
+  CHECK_THROWS_WITH(kvm::System("/nonexistent/kvm"), "open: No such file or directory (/nonexistent/kvm)");
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  int max_id = vm.check_extension(abi::Cap::MaxVcpuId);
+  REQUIRE(max_id > 0);
+  CHECK_THROWS_WITH(vm.create_vcpu(static_cast<unsigned>(max_id) + 904),
+                    "KVM_CREATE_VCPU: Invalid argument (vcpu id " + std::to_string(max_id + 904) +
+                        " >= KVM_CAP_MAX_VCPU_ID " + std::to_string(max_id) + ")");
+  vm.create_vcpu(0);
+  try {
+    vm.create_vcpu(0);
+    FAIL("a second vCPU 0 was accepted");
+  } catch (const kvm::Error& e) {
+    CHECK(e.operation() == "KVM_CREATE_VCPU");
+    CHECK(e.errno_value() == EEXIST);
+    CHECK(std::string(e.what()) == "KVM_CREATE_VCPU: File exists (vcpu id 0)");
+  }
+
+  kvm::HostMapping m(1 << 20);
+  auto region = [&](std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, std::size_t host_off = 0) {
+    kvm::MemoryRegion r;
+    r.slot = slot;
+    r.guest_phys_addr = gpa;
+    r.size = size;
+    r.host_addr = m.data() + host_off;
+    return r;
+  };
+  vm.set_user_memory_region(region(1, 0x100000, 0x80000));
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(3, 0x140000, 0x80000)),
+                    "KVM_SET_USER_MEMORY_REGION: File exists (slot 3 [0x140000, 0x1c0000) overlaps slot 1 [0x100000, 0x180000))");
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x1234, 0x1000)),
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: guest address 0x1234 is not 4 KiB aligned)");
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0x1001)),
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: size 0x1001 is not a multiple of 4 KiB)");
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0x1000, 8)),
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: host address is not 4 KiB aligned)");
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0)),
+                    Catch::Contains("size 0; use delete_memory_region()"));
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, ~0ull - 0xfff, 0x2000)),
+                    Catch::Contains("guest range wraps around"));
+  int slots = vm.check_extension(abi::Cap::NrMemslots);
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(static_cast<std::uint32_t>(slots), 0x400000, 0x1000)),
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot " + std::to_string(slots) +
+                        " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(slots) + ")");
+  auto bad_flags = region(2, 0x400000, 0x1000);
+  bad_flags.flags = static_cast<abi::MemoryFlags>(0x80);
+  CHECK_THROWS_WITH(vm.set_user_memory_region(bad_flags), Catch::Contains("unknown flags 0x80"));
+  CHECK(vm.memory_regions().size() == 1);  // nothing half-registered
+  vm.delete_memory_region(1);
+  CHECK(vm.memory_regions().empty());
+  CHECK_THROWS_WITH(vm.delete_memory_region(1), Catch::Contains("slot 1 was never set"));
+
+  // A moved-from handle has no fd: its ioctls fail cleanly with EBADF.
+  kvm::Vm moved = std::move(vm);
+  CHECK_THROWS_WITH(vm.check_extension(abi::Cap::UserMemory), "KVM_CHECK_EXTENSION: Bad file descriptor");
+  CHECK(moved.check_extension(abi::Cap::UserMemory) > 0);
+}
+
+TEST_CASE("failed vCPU creation leaves no fd behind") {
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  auto count_fds = [] {
+    int n = 0;
+    for (int fd = 0; fd < 4096; ++fd) n += ::fcntl(fd, F_GETFD) != -1;
+    return n;
+  };
+  int before = count_fds();
+  for (int i = 0; i < 50; ++i) CHECK_THROWS_AS(vm.create_vcpu(100000), kvm::Error);
+  CHECK(count_fds() == before);
+}
+
+TEST_CASE("guest memory: bounds-checked, overflow-safe access") {
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  kvm::GuestMemory mem;
+  mem.add(vm, 0x1000, 0x2000);
+  mem.add(vm, 0x10000, 0x1000);
+  mem.write_obj<std::uint64_t>(0x2ff8, 0x1122334455667788ull);
+  CHECK(mem.read_obj<std::uint64_t>(0x2ff8) == 0x1122334455667788ull);
+  CHECK(mem.contains(0x1000, 0x2000));
+  CHECK_FALSE(mem.contains(0x2ff9, 8));  // crosses the region's end
+  CHECK_FALSE(mem.contains(0x3000, 1));  // between regions
+  CHECK_FALSE(mem.contains(0x1000, ~0ull));  // a length that would overflow
+  CHECK_FALSE(mem.contains(~0ull, 2));
+  CHECK_THROWS_WITH(mem.read_obj<std::uint64_t>(0x2ffc),
+                    "guest memory: Bad address ([0x2ffc, +0x8) is not inside one memory region)");
+  CHECK_THROWS_AS(mem.span(0x10000, 0x1001), kvm::Error);
+  CHECK(mem.span(0x10000, 0x1000).size() == 0x1000);
+  CHECK_THROWS_WITH(mem.add(vm, 0x2000, 0x1000), Catch::Contains("overlaps slot 0"));
+}
+
+TEST_CASE("exit views: the wrong accessor, unknown reasons and corrupt data are errors") {
+  // A kvm_run page of our own, so that any content can be fed to the decoder.
+  std::vector<std::uint8_t> page(3 * 4096);
+  auto& run = *reinterpret_cast<abi::kvm_run*>(page.data());
+  run.exit_reason = abi::to_underlying(ExitReason::Io);
+  run.io.direction = 1;
+  run.io.size = 2;
+  run.io.port = 0x3f8;
+  run.io.count = 3;
+  run.io.data_offset = 4096;
+  kvm::Exit e(run, page.size(), kvm::RunStatus::Exited);
+  CHECK(e.known());
+  CHECK(e.name() == "KVM_EXIT_IO");
+  CHECK(e.io().data().size() == 6);
+  CHECK(e.io().data().data() == page.data() + 4096);
+  CHECK_THROWS_WITH(e.mmio(), "Exit::mmio(): this exit is KVM_EXIT_IO, not KVM_EXIT_MMIO");
+  CHECK_THROWS_AS(e.hypercall(), kvm::WrongExitError);
+  CHECK_THROWS_AS(e.msr(), kvm::WrongExitError);
+
+  run.io.data_offset = page.size() - 4;  // 6 bytes would run past the mapping
+  CHECK_THROWS_WITH(e.io(), Catch::Contains("lies outside the 12288-byte kvm_run mapping"));
+  run.io.data_offset = ~0ull;
+  CHECK_THROWS_AS(e.io(), kvm::WrongExitError);
+  run.io.data_offset = 4096;
+  run.io.count = 0xffffffff;  // size * count overflowing 32 bits must still be caught
+  CHECK_THROWS_AS(e.io(), kvm::WrongExitError);
+  run.io.count = 1;
+  run.io.size = 3;
+  CHECK_THROWS_WITH(e.io(), Catch::Contains("access size 3"));
+
+  run.exit_reason = abi::to_underlying(ExitReason::Mmio);
+  run.mmio.len = 9;
+  CHECK_THROWS_WITH(e.mmio(), Catch::Contains("length 9 exceeds 8"));
+
+  run.exit_reason = abi::to_underlying(ExitReason::SystemEvent);
+  run.system_event.type = abi::to_underlying(abi::SystemEventType::Reset);
+  run.system_event.ndata = 1000;  // clamped to the 16 words that exist
+  CHECK(e.system_event().type == abi::SystemEventType::Reset);
+  CHECK(e.system_event().data.size() == 16);
+
+  run.exit_reason = abi::to_underlying(ExitReason::InternalError);
+  run.internal.suberror = abi::to_underlying(abi::InternalErrorSuberror::Emulation);
+  run.internal.ndata = 2;
+  CHECK(e.internal_error().data.size() == 2);
+  CHECK_NOTHROW(e.emulation_failure());
+  run.internal.suberror = 2;
+  CHECK_THROWS_AS(e.emulation_failure(), kvm::WrongExitError);
+
+  run.exit_reason = 200;  // newer than the headers
+  CHECK_FALSE(e.known());
+  CHECK(e.name() == "KVM_EXIT_#200");
+  CHECK(e.raw_reason() == 200);
+  CHECK_THROWS_WITH(e.io(), "Exit::io(): this exit is KVM_EXIT_#200, not KVM_EXIT_IO");
+
+  // Every exit reason the headers define has a name and decodes without touching other data.
+  for (const auto& entry : abi::EnumTraits<ExitReason>::entries) {
+    run.exit_reason = abi::to_underlying(entry.value);
+    CHECK(e.name() == entry.name);
+  }
+}
