@@ -313,12 +313,16 @@ class Differ {
       if (was.nested != f.nested || (was.kind != f.kind && !(was.nested && f.nested))) {
         field(f.path, "type changed", describe(was), describe(f),
               describe(was) + " -> " + describe(f), true);
-      } else if (was.offset_bits != f.offset_bits) {
-        field(f.path, "moved", describe(was), describe(f), describe(was) + " -> " + describe(f),
-              true);
-      } else if (was.size != f.size || was.dims != f.dims || was.bit_width != f.bit_width) {
-        field(f.path, "resized", describe(was), describe(f), describe(was) + " -> " + describe(f),
-              true);
+      } else {
+        bool moved = was.offset_bits != f.offset_bits;
+        bool resized = was.size != f.size || was.dims != f.dims || was.bit_width != f.bit_width;
+        if (moved || resized) {
+          field(f.path,
+                moved && resized ? "moved and resized"
+                : moved          ? "moved"
+                                 : "resized",
+                describe(was), describe(f), describe(was) + " -> " + describe(f), true);
+        }
       }
     }
     for (const Flat& f : of) {

@@ -49,6 +49,14 @@ struct Args {
   std::exit(2);
 }
 
+// Paths the user typed, made absolute: under `bazel run` the process runs elsewhere, and
+// BUILD_WORKING_DIRECTORY is where the user was.
+std::string user_path(const std::string& path) {
+  const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (path.empty() || fs::path(path).is_absolute() || !cwd) return path;
+  return (fs::path(cwd) / path).lexically_normal().string();
+}
+
 // "--include-dir aarch64=/tmp/arm64/include" or "--include-dir /usr/include".
 void add_include_dir(Args& a, const std::string& value) {
   std::string dir = value;
@@ -60,9 +68,10 @@ void add_include_dir(Args& a, const std::string& value) {
     } catch (const std::runtime_error& e) {
       usage("--include-dir " + value + ": " + e.what());
     }
-    dir = value.substr(eq + 1);
+    dir = user_path(value.substr(eq + 1));
     a.arch_include_dirs.emplace_back(arch, dir);
   } else {
+    dir = user_path(dir);
     a.include_dirs.push_back(dir);
   }
   if (!fs::is_directory(dir)) usage("--include-dir " + value + ": no such directory " + dir);
@@ -82,28 +91,30 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (a.command == "diff") {
-      if (opt == "--json")
+      if (opt == "--json") {
         a.json = true;
-      else if (opt.size() > 1 && opt[0] == '-')
+      } else if (opt.size() > 1 && opt[0] == '-') {
         usage("unknown option '" + opt + "' for diff");
-      else
-        a.positional.push_back(opt);
+      } else {
+        a.positional.push_back(user_path(opt));
+      }
       continue;
     }
-    if (opt == "--arch")
+    if (opt == "--arch") {
       a.arches.push_back(value());
-    else if (opt == "--include-dir")
+    } else if (opt == "--include-dir") {
       add_include_dir(a, value());
-    else if (opt == "--rules")
-      a.rules = value();
-    else if (opt == "--templates")
-      a.templates = value();
-    else if (opt == "--out")
-      a.out = value();
-    else if (opt == "--quiet")
+    } else if (opt == "--rules") {
+      a.rules = user_path(value());
+    } else if (opt == "--templates") {
+      a.templates = user_path(value());
+    } else if (opt == "--out") {
+      a.out = user_path(value());
+    } else if (opt == "--quiet") {
       a.quiet = true;
-    else
+    } else {
       usage("unknown option '" + opt + "'");
+    }
   }
   if (a.command == "diff") {
     if (a.positional.size() != 2) usage("diff takes two models: OLD NEW");
