@@ -519,6 +519,19 @@ std::string gating_cap_for(unsigned line, const std::vector<std::string>& lines,
   return "";
 }
 
+// An ioctl written in a way ioctl_invocation() does not know (_IOC directly, say) would pass
+// for a plain integer constant: stop instead, naming it.
+void refuse_unrecognised_ioctl(const MacroInfo& m) {
+  for (const std::string& t : m.body) {
+    if (starts_with(t, "_IO")) {
+      throw std::runtime_error(m.path + ":" + std::to_string(m.line) + ": " + m.name +
+                               " looks like an ioctl but is not written with _IO, _IOR, _IOW or "
+                               "_IOWR (it uses " + t + "); kvmgen would take it for a plain "
+                               "constant: extend ioctl_invocation() in generator/parse.cc");
+    }
+  }
+}
+
 // Refuses an asm/kvm.h of another arch (see ArchInfo::asm_marker_record).
 void check_asm_is_for(const ArchInfo& arch, const Model& model,
                       const std::vector<MacroInfo>& macros) {
@@ -600,6 +613,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     const MacroInfo& m = macros[i];
     if (m.function_like || m.body.empty() || m.name[0] == '_') continue;
     invocations[i] = ioctl_invocation(m, by_name);
+    if (!invocations[i]) refuse_unrecognised_ioctl(m);
     probe += "static const __auto_type kvmgen_v_" + std::to_string(i) + " = (" + m.name + ");\n";
     if (invocations[i]) {
       auto a = invocation_args(*invocations[i]);

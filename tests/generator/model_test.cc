@@ -188,3 +188,20 @@ TEST_CASE("the rendered fixture bindings compile, layout asserts included") {
   INFO(out);
   CHECK(st == 0);
 }
+
+TEST_CASE("a construct kvmgen does not model stops generation with an error naming it") {
+  auto build = [](const std::string& fixture) {
+    ParseOptions o;
+    o.arch = "x86_64";
+    o.include_dirs = {"tests/generator/fixtures/" + fixture, kFixture};
+    return build_model(o, load_rules("generator"));
+  };
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(build("unknown_ioctl"),
+                    Contains("unknown_ioctl/linux/kvm.h:15: KVM_FX_RAW looks like an ioctl") &&
+                        Contains("(it uses _IOC)"));
+  CHECK_THROWS_WITH(build("unknown_type"),
+                    Contains("unknown_type/linux/kvm.h:13: field notify: type") &&
+                        Contains("is a kind of C construct kvmgen does not model yet (type kind "
+                                 "FunctionProto)"));
+}
