@@ -56,8 +56,7 @@ TEST_CASE("dirty log: the bitmap shows exactly the pages the guest wrote, then c
 TEST_CASE("manual dirty-log protect: bits stay until cleared, then pages are tracked again") {
   kvm::System sys;
   if (sys.check_extension(abi::Cap::ManualDirtyLogProtect2) <= 0) {
-    WARN("skipped: the host reports KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 0");
-    return;
+    KVM_TEST_SKIP("the host reports KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 0");
   }
   // The guest writes page 3, halts, and on the next run writes page 3 again.
   LongModeGuest g([](Assembler& a) {
@@ -87,8 +86,7 @@ TEST_CASE("manual dirty-log protect: bits stay until cleared, then pages are tra
 TEST_CASE("dirty ring: the vCPU's ring lists the frames it dirtied; reset re-arms them") {
   kvm::System sys;
   if (sys.check_extension(abi::Cap::DirtyLogRing) <= 0 && sys.check_extension(abi::Cap::DirtyLogRingAcqRel) <= 0) {
-    WARN("skipped: the host reports KVM_CAP_DIRTY_LOG_RING = 0");
-    return;
+    KVM_TEST_SKIP("the host reports KVM_CAP_DIRTY_LOG_RING = 0");
   }
   kvm::Vm vm = sys.create_vm();
   CHECK_THROWS_WITH(kvm::enable_dirty_ring(vm, 1000), Catch::Contains("needs a power of two"));
@@ -132,8 +130,7 @@ TEST_CASE("coalesced MMIO: writes to a registered zone are queued, not exits") {
     a.hlt();
   });
   if (g.sys.check_extension(abi::Cap::CoalescedMmio) <= 0) {
-    WARN("skipped: the host reports KVM_CAP_COALESCED_MMIO = 0");
-    return;
+    KVM_TEST_SKIP("the host reports KVM_CAP_COALESCED_MMIO = 0");
   }
   g.vm.register_coalesced_mmio(kZone, 0x1000);
   kvm::Exit e = g.run();

@@ -10,16 +10,6 @@ using namespace testing;
 using kvm::ExitReason;
 namespace abi = kvm::abi;
 
-namespace {
-// Skips the rest of a test when the host reports a capability as 0, saying why.
-#define REQUIRE_CAP(sys, cap)                                                           \
-  do {                                                                                 \
-    if ((sys).check_extension(cap) <= 0) {                                             \
-      WARN("skipped: the host reports " << abi::to_string(cap) << " = 0");             \
-      return;                                                                          \
-    }                                                                                  \
-  } while (0)
-}  // namespace
 
 TEST_CASE("regs and sregs: sync regs carry guest state without ioctls, both directions") {
   // The guest adds rbx to rax, reports rax, and halts; then reports rax again after the VMM
@@ -265,4 +255,20 @@ TEST_CASE("translate, NMI, TSC frequency and stats fds") {
     CHECK(vcpu_stats.valid());
   }
   g.vcpu.nmi();  // with no IDT the NMI shuts the guest down: what matters is the ioctl worked
+}
+
+TEST_CASE("SMI injection (KVM_CAP_X86_SMM)") {
+  LongModeGuest g([](Assembler& a) { a.hlt(); });
+  REQUIRE_CAP(g.sys, abi::Cap::X86Smm);
+  g.vcpu.smi();
+  auto ev = g.vcpu.vcpu_events();
+  CHECK(ev.smi.pending == 1);
+}
+
+TEST_CASE("TSC frequency control (KVM_CAP_TSC_CONTROL)") {
+  LongModeGuest g([](Assembler& a) { a.hlt(); });
+  REQUIRE_CAP(g.sys, abi::Cap::TscControl);
+  std::uint32_t khz = g.vcpu.tsc_khz();
+  g.vcpu.set_tsc_khz(khz / 2);
+  CHECK(g.vcpu.tsc_khz() == khz / 2);
 }
