@@ -247,4 +247,55 @@ std::uint32_t Vcpu::tsc_khz() const { return static_cast<std::uint32_t>(ioctl<ab
 void Vcpu::kvmclock_ctrl() const { ioctl<abi::ioctl::KvmclockCtrl>(); }
 #endif
 
+#if defined(__aarch64__) || defined(__riscv)
+void Vcpu::get_one_reg(std::uint64_t id, void* value) const {
+  abi::kvm_one_reg r{};
+  r.id = id;
+  r.addr = reinterpret_cast<std::uint64_t>(value);
+  ioctl<abi::ioctl::GetOneReg>(r, "register id " + std::to_string(id));
+}
+
+void Vcpu::set_one_reg(std::uint64_t id, const void* value) const {
+  abi::kvm_one_reg r{};
+  r.id = id;
+  r.addr = reinterpret_cast<std::uint64_t>(value);
+  ioctl<abi::ioctl::SetOneReg>(r, "register id " + std::to_string(id));
+}
+
+std::uint64_t Vcpu::one_reg_u64(std::uint64_t id) const {
+  // The id encodes the size: bytes = 1 << ((id & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT).
+  std::uint64_t bytes = 1ull << ((id & abi::consts::RegSizeMask) >> abi::consts::RegSizeShift);
+  if (bytes > 8) {
+    throw Error("KVM_GET_ONE_REG", EINVAL, "register id " + std::to_string(id) + " is " + std::to_string(bytes) + " bytes, not a u64");
+  }
+  std::uint64_t v = 0;
+  get_one_reg(id, &v);
+  return v;
+}
+
+std::vector<std::uint64_t> Vcpu::reg_list() const {
+  // Ask with n = 0: the kernel answers E2BIG and the count it needs.
+  std::vector<std::uint64_t> buf(1, 0);
+  auto* list = reinterpret_cast<abi::kvm_reg_list*>(buf.data());
+  int r = try_ioctl<abi::ioctl::GetRegList>(*list);
+  if (r == -E2BIG) {
+    std::uint64_t n = list->n;
+    if (n > (1u << 20)) throw Error("KVM_GET_REG_LIST", EIO, std::to_string(n) + " registers");
+    buf.assign(n + 1, 0);
+    list = reinterpret_cast<abi::kvm_reg_list*>(buf.data());
+    list->n = n;
+    r = try_ioctl<abi::ioctl::GetRegList>(*list);
+  }
+  if (r < 0) throw_error("KVM_GET_REG_LIST", -r);
+  return {buf.begin() + 1, buf.begin() + 1 + static_cast<std::ptrdiff_t>(list->n)};
+}
+#endif
+
+#if defined(__aarch64__)
+void Vcpu::arm_vcpu_init(const abi::kvm_vcpu_init& init) const {
+  abi::kvm_vcpu_init copy = init;
+  ioctl<abi::ioctl::ArmVcpuInit>(copy, "target " + std::to_string(init.target));
+}
+#endif
+
 }  // namespace kvm

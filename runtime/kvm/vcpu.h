@@ -119,6 +119,21 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   void kvmclock_ctrl() const;
 #endif
 
+#if defined(__aarch64__) || defined(__riscv)
+  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG): one register by its 64-bit id, whose
+  // size field (KVM_REG_SIZE_*) says how many bytes `value` holds.
+  void get_one_reg(std::uint64_t id, void* value) const;
+  void set_one_reg(std::uint64_t id, const void* value) const;
+  std::uint64_t one_reg_u64(std::uint64_t id) const;
+  // KVM_GET_REG_LIST: the ids of every register get/set_one_reg() accepts on this vCPU.
+  std::vector<std::uint64_t> reg_list() const;
+#endif
+#if defined(__aarch64__)
+  // KVM_ARM_VCPU_INIT: initial state and features; required before the first run on arm64.
+  // Use Vm::arm_preferred_target() for the target.
+  void arm_vcpu_init(const abi::kvm_vcpu_init& init) const;
+#endif
+
  private:
   bool synced(std::uint64_t group) const noexcept { return (sync_mask_ & group) && sync_valid_; }
 

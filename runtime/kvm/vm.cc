@@ -343,4 +343,12 @@ void Vm::set_identity_map_addr(std::uint64_t addr) const {
 void Vm::set_msr_filter(abi::kvm_msr_filter& filter) const { ioctl<abi::ioctl::X86SetMsrFilter>(filter); }
 #endif
 
+#if defined(__aarch64__)
+abi::kvm_vcpu_init Vm::arm_preferred_target() const {
+  abi::kvm_vcpu_init init{};
+  ioctl<abi::ioctl::ArmPreferredTarget>(init);
+  return init;
+}
+#endif
+
 }  // namespace kvm

@@ -146,6 +146,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace.
   void set_msr_filter(abi::kvm_msr_filter& filter) const;
 #endif
+#if defined(__aarch64__)
+  // KVM_ARM_PREFERRED_TARGET: the vCPU target this host suits best, for Vcpu::arm_vcpu_init.
+  abi::kvm_vcpu_init arm_preferred_target() const;
+#endif
 
  private:
   Fd fd_;
