@@ -157,14 +157,18 @@ std::vector<std::string> include_dirs_for(const Args& a, const std::string& arch
   return dirs;  // empty: the arch's Debian defaults
 }
 
-// What regenerating changes in the API, against the kvm_api.json about to be replaced.
+// What regenerating changes in the API, against the kvm_api.json about to be replaced. Only a
+// report: a previous model that cannot be read does not stop regeneration.
 void report_api_changes(const fs::path& old_json, const std::string& new_json) {
   if (!fs::exists(old_json)) return;
-  std::string old_text = read_api_json(old_json.string());
-  if (old_text == new_json) return;
-  ApiDiff d = diff_api(old_text, new_json, old_json.string(), "regenerated");
-  if (d.changes.empty()) return;
-  std::cout << diff_to_text(d);
+  try {
+    std::string old_text = read_api_json(old_json.string());
+    if (old_text == new_json) return;
+    ApiDiff d = diff_api(old_text, new_json, old_json.string(), "regenerated");
+    if (!d.changes.empty()) std::cout << diff_to_text(d);
+  } catch (const std::exception& e) {
+    std::cout << "note: cannot compare with the previous model: " << e.what() << "\n";
+  }
 }
 
 int generate_or_check(const Args& args) {
