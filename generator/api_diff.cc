@@ -159,6 +159,12 @@ class Differ {
     return s;
   }
 
+  // The KVM_CAP_* an ioctl's comment names, or "".
+  static std::string capability(const json& io) {
+    auto it = io.find("capability");
+    return it != io.end() && it->is_string() ? it->get<std::string>() : "";
+  }
+
   std::set<std::string> scopes(const Doc& d, const json& io) {
     std::set<std::string> out;
     for (const json& s : d.member(io, "scopes", json::value_t::array))
@@ -193,6 +199,12 @@ class Differ {
       }
       if (!o.value("deprecated", false) && n.value("deprecated", false)) {
         add("ioctl", name, "deprecated", "", "", "now only a deprecated alias", true);
+      }
+      std::string co = capability(o), cn = capability(n);
+      if (co != cn) {
+        add("ioctl", name, "capability changed", co, cn,
+            "gating capability " + (co.empty() ? "none" : co) + " -> " + (cn.empty() ? "none" : cn),
+            false);
       }
       auto so = scopes(old_, o), sn = scopes(new_, n);
       if (so != sn) {

@@ -509,12 +509,24 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 std::string gating_cap_for(unsigned line, const std::vector<std::string>& lines,
                            const std::map<unsigned, std::string>& caps) {
-  // Walk up through the contiguous block of defines and comments above the ioctl.
+  // Walk up through the contiguous block of defines and comments above the ioctl. The nearest
+  // comment governs: once the walk has passed a comment without a cap and reaches code again,
+  // an older "Available with" further up belongs to other ioctls (KVM_ENABLE_CAP's own comment
+  // sits between it and KVM_CAP_DEBUGREGS's).
+  bool passed_comment = false;
   for (unsigned l = line; l >= 1 && l + 12 > line; --l) {
     auto it = caps.find(l);
     if (it != caps.end()) return it->second;
     const std::string& text = lines[l - 1];
-    if (text.find_first_not_of(" \t") == std::string::npos) break;  // blank line ends the block
+    std::size_t start = text.find_first_not_of(" \t");
+    if (start == std::string::npos) break;  // blank line ends the block
+    bool comment = text.compare(start, 2, "/*") == 0 || text.compare(start, 1, "*") == 0 ||
+                   text.compare(start, 2, "//") == 0;
+    if (comment) {
+      passed_comment = true;
+    } else if (passed_comment && l != line) {
+      break;
+    }
   }
   return "";
 }

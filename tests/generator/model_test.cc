@@ -156,6 +156,8 @@ TEST_CASE("ioctls: numbers, directions, argument types, scopes, availability") {
   CHECK(flex.arg_cpp_type == "kvm_fx_flex");
   CHECK(flex.request == ((3ull << 30) | (8ull << 16) | (0xAEull << 8) | 0x80));
   CHECK(ioctl("KVM_FX_GET_U64").arg_cpp_type == "std::uint64_t");
+  CHECK(ioctl("KVM_FX_GET_U64").gating_cap == "KVM_CAP_HLT");  // same block as the comment
+  CHECK(ioctl("KVM_FX_UNGATED").gating_cap.empty());  // a comment of its own comes between
   CHECK(ioctl("KVM_FX_SET_ANON").scopes == kVm);
   CHECK(ioctl("KVM_GET_API_VERSION").scopes == kSystem);
   CHECK(ioctl("KVM_CHECK_EXTENSION").scopes == (kSystem | kVm));  // from ioctl_scopes.rules

@@ -1406,7 +1406,7 @@ struct SetVapicAddr {
   static constexpr std::optional<Cap> capability = Cap::Vapic;
 };
 
-// KVM_S390_INTERRUPT (linux/kvm.h:1579), available with KVM_CAP_VAPIC
+// KVM_S390_INTERRUPT (linux/kvm.h:1579)
 struct S390Interrupt {
   static constexpr std::string_view name = "KVM_S390_INTERRUPT";
   static constexpr bool available = true;
@@ -1417,10 +1417,10 @@ struct S390Interrupt {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = kvm_s390_interrupt;  // struct kvm_s390_interrupt
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::Vapic;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
-// KVM_S390_STORE_STATUS (linux/kvm.h:1583), available with KVM_CAP_VAPIC
+// KVM_S390_STORE_STATUS (linux/kvm.h:1583)
 struct S390StoreStatus {
   static constexpr std::string_view name = "KVM_S390_STORE_STATUS";
   static constexpr bool available = true;
@@ -1431,10 +1431,10 @@ struct S390StoreStatus {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = Cap::Vapic;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
-// KVM_S390_SET_INITIAL_PSW (linux/kvm.h:1585), available with KVM_CAP_VAPIC
+// KVM_S390_SET_INITIAL_PSW (linux/kvm.h:1585)
 struct S390SetInitialPsw {
   static constexpr std::string_view name = "KVM_S390_SET_INITIAL_PSW";
   static constexpr bool available = true;
@@ -1445,10 +1445,10 @@ struct S390SetInitialPsw {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_psw;  // struct kvm_s390_psw
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::Vapic;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
-// KVM_S390_INITIAL_RESET (linux/kvm.h:1587), available with KVM_CAP_VAPIC
+// KVM_S390_INITIAL_RESET (linux/kvm.h:1587)
 struct S390InitialReset {
   static constexpr std::string_view name = "KVM_S390_INITIAL_RESET";
   static constexpr bool available = true;
@@ -1459,7 +1459,7 @@ struct S390InitialReset {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::Vapic;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
 // KVM_GET_MP_STATE (linux/kvm.h:1588)
@@ -1728,7 +1728,7 @@ struct SetOneReg {
   static constexpr std::optional<Cap> capability = Cap::OneReg;
 };
 
-// KVM_KVMCLOCK_CTRL (linux/kvm.h:1621), available with KVM_CAP_ONE_REG
+// KVM_KVMCLOCK_CTRL (linux/kvm.h:1621)
 struct KvmclockCtrl {
   static constexpr std::string_view name = "KVM_KVMCLOCK_CTRL";
   static constexpr bool available = true;
@@ -1739,10 +1739,10 @@ struct KvmclockCtrl {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::OneReg;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
-// KVM_ARM_VCPU_INIT (linux/kvm.h:1622), available with KVM_CAP_ONE_REG; unavailable: argument type 'struct kvm_vcpu_init' is not defined for riscv64
+// KVM_ARM_VCPU_INIT (linux/kvm.h:1622); unavailable: argument type 'struct kvm_vcpu_init' is not defined for riscv64
 struct ArmVcpuInit {
   static constexpr std::string_view name = "KVM_ARM_VCPU_INIT";
   static constexpr bool available = false;
@@ -1753,10 +1753,10 @@ struct ArmVcpuInit {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::OneReg;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
-// KVM_ARM_PREFERRED_TARGET (linux/kvm.h:1623), available with KVM_CAP_ONE_REG; unavailable: argument type 'struct kvm_vcpu_init' is not defined for riscv64
+// KVM_ARM_PREFERRED_TARGET (linux/kvm.h:1623); unavailable: argument type 'struct kvm_vcpu_init' is not defined for riscv64
 struct ArmPreferredTarget {
   static constexpr std::string_view name = "KVM_ARM_PREFERRED_TARGET";
   static constexpr bool available = false;
@@ -1767,10 +1767,10 @@ struct ArmPreferredTarget {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::OneReg;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
-// KVM_GET_REG_LIST (linux/kvm.h:1624), available with KVM_CAP_ONE_REG
+// KVM_GET_REG_LIST (linux/kvm.h:1624)
 struct GetRegList {
   static constexpr std::string_view name = "KVM_GET_REG_LIST";
   static constexpr bool available = true;
@@ -1781,7 +1781,7 @@ struct GetRegList {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_reg_list;  // struct kvm_reg_list
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = Cap::OneReg;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
 // KVM_S390_MEM_OP (linux/kvm.h:1626), available with KVM_CAP_S390_MEM_OP
@@ -1910,7 +1910,7 @@ struct S390SetCmmaBits {
   static constexpr std::optional<Cap> capability = Cap::S390CmmaMigration;
 };
 
-// KVM_MEMORY_ENCRYPT_OP (linux/kvm.h:1641), available with KVM_CAP_S390_CMMA_MIGRATION
+// KVM_MEMORY_ENCRYPT_OP (linux/kvm.h:1641)
 struct MemoryEncryptOp {
   static constexpr std::string_view name = "KVM_MEMORY_ENCRYPT_OP";
   static constexpr bool available = true;
@@ -1921,7 +1921,7 @@ struct MemoryEncryptOp {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = Cap::S390CmmaMigration;
+  static constexpr std::optional<Cap> capability = std::nullopt;
 };
 
 // KVM_MEMORY_ENCRYPT_REG_REGION (linux/kvm.h:1648)
