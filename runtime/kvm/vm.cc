@@ -1,6 +1,9 @@
 #include "kvm/vm.h"
 
 #include <sys/mman.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -35,11 +38,27 @@ int Vm::check_extension(abi::Cap cap) const {
   return ioctl<abi::ioctl::CheckExtension>(static_cast<unsigned long>(abi::to_underlying(cap)));
 }
 
+int Vm::cached_cap(abi::Cap cap, int& cache) const {
+  if (cache < 0) cache = check_extension(cap);
+  return cache;
+}
+
+unsigned Vm::phys_addr_bits() const {
+#if defined(__x86_64__)
+  // CPUID leaf 0x80000008, EAX[7:0]: the host's physical-address width.
+  unsigned eax = 0, ebx, ecx, edx;
+  if (__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx) && (eax & 0xff) >= 32) return eax & 0xff;
+  return 36;  // the architectural minimum with PAE
+#else
+  return 48;
+#endif
+}
+
 Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {
-  int max_id = check_extension(abi::Cap::MaxVcpuId);
+  int max_id = cached_cap(abi::Cap::MaxVcpuId, max_vcpu_id_);
   const char* cap_name = "KVM_CAP_MAX_VCPU_ID";
   if (max_id <= 0) {
-    max_id = check_extension(abi::Cap::MaxVcpus);
+    max_id = cached_cap(abi::Cap::MaxVcpus, max_vcpus_);
     cap_name = "KVM_CAP_MAX_VCPUS";
   }
   if (max_id > 0 && id >= static_cast<unsigned>(max_id)) {
@@ -83,7 +102,13 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
   if (abi::to_underlying(r.flags & ~known) != 0) {
     throw Error(kSetRegion, EINVAL, what + ": unknown flags " + abi::flags_to_string(r.flags & ~known));
   }
-  int nslots = check_extension(abi::Cap::NrMemslots);
+  unsigned bits = phys_addr_bits();
+  if (bits < 64 && r.guest_phys_addr + r.size > (std::uint64_t{1} << bits)) {
+    throw Error(kSetRegion, EINVAL,
+                what + " " + range(r.guest_phys_addr, r.size) + " reaches beyond the host's " +
+                    std::to_string(bits) + "-bit physical address space");
+  }
+  int nslots = cached_cap(abi::Cap::NrMemslots, nr_memslots_);
   if (nslots > 0 && (r.slot & 0xffff) >= static_cast<std::uint32_t>(nslots)) {
     throw Error(kSetRegion, EINVAL, what + " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(nslots));
   }

@@ -62,10 +62,13 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 
   // KVM_SET_USER_MEMORY_REGION: creates, moves or resizes a slot. Checked first: page
   // alignment, size, overlap with the VM's other slots, the slot limit
-  // (KVM_CAP_NR_MEMSLOTS).
+  // (KVM_CAP_NR_MEMSLOTS), and the host's physical-address width.
   void set_user_memory_region(const MemoryRegion& region);
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
+  // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR
+  // on x86).
+  unsigned phys_addr_bits() const;
   // The slots this Vm has set, by slot number.
   const std::map<std::uint32_t, MemoryRegion>& memory_regions() const noexcept { return slots_; }
 
@@ -152,9 +155,15 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 #endif
 
  private:
+  int cached_cap(abi::Cap cap, int& cache) const;
+
   Fd fd_;
   std::size_t vcpu_mmap_size_ = 0;
   std::map<std::uint32_t, MemoryRegion> slots_;
+  // Capability answers that cannot change for a VM, asked once (-1: not asked yet).
+  mutable int nr_memslots_ = -1;
+  mutable int max_vcpu_id_ = -1;
+  mutable int max_vcpus_ = -1;
 };
 
 }  // namespace kvm

@@ -116,6 +116,11 @@ TEST_CASE("errors name the ioctl, errno and what was wrong") {
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(static_cast<std::uint32_t>(slots), 0x400000, 0x1000)),
                     "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot " + std::to_string(slots) +
                         " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(slots) + ")");
+  unsigned bits = vm.phys_addr_bits();
+  CHECK(bits >= 36);
+  std::uint64_t top = std::uint64_t{1} << bits;
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, top - 0x1000, 0x2000)),
+                    Catch::EndsWith("reaches beyond the host's " + std::to_string(bits) + "-bit physical address space)"));
   auto bad_flags = region(2, 0x400000, 0x1000);
   bad_flags.flags = static_cast<abi::MemoryFlags>(0x80);
   CHECK_THROWS_WITH(vm.set_user_memory_region(bad_flags), Catch::Contains("unknown flags 0x80"));
