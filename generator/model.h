@@ -31,7 +31,9 @@ struct Constant {
   bool from_c_enum = false;
 };
 
-enum class FamilyKind { Enum, Flags };
+// Plain: a rule that keeps matching constants out of any family (they stay plain constants),
+// for prefixes a broader family would otherwise swallow (KVM_MSR_FILTER_MAX_*).
+enum class FamilyKind { Enum, Flags, Plain };
 
 struct Family {
   std::string name;  // C++ type name, e.g. "Cap"

@@ -339,6 +339,17 @@ class RecordBuilder {
       }
       if (k == CXCursor_FieldDecl) rec->fields.push_back(build_field(child));
     });
+    // In a union that has a size, an empty member can stay: C++ gives it one byte, which the
+    // union absorbs without any layout change. Only zero-sized unions and structs need the
+    // member gone.
+    if (rec->is_union && rec->size > 0) {
+      for (Field& f : rec->fields) {
+        if (f.omitted && !f.flexible) {
+          f.omitted = false;
+          f.note = "empty in C; a 1-byte member in C++, which the union's size absorbs";
+        }
+      }
+    }
     return rec;
   }
 
@@ -829,6 +840,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
   // Families: each constant goes to the most specific matching rule.
   std::map<std::string, std::size_t> family_index;
   for (const auto& r : rules.families) {
+    if (r.kind == FamilyKind::Plain) continue;
     if (!family_index.count(r.family)) {
       Family f;
       f.name = r.family;
@@ -856,7 +868,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
         best_len = len;
       }
     }
-    if (!best) {
+    if (!best || best->kind == FamilyKind::Plain) {
       c.family.clear();
       c.cpp_name = camel_case_kvm(c.name);
       continue;

@@ -82,6 +82,13 @@ std::string cpp_field_name(const std::string& c) {
   return cpp_keywords().count(c) ? c + "_" : c;
 }
 
+// X_SHIFT, X_MASK, X_MAX and X_VALID_*: constants that describe a family's bit layout rather
+// than being one of its values.
+bool is_layout_helper(const std::string& name) {
+  return ends_with(name, "_SHIFT") || ends_with(name, "_MASK") || ends_with(name, "_MAX") ||
+         name.find("_VALID_") != std::string::npos;
+}
+
 std::string scope_expr(unsigned scopes) {
   std::string out;
   auto add = [&](unsigned bit, const char* name) {
@@ -140,6 +147,7 @@ data fields_data(const Record& rec, const std::string& cpp_prefix, const std::st
     data d;
     std::string cpp_name = cpp_field_name(f.name);
     d.set("name", cpp_name);
+    d.set("has_name", flag(!f.name.empty()));
     d.set("c_name", f.name);
     d.set("indent", indent);
     d.set("dims", dims_list(f.dims));
@@ -256,6 +264,20 @@ data model_data(const Model& m) {
     std::set<std::uint64_t> seen;
     std::vector<const Constant*> members;
     for (std::size_t i : f.members) members.push_back(&m.constants[i]);
+    // to_string() returns the first entry with a value; field-layout helpers (X_SHIFT, X_MASK,
+    // X_MAX, X_VALID_*) often share a value with a real member, so they go last in the table.
+    std::vector<const Constant*> entries;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const Constant* c : members) {
+        if (is_layout_helper(c->name) == (pass == 1)) entries.push_back(c);
+      }
+    }
+    d.set("entries", list_of(entries, [&](const Constant* c) {
+      data e;
+      e.set("cpp_name", c->cpp_name);
+      e.set("c_name", c->name);
+      return e;
+    }));
     d.set("members", list_of(members, [&](const Constant* c) {
       data e;
       e.set("cpp_name", c->cpp_name);

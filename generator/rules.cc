@@ -53,6 +53,7 @@ Rules load_rules(const std::string& dir) {
       }
       if (kind == "enum") r.kind = FamilyKind::Enum;
       else if (kind == "flags") r.kind = FamilyKind::Flags;
+      else if (kind == "plain") r.kind = FamilyKind::Plain;
       else throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown kind '" + kind + "'");
       if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum") {
         throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown match '" + r.match + "'");

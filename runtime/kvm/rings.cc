@@ -18,7 +18,7 @@ std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE
 
 // KVM_COALESCED_MMIO_PAGE_OFFSET and KVM_DIRTY_LOG_PAGE_OFFSET: pages into the vCPU mapping.
 constexpr std::size_t kCoalescedPage = static_cast<std::size_t>(abi::consts::CoalescedMmioPageOffset);
-constexpr std::size_t kDirtyRingPage = abi::to_underlying(abi::DirtyLogFlags::PageOffset);
+constexpr std::size_t kDirtyRingPage = static_cast<std::size_t>(abi::consts::DirtyLogPageOffset);
 
 }  // namespace
 

@@ -314,7 +314,6 @@ const struct kvmgen_check kvmgen_expected[] = {
     {"KVM_DEV_TYPE_XIVE", (unsigned long long)(KVM_DEV_TYPE_XIVE)},
     {"KVM_DEV_TYPE_ARM_PV_TIME", (unsigned long long)(KVM_DEV_TYPE_ARM_PV_TIME)},
     {"KVM_DEV_TYPE_MAX", (unsigned long long)(KVM_DEV_TYPE_MAX)},
-    {"KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL", (unsigned long long)(KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL)},
     {"KVM_IRQ_ROUTING_IRQCHIP", (unsigned long long)(KVM_IRQ_ROUTING_IRQCHIP)},
     {"KVM_IRQ_ROUTING_MSI", (unsigned long long)(KVM_IRQ_ROUTING_MSI)},
     {"KVM_IRQ_ROUTING_S390_ADAPTER", (unsigned long long)(KVM_IRQ_ROUTING_S390_ADAPTER)},
@@ -322,7 +321,6 @@ const struct kvmgen_check kvmgen_expected[] = {
     {"KVM_IRQ_ROUTING_XEN_EVTCHN", (unsigned long long)(KVM_IRQ_ROUTING_XEN_EVTCHN)},
     {"KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE", (unsigned long long)(KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)},
     {"KVM_DIRTY_LOG_INITIALLY_SET", (unsigned long long)(KVM_DIRTY_LOG_INITIALLY_SET)},
-    {"KVM_DIRTY_LOG_PAGE_OFFSET", (unsigned long long)(KVM_DIRTY_LOG_PAGE_OFFSET)},
     {"KVM_DIRTY_GFN_F_DIRTY", (unsigned long long)(KVM_DIRTY_GFN_F_DIRTY)},
     {"KVM_DIRTY_GFN_F_RESET", (unsigned long long)(KVM_DIRTY_GFN_F_RESET)},
     {"KVM_DIRTY_GFN_F_MASK", (unsigned long long)(KVM_DIRTY_GFN_F_MASK)},
@@ -368,6 +366,8 @@ const struct kvmgen_check kvmgen_expected[] = {
     {"KVM_STATS_BASE_POW10", (unsigned long long)(KVM_STATS_BASE_POW10)},
     {"KVM_STATS_BASE_POW2", (unsigned long long)(KVM_STATS_BASE_POW2)},
     {"KVM_STATS_BASE_MAX", (unsigned long long)(KVM_STATS_BASE_MAX)},
+
+
 
 
     {"KVM_XEN_ATTR_TYPE_UPCALL_VECTOR", (unsigned long long)(KVM_XEN_ATTR_TYPE_UPCALL_VECTOR)},
@@ -619,6 +619,7 @@ const struct kvmgen_check kvmgen_expected[] = {
     {"KVM_VM_MIPS_TE", (unsigned long long)(KVM_VM_MIPS_TE)},
     {"KVM_S390_SIE_PAGE_OFFSET", (unsigned long long)(KVM_S390_SIE_PAGE_OFFSET)},
     {"KVM_VM_TYPE_ARM_IPA_SIZE_MASK", (unsigned long long)(KVM_VM_TYPE_ARM_IPA_SIZE_MASK)},
+    {"KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL", (unsigned long long)(KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL)},
     {"KVM_MMU_FSL_BOOKE_NOHV", (unsigned long long)(KVM_MMU_FSL_BOOKE_NOHV)},
     {"KVM_MMU_FSL_BOOKE_HV", (unsigned long long)(KVM_MMU_FSL_BOOKE_HV)},
     {"KVM_REG_ARCH_MASK", (unsigned long long)(KVM_REG_ARCH_MASK)},
@@ -682,6 +683,7 @@ const struct kvmgen_check kvmgen_expected[] = {
     {"KVM_ARM_DEV_PMU", (unsigned long long)(KVM_ARM_DEV_PMU)},
     {"KVM_HYPERV_CONN_ID_MASK", (unsigned long long)(KVM_HYPERV_CONN_ID_MASK)},
     {"KVM_HYPERV_EVENTFD_DEASSIGN", (unsigned long long)(KVM_HYPERV_EVENTFD_DEASSIGN)},
+    {"KVM_DIRTY_LOG_PAGE_OFFSET", (unsigned long long)(KVM_DIRTY_LOG_PAGE_OFFSET)},
     {"KVM_PMU_CAP_DISABLE", (unsigned long long)(KVM_PMU_CAP_DISABLE)},
     {"KVM_S390_ZPCIOP_REG_AEN", (unsigned long long)(KVM_S390_ZPCIOP_REG_AEN)},
     {"KVM_S390_ZPCIOP_DEREG_AEN", (unsigned long long)(KVM_S390_ZPCIOP_DEREG_AEN)},

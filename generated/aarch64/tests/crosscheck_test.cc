@@ -288,7 +288,7 @@ const std::vector<kvmgen_check> actual = {
     {"KVM_INTERNAL_ERROR_SIMUL_EX", as_ull(InternalErrorSuberror::SimulEx)},
     {"KVM_INTERNAL_ERROR_DELIVERY_EV", as_ull(InternalErrorSuberror::DeliveryEv)},
     {"KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON", as_ull(InternalErrorSuberror::UnexpectedExitReason)},
-    {"KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES", as_ull(InternalErrorSuberror::EmulationFlagInstructionBytes)},
+    {"KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES", as_ull(EmulationFailureFlags::InstructionBytes)},
     {"KVM_SYSTEM_EVENT_SHUTDOWN", as_ull(SystemEventType::Shutdown)},
     {"KVM_SYSTEM_EVENT_RESET", as_ull(SystemEventType::Reset)},
     {"KVM_SYSTEM_EVENT_CRASH", as_ull(SystemEventType::Crash)},
@@ -331,7 +331,6 @@ const std::vector<kvmgen_check> actual = {
     {"KVM_DEV_TYPE_XIVE", as_ull(DeviceType::DevTypeXive)},
     {"KVM_DEV_TYPE_ARM_PV_TIME", as_ull(DeviceType::DevTypeArmPvTime)},
     {"KVM_DEV_TYPE_MAX", as_ull(DeviceType::DevTypeMax)},
-    {"KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL", as_ull(IrqRoutingType::XenEvtchnPrio2level)},
     {"KVM_IRQ_ROUTING_IRQCHIP", as_ull(IrqRoutingType::Irqchip)},
     {"KVM_IRQ_ROUTING_MSI", as_ull(IrqRoutingType::Msi)},
     {"KVM_IRQ_ROUTING_S390_ADAPTER", as_ull(IrqRoutingType::S390Adapter)},
@@ -339,7 +338,6 @@ const std::vector<kvmgen_check> actual = {
     {"KVM_IRQ_ROUTING_XEN_EVTCHN", as_ull(IrqRoutingType::XenEvtchn)},
     {"KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE", as_ull(DirtyLogFlags::ManualProtectEnable)},
     {"KVM_DIRTY_LOG_INITIALLY_SET", as_ull(DirtyLogFlags::InitiallySet)},
-    {"KVM_DIRTY_LOG_PAGE_OFFSET", as_ull(DirtyLogFlags::PageOffset)},
     {"KVM_DIRTY_GFN_F_DIRTY", as_ull(DirtyGfnFlags::Dirty)},
     {"KVM_DIRTY_GFN_F_RESET", as_ull(DirtyGfnFlags::Reset)},
     {"KVM_DIRTY_GFN_F_MASK", as_ull(DirtyGfnFlags::Mask)},
@@ -385,6 +383,8 @@ const std::vector<kvmgen_check> actual = {
     {"KVM_STATS_BASE_POW10", as_ull(StatsBase::Pow10)},
     {"KVM_STATS_BASE_POW2", as_ull(StatsBase::Pow2)},
     {"KVM_STATS_BASE_MAX", as_ull(StatsBase::Max)},
+
+
 
 
     {"KVM_XEN_ATTR_TYPE_UPCALL_VECTOR", as_ull(ExceptionVector::KvmXenAttrTypeUpcall)},
@@ -636,6 +636,7 @@ const std::vector<kvmgen_check> actual = {
     {"KVM_VM_MIPS_TE", as_ull(consts::VmMipsTe)},
     {"KVM_S390_SIE_PAGE_OFFSET", as_ull(consts::S390SiePageOffset)},
     {"KVM_VM_TYPE_ARM_IPA_SIZE_MASK", as_ull(consts::VmTypeArmIpaSizeMask)},
+    {"KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL", as_ull(consts::IrqRoutingXenEvtchnPrio2level)},
     {"KVM_MMU_FSL_BOOKE_NOHV", as_ull(consts::MmuFslBookeNohv)},
     {"KVM_MMU_FSL_BOOKE_HV", as_ull(consts::MmuFslBookeHv)},
     {"KVM_REG_ARCH_MASK", as_ull(consts::RegArchMask)},
@@ -699,6 +700,7 @@ const std::vector<kvmgen_check> actual = {
     {"KVM_ARM_DEV_PMU", as_ull(consts::ArmDevPmu)},
     {"KVM_HYPERV_CONN_ID_MASK", as_ull(consts::HypervConnIdMask)},
     {"KVM_HYPERV_EVENTFD_DEASSIGN", as_ull(consts::HypervEventfdDeassign)},
+    {"KVM_DIRTY_LOG_PAGE_OFFSET", as_ull(consts::DirtyLogPageOffset)},
     {"KVM_PMU_CAP_DISABLE", as_ull(consts::PmuCapDisable)},
     {"KVM_S390_ZPCIOP_REG_AEN", as_ull(consts::S390ZpciopRegAen)},
     {"KVM_S390_ZPCIOP_DEREG_AEN", as_ull(consts::S390ZpciopDeregAen)},

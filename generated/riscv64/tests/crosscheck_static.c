@@ -312,7 +312,6 @@ KVMGEN_CHECK(KVM_DEV_TYPE_ARM_VGIC_ITS, 0x8ull, "KVM_DEV_TYPE_ARM_VGIC_ITS");
 KVMGEN_CHECK(KVM_DEV_TYPE_XIVE, 0x9ull, "KVM_DEV_TYPE_XIVE");
 KVMGEN_CHECK(KVM_DEV_TYPE_ARM_PV_TIME, 0xaull, "KVM_DEV_TYPE_ARM_PV_TIME");
 KVMGEN_CHECK(KVM_DEV_TYPE_MAX, 0xbull, "KVM_DEV_TYPE_MAX");
-KVMGEN_CHECK(KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL, 0xffffffffull, "KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL");
 KVMGEN_CHECK(KVM_IRQ_ROUTING_IRQCHIP, 0x1ull, "KVM_IRQ_ROUTING_IRQCHIP");
 KVMGEN_CHECK(KVM_IRQ_ROUTING_MSI, 0x2ull, "KVM_IRQ_ROUTING_MSI");
 KVMGEN_CHECK(KVM_IRQ_ROUTING_S390_ADAPTER, 0x3ull, "KVM_IRQ_ROUTING_S390_ADAPTER");
@@ -320,7 +319,6 @@ KVMGEN_CHECK(KVM_IRQ_ROUTING_HV_SINT, 0x4ull, "KVM_IRQ_ROUTING_HV_SINT");
 KVMGEN_CHECK(KVM_IRQ_ROUTING_XEN_EVTCHN, 0x5ull, "KVM_IRQ_ROUTING_XEN_EVTCHN");
 KVMGEN_CHECK(KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, 0x1ull, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE");
 KVMGEN_CHECK(KVM_DIRTY_LOG_INITIALLY_SET, 0x2ull, "KVM_DIRTY_LOG_INITIALLY_SET");
-KVMGEN_CHECK(KVM_DIRTY_LOG_PAGE_OFFSET, 0x0ull, "KVM_DIRTY_LOG_PAGE_OFFSET");
 KVMGEN_CHECK(KVM_DIRTY_GFN_F_DIRTY, 0x1ull, "KVM_DIRTY_GFN_F_DIRTY");
 KVMGEN_CHECK(KVM_DIRTY_GFN_F_RESET, 0x2ull, "KVM_DIRTY_GFN_F_RESET");
 KVMGEN_CHECK(KVM_DIRTY_GFN_F_MASK, 0x3ull, "KVM_DIRTY_GFN_F_MASK");
@@ -366,6 +364,8 @@ KVMGEN_CHECK(KVM_STATS_BASE_MASK, 0xf00ull, "KVM_STATS_BASE_MASK");
 KVMGEN_CHECK(KVM_STATS_BASE_POW10, 0x0ull, "KVM_STATS_BASE_POW10");
 KVMGEN_CHECK(KVM_STATS_BASE_POW2, 0x100ull, "KVM_STATS_BASE_POW2");
 KVMGEN_CHECK(KVM_STATS_BASE_MAX, 0x100ull, "KVM_STATS_BASE_MAX");
+
+
 
 
 KVMGEN_CHECK(KVM_XEN_ATTR_TYPE_UPCALL_VECTOR, 0x2ull, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR");
@@ -478,6 +478,7 @@ KVMGEN_CHECK(KVM_VM_MIPS_VZ, 0x1ull, "KVM_VM_MIPS_VZ");
 KVMGEN_CHECK(KVM_VM_MIPS_TE, 0x2ull, "KVM_VM_MIPS_TE");
 KVMGEN_CHECK(KVM_S390_SIE_PAGE_OFFSET, 0x1ull, "KVM_S390_SIE_PAGE_OFFSET");
 KVMGEN_CHECK(KVM_VM_TYPE_ARM_IPA_SIZE_MASK, 0xffull, "KVM_VM_TYPE_ARM_IPA_SIZE_MASK");
+KVMGEN_CHECK(KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL, 0xffffffffull, "KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL");
 KVMGEN_CHECK(KVM_MMU_FSL_BOOKE_NOHV, 0x0ull, "KVM_MMU_FSL_BOOKE_NOHV");
 KVMGEN_CHECK(KVM_MMU_FSL_BOOKE_HV, 0x1ull, "KVM_MMU_FSL_BOOKE_HV");
 KVMGEN_CHECK(KVM_REG_ARCH_MASK, 0xff00000000000000ull, "KVM_REG_ARCH_MASK");
@@ -541,6 +542,7 @@ KVMGEN_CHECK(KVM_ARM_DEV_EL1_PTIMER, 0x2ull, "KVM_ARM_DEV_EL1_PTIMER");
 KVMGEN_CHECK(KVM_ARM_DEV_PMU, 0x4ull, "KVM_ARM_DEV_PMU");
 KVMGEN_CHECK(KVM_HYPERV_CONN_ID_MASK, 0xffffffull, "KVM_HYPERV_CONN_ID_MASK");
 KVMGEN_CHECK(KVM_HYPERV_EVENTFD_DEASSIGN, 0x1ull, "KVM_HYPERV_EVENTFD_DEASSIGN");
+KVMGEN_CHECK(KVM_DIRTY_LOG_PAGE_OFFSET, 0x0ull, "KVM_DIRTY_LOG_PAGE_OFFSET");
 KVMGEN_CHECK(KVM_PMU_CAP_DISABLE, 0x1ull, "KVM_PMU_CAP_DISABLE");
 KVMGEN_CHECK(KVM_S390_ZPCIOP_REG_AEN, 0x0ull, "KVM_S390_ZPCIOP_REG_AEN");
 KVMGEN_CHECK(KVM_S390_ZPCIOP_DEREG_AEN, 0x1ull, "KVM_S390_ZPCIOP_DEREG_AEN");
@@ -995,6 +997,7 @@ KVMGEN_CHECK(offsetof(struct kvm_run, io.size), 33ull, "offsetof(struct kvm_run,
 KVMGEN_CHECK(offsetof(struct kvm_run, io.port), 34ull, "offsetof(struct kvm_run, io.port)");
 KVMGEN_CHECK(offsetof(struct kvm_run, io.count), 36ull, "offsetof(struct kvm_run, io.count)");
 KVMGEN_CHECK(offsetof(struct kvm_run, io.data_offset), 40ull, "offsetof(struct kvm_run, io.data_offset)");
+KVMGEN_CHECK(offsetof(struct kvm_run, debug), 32ull, "offsetof(struct kvm_run, debug)");
 KVMGEN_CHECK(offsetof(struct kvm_run, mmio), 32ull, "offsetof(struct kvm_run, mmio)");
 KVMGEN_CHECK(offsetof(struct kvm_run, mmio.phys_addr), 32ull, "offsetof(struct kvm_run, mmio.phys_addr)");
 KVMGEN_CHECK(offsetof(struct kvm_run, mmio.data), 40ull, "offsetof(struct kvm_run, mmio.data)");
@@ -1088,6 +1091,7 @@ KVMGEN_CHECK(offsetof(struct kvm_run, padding), 32ull, "offsetof(struct kvm_run,
 KVMGEN_CHECK(offsetof(struct kvm_run, kvm_valid_regs), 288ull, "offsetof(struct kvm_run, kvm_valid_regs)");
 KVMGEN_CHECK(offsetof(struct kvm_run, kvm_dirty_regs), 296ull, "offsetof(struct kvm_run, kvm_dirty_regs)");
 KVMGEN_CHECK(offsetof(struct kvm_run, s), 304ull, "offsetof(struct kvm_run, s)");
+KVMGEN_CHECK(offsetof(struct kvm_run, s.regs), 304ull, "offsetof(struct kvm_run, s.regs)");
 KVMGEN_CHECK(offsetof(struct kvm_run, s.padding), 304ull, "offsetof(struct kvm_run, s.padding)");
 KVMGEN_CHECK(sizeof(struct kvm_coalesced_mmio_zone), 16ull, "sizeof(struct kvm_coalesced_mmio_zone)");
 KVMGEN_CHECK(_Alignof(struct kvm_coalesced_mmio_zone), 8ull, "_Alignof(struct kvm_coalesced_mmio_zone)");

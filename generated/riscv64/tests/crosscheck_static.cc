@@ -278,7 +278,7 @@ static_assert(as_ull(InternalErrorSuberror::Emulation) == 0x1ull, "KVM_INTERNAL_
 static_assert(as_ull(InternalErrorSuberror::SimulEx) == 0x2ull, "KVM_INTERNAL_ERROR_SIMUL_EX");
 static_assert(as_ull(InternalErrorSuberror::DeliveryEv) == 0x3ull, "KVM_INTERNAL_ERROR_DELIVERY_EV");
 static_assert(as_ull(InternalErrorSuberror::UnexpectedExitReason) == 0x4ull, "KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON");
-static_assert(as_ull(InternalErrorSuberror::EmulationFlagInstructionBytes) == 0x1ull, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES");
+static_assert(as_ull(EmulationFailureFlags::InstructionBytes) == 0x1ull, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES");
 static_assert(as_ull(SystemEventType::Shutdown) == 0x1ull, "KVM_SYSTEM_EVENT_SHUTDOWN");
 static_assert(as_ull(SystemEventType::Reset) == 0x2ull, "KVM_SYSTEM_EVENT_RESET");
 static_assert(as_ull(SystemEventType::Crash) == 0x3ull, "KVM_SYSTEM_EVENT_CRASH");
@@ -319,7 +319,6 @@ static_assert(as_ull(DeviceType::DevTypeArmVgicIts) == 0x8ull, "KVM_DEV_TYPE_ARM
 static_assert(as_ull(DeviceType::DevTypeXive) == 0x9ull, "KVM_DEV_TYPE_XIVE");
 static_assert(as_ull(DeviceType::DevTypeArmPvTime) == 0xaull, "KVM_DEV_TYPE_ARM_PV_TIME");
 static_assert(as_ull(DeviceType::DevTypeMax) == 0xbull, "KVM_DEV_TYPE_MAX");
-static_assert(as_ull(IrqRoutingType::XenEvtchnPrio2level) == 0xffffffffull, "KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL");
 static_assert(as_ull(IrqRoutingType::Irqchip) == 0x1ull, "KVM_IRQ_ROUTING_IRQCHIP");
 static_assert(as_ull(IrqRoutingType::Msi) == 0x2ull, "KVM_IRQ_ROUTING_MSI");
 static_assert(as_ull(IrqRoutingType::S390Adapter) == 0x3ull, "KVM_IRQ_ROUTING_S390_ADAPTER");
@@ -327,7 +326,6 @@ static_assert(as_ull(IrqRoutingType::HvSint) == 0x4ull, "KVM_IRQ_ROUTING_HV_SINT
 static_assert(as_ull(IrqRoutingType::XenEvtchn) == 0x5ull, "KVM_IRQ_ROUTING_XEN_EVTCHN");
 static_assert(as_ull(DirtyLogFlags::ManualProtectEnable) == 0x1ull, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE");
 static_assert(as_ull(DirtyLogFlags::InitiallySet) == 0x2ull, "KVM_DIRTY_LOG_INITIALLY_SET");
-static_assert(as_ull(DirtyLogFlags::PageOffset) == 0x0ull, "KVM_DIRTY_LOG_PAGE_OFFSET");
 static_assert(as_ull(DirtyGfnFlags::Dirty) == 0x1ull, "KVM_DIRTY_GFN_F_DIRTY");
 static_assert(as_ull(DirtyGfnFlags::Reset) == 0x2ull, "KVM_DIRTY_GFN_F_RESET");
 static_assert(as_ull(DirtyGfnFlags::Mask) == 0x3ull, "KVM_DIRTY_GFN_F_MASK");
@@ -373,6 +371,8 @@ static_assert(as_ull(StatsBase::Mask) == 0xf00ull, "KVM_STATS_BASE_MASK");
 static_assert(as_ull(StatsBase::Pow10) == 0x0ull, "KVM_STATS_BASE_POW10");
 static_assert(as_ull(StatsBase::Pow2) == 0x100ull, "KVM_STATS_BASE_POW2");
 static_assert(as_ull(StatsBase::Max) == 0x100ull, "KVM_STATS_BASE_MAX");
+
+
 
 
 static_assert(as_ull(ExceptionVector::KvmXenAttrTypeUpcall) == 0x2ull, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR");
@@ -485,6 +485,7 @@ static_assert(as_ull(consts::VmMipsVz) == 0x1ull, "KVM_VM_MIPS_VZ");
 static_assert(as_ull(consts::VmMipsTe) == 0x2ull, "KVM_VM_MIPS_TE");
 static_assert(as_ull(consts::S390SiePageOffset) == 0x1ull, "KVM_S390_SIE_PAGE_OFFSET");
 static_assert(as_ull(consts::VmTypeArmIpaSizeMask) == 0xffull, "KVM_VM_TYPE_ARM_IPA_SIZE_MASK");
+static_assert(as_ull(consts::IrqRoutingXenEvtchnPrio2level) == 0xffffffffull, "KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL");
 static_assert(as_ull(consts::MmuFslBookeNohv) == 0x0ull, "KVM_MMU_FSL_BOOKE_NOHV");
 static_assert(as_ull(consts::MmuFslBookeHv) == 0x1ull, "KVM_MMU_FSL_BOOKE_HV");
 static_assert(as_ull(consts::RegArchMask) == 0xff00000000000000ull, "KVM_REG_ARCH_MASK");
@@ -548,6 +549,7 @@ static_assert(as_ull(consts::ArmDevEl1Ptimer) == 0x2ull, "KVM_ARM_DEV_EL1_PTIMER
 static_assert(as_ull(consts::ArmDevPmu) == 0x4ull, "KVM_ARM_DEV_PMU");
 static_assert(as_ull(consts::HypervConnIdMask) == 0xffffffull, "KVM_HYPERV_CONN_ID_MASK");
 static_assert(as_ull(consts::HypervEventfdDeassign) == 0x1ull, "KVM_HYPERV_EVENTFD_DEASSIGN");
+static_assert(as_ull(consts::DirtyLogPageOffset) == 0x0ull, "KVM_DIRTY_LOG_PAGE_OFFSET");
 static_assert(as_ull(consts::PmuCapDisable) == 0x1ull, "KVM_PMU_CAP_DISABLE");
 static_assert(as_ull(consts::S390ZpciopRegAen) == 0x0ull, "KVM_S390_ZPCIOP_REG_AEN");
 static_assert(as_ull(consts::S390ZpciopDeregAen) == 0x1ull, "KVM_S390_ZPCIOP_DEREG_AEN");

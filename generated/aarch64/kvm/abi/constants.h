@@ -586,25 +586,37 @@ struct EnumTraits<XenExitType> {
   } };
 };
 
-// InternalErrorSuberror: 5 members (enum; rule: prefix KVM_INTERNAL_ERROR_).
+// InternalErrorSuberror: 4 members (enum; rule: prefix KVM_INTERNAL_ERROR_).
 enum class InternalErrorSuberror : std::uint32_t {
   Emulation = 1,  // KVM_INTERNAL_ERROR_EMULATION
   SimulEx = 2,  // KVM_INTERNAL_ERROR_SIMUL_EX
   DeliveryEv = 3,  // KVM_INTERNAL_ERROR_DELIVERY_EV
   UnexpectedExitReason = 4,  // KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON
-  EmulationFlagInstructionBytes = 1,  // KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
 };
 
 template <>
 struct EnumTraits<InternalErrorSuberror> {
   static constexpr std::string_view family = "InternalErrorSuberror";
   static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<InternalErrorSuberror>, 5> entries{ {
+  static constexpr std::array<EnumEntry<InternalErrorSuberror>, 4> entries{ {
       { InternalErrorSuberror::Emulation, "KVM_INTERNAL_ERROR_EMULATION" },
       { InternalErrorSuberror::SimulEx, "KVM_INTERNAL_ERROR_SIMUL_EX" },
       { InternalErrorSuberror::DeliveryEv, "KVM_INTERNAL_ERROR_DELIVERY_EV" },
       { InternalErrorSuberror::UnexpectedExitReason, "KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON" },
-      { InternalErrorSuberror::EmulationFlagInstructionBytes, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES" },
+  } };
+};
+
+// EmulationFailureFlags: 1 members (flags; rule: prefix KVM_INTERNAL_ERROR_EMULATION_FLAG_).
+enum class EmulationFailureFlags : std::uint32_t {
+  InstructionBytes = 0x1,  // KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
+};
+
+template <>
+struct EnumTraits<EmulationFailureFlags> {
+  static constexpr std::string_view family = "EmulationFailureFlags";
+  static constexpr bool is_flags = true;
+  static constexpr std::array<EnumEntry<EmulationFailureFlags>, 1> entries{ {
+      { EmulationFailureFlags::InstructionBytes, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES" },
   } };
 };
 
@@ -800,9 +812,8 @@ struct EnumTraits<DeviceType> {
   } };
 };
 
-// IrqRoutingType: 6 members (enum; rule: prefix KVM_IRQ_ROUTING_).
+// IrqRoutingType: 5 members (enum; rule: prefix KVM_IRQ_ROUTING_).
 enum class IrqRoutingType : std::uint32_t {
-  XenEvtchnPrio2level = 4294967295,  // KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL
   Irqchip = 1,  // KVM_IRQ_ROUTING_IRQCHIP
   Msi = 2,  // KVM_IRQ_ROUTING_MSI
   S390Adapter = 3,  // KVM_IRQ_ROUTING_S390_ADAPTER
@@ -814,8 +825,7 @@ template <>
 struct EnumTraits<IrqRoutingType> {
   static constexpr std::string_view family = "IrqRoutingType";
   static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<IrqRoutingType>, 6> entries{ {
-      { IrqRoutingType::XenEvtchnPrio2level, "KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL" },
+  static constexpr std::array<EnumEntry<IrqRoutingType>, 5> entries{ {
       { IrqRoutingType::Irqchip, "KVM_IRQ_ROUTING_IRQCHIP" },
       { IrqRoutingType::Msi, "KVM_IRQ_ROUTING_MSI" },
       { IrqRoutingType::S390Adapter, "KVM_IRQ_ROUTING_S390_ADAPTER" },
@@ -824,21 +834,19 @@ struct EnumTraits<IrqRoutingType> {
   } };
 };
 
-// DirtyLogFlags: 3 members (flags; rule: prefix KVM_DIRTY_LOG_).
+// DirtyLogFlags: 2 members (flags; rule: prefix KVM_DIRTY_LOG_).
 enum class DirtyLogFlags : std::uint32_t {
   ManualProtectEnable = 0x1,  // KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE
   InitiallySet = 0x2,  // KVM_DIRTY_LOG_INITIALLY_SET
-  PageOffset = 0x0,  // KVM_DIRTY_LOG_PAGE_OFFSET
 };
 
 template <>
 struct EnumTraits<DirtyLogFlags> {
   static constexpr std::string_view family = "DirtyLogFlags";
   static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<DirtyLogFlags>, 3> entries{ {
+  static constexpr std::array<EnumEntry<DirtyLogFlags>, 2> entries{ {
       { DirtyLogFlags::ManualProtectEnable, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE" },
       { DirtyLogFlags::InitiallySet, "KVM_DIRTY_LOG_INITIALLY_SET" },
-      { DirtyLogFlags::PageOffset, "KVM_DIRTY_LOG_PAGE_OFFSET" },
   } };
 };
 
@@ -1051,13 +1059,13 @@ struct EnumTraits<StatsType> {
   static constexpr std::string_view family = "StatsType";
   static constexpr bool is_flags = false;
   static constexpr std::array<EnumEntry<StatsType>, 8> entries{ {
-      { StatsType::Shift, "KVM_STATS_TYPE_SHIFT" },
-      { StatsType::Mask, "KVM_STATS_TYPE_MASK" },
       { StatsType::Cumulative, "KVM_STATS_TYPE_CUMULATIVE" },
       { StatsType::Instant, "KVM_STATS_TYPE_INSTANT" },
       { StatsType::Peak, "KVM_STATS_TYPE_PEAK" },
       { StatsType::LinearHist, "KVM_STATS_TYPE_LINEAR_HIST" },
       { StatsType::LogHist, "KVM_STATS_TYPE_LOG_HIST" },
+      { StatsType::Shift, "KVM_STATS_TYPE_SHIFT" },
+      { StatsType::Mask, "KVM_STATS_TYPE_MASK" },
       { StatsType::Max, "KVM_STATS_TYPE_MAX" },
   } };
 };
@@ -1079,13 +1087,13 @@ struct EnumTraits<StatsUnit> {
   static constexpr std::string_view family = "StatsUnit";
   static constexpr bool is_flags = false;
   static constexpr std::array<EnumEntry<StatsUnit>, 8> entries{ {
-      { StatsUnit::Shift, "KVM_STATS_UNIT_SHIFT" },
-      { StatsUnit::Mask, "KVM_STATS_UNIT_MASK" },
       { StatsUnit::None, "KVM_STATS_UNIT_NONE" },
       { StatsUnit::Bytes, "KVM_STATS_UNIT_BYTES" },
       { StatsUnit::Seconds, "KVM_STATS_UNIT_SECONDS" },
       { StatsUnit::Cycles, "KVM_STATS_UNIT_CYCLES" },
       { StatsUnit::Boolean, "KVM_STATS_UNIT_BOOLEAN" },
+      { StatsUnit::Shift, "KVM_STATS_UNIT_SHIFT" },
+      { StatsUnit::Mask, "KVM_STATS_UNIT_MASK" },
       { StatsUnit::Max, "KVM_STATS_UNIT_MAX" },
   } };
 };
@@ -1104,24 +1112,52 @@ struct EnumTraits<StatsBase> {
   static constexpr std::string_view family = "StatsBase";
   static constexpr bool is_flags = false;
   static constexpr std::array<EnumEntry<StatsBase>, 5> entries{ {
-      { StatsBase::Shift, "KVM_STATS_BASE_SHIFT" },
-      { StatsBase::Mask, "KVM_STATS_BASE_MASK" },
       { StatsBase::Pow10, "KVM_STATS_BASE_POW10" },
       { StatsBase::Pow2, "KVM_STATS_BASE_POW2" },
+      { StatsBase::Shift, "KVM_STATS_BASE_SHIFT" },
+      { StatsBase::Mask, "KVM_STATS_BASE_MASK" },
       { StatsBase::Max, "KVM_STATS_BASE_MAX" },
   } };
 };
 
-// StateNested: 0 members (flags; rule: prefix KVM_STATE_NESTED_).
-enum class StateNested : std::uint32_t {
+// NestedStateFlags: 0 members (flags; rule: prefix KVM_STATE_NESTED_).
+enum class NestedStateFlags : std::uint32_t {
 
 };
 
 template <>
-struct EnumTraits<StateNested> {
-  static constexpr std::string_view family = "StateNested";
+struct EnumTraits<NestedStateFlags> {
+  static constexpr std::string_view family = "NestedStateFlags";
   static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<StateNested>, 0> entries{ {
+  static constexpr std::array<EnumEntry<NestedStateFlags>, 0> entries{ {
+
+  } };
+};
+
+// NestedStateFormat: 0 members (enum; rule: prefix KVM_STATE_NESTED_FORMAT_).
+enum class NestedStateFormat : std::uint32_t {
+
+};
+
+template <>
+struct EnumTraits<NestedStateFormat> {
+  static constexpr std::string_view family = "NestedStateFormat";
+  static constexpr bool is_flags = false;
+  static constexpr std::array<EnumEntry<NestedStateFormat>, 0> entries{ {
+
+  } };
+};
+
+// NestedStateSmmFlags: 0 members (flags; rule: prefix KVM_STATE_NESTED_SMM_).
+enum class NestedStateSmmFlags : std::uint32_t {
+
+};
+
+template <>
+struct EnumTraits<NestedStateSmmFlags> {
+  static constexpr std::string_view family = "NestedStateSmmFlags";
+  static constexpr bool is_flags = true;
+  static constexpr std::array<EnumEntry<NestedStateSmmFlags>, 0> entries{ {
 
   } };
 };
@@ -1405,6 +1441,7 @@ inline constexpr std::int64_t VmMipsVz = 1;  // KVM_VM_MIPS_VZ
 inline constexpr std::int64_t VmMipsTe = 2;  // KVM_VM_MIPS_TE
 inline constexpr std::int64_t S390SiePageOffset = 1;  // KVM_S390_SIE_PAGE_OFFSET
 inline constexpr std::uint64_t VmTypeArmIpaSizeMask = 255ull;  // KVM_VM_TYPE_ARM_IPA_SIZE_MASK
+inline constexpr std::uint64_t IrqRoutingXenEvtchnPrio2level = 4294967295ull;  // KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL
 inline constexpr std::int64_t MmuFslBookeNohv = 0;  // KVM_MMU_FSL_BOOKE_NOHV
 inline constexpr std::int64_t MmuFslBookeHv = 1;  // KVM_MMU_FSL_BOOKE_HV
 inline constexpr std::uint64_t RegArchMask = 18374686479671623680ull;  // KVM_REG_ARCH_MASK
@@ -1468,6 +1505,7 @@ inline constexpr std::int64_t ArmDevEl1Ptimer = 2;  // KVM_ARM_DEV_EL1_PTIMER
 inline constexpr std::int64_t ArmDevPmu = 4;  // KVM_ARM_DEV_PMU
 inline constexpr std::int64_t HypervConnIdMask = 16777215;  // KVM_HYPERV_CONN_ID_MASK
 inline constexpr std::int64_t HypervEventfdDeassign = 1;  // KVM_HYPERV_EVENTFD_DEASSIGN
+inline constexpr std::int64_t DirtyLogPageOffset = 0;  // KVM_DIRTY_LOG_PAGE_OFFSET
 inline constexpr std::int64_t PmuCapDisable = 1;  // KVM_PMU_CAP_DISABLE
 inline constexpr std::int64_t S390ZpciopRegAen = 0;  // KVM_S390_ZPCIOP_REG_AEN
 inline constexpr std::int64_t S390ZpciopDeregAen = 1;  // KVM_S390_ZPCIOP_DEREG_AEN

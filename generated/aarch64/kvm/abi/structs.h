@@ -251,7 +251,7 @@ struct kvm_irq_level {
   union {
     std::uint32_t irq;
     std::int32_t status;
-  } ;
+  };
   std::uint32_t level;
 };
 static_assert(sizeof(kvm_irq_level) == 8, "kvm_irq_level: size differs from C");
@@ -309,7 +309,7 @@ struct kvm_s390_cmma_log {
   union {
     std::uint64_t remaining;
     std::uint64_t mask;
-  } ;
+  };
   std::uint64_t values;
 };
 static_assert(sizeof(kvm_s390_cmma_log) == 32, "kvm_s390_cmma_log: size differs from C");
@@ -476,8 +476,8 @@ struct kvm_run {
         struct {
           std::uint8_t insn_size;
           std::uint8_t insn_bytes[15];
-        } ;
-      } ;
+        };
+      };
     } emulation_failure;
     struct {
       std::uint64_t gprs[32];
@@ -504,7 +504,7 @@ struct kvm_run {
       union {
         std::uint64_t flags;
         std::uint64_t data[16];
-      } ;
+      };
     } system_event;
     struct {
       std::uint64_t addr;
@@ -546,7 +546,7 @@ struct kvm_run {
       std::uint32_t flags;
     } notify;
     char padding[256];
-  } ;
+  };
   std::uint64_t kvm_valid_regs;
   std::uint64_t kvm_dirty_regs;
   union {
@@ -684,7 +684,7 @@ struct kvm_coalesced_mmio_zone {
   union {
     std::uint32_t pad;
     std::uint32_t pio;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_coalesced_mmio_zone) == 16, "kvm_coalesced_mmio_zone: size differs from C");
 static_assert(alignof(kvm_coalesced_mmio_zone) == 8, "kvm_coalesced_mmio_zone: alignment differs from C");
@@ -700,7 +700,7 @@ struct kvm_coalesced_mmio {
   union {
     std::uint32_t pad;
     std::uint32_t pio;
-  } ;
+  };
   std::uint8_t data[8];
 };
 static_assert(sizeof(kvm_coalesced_mmio) == 24, "kvm_coalesced_mmio: size differs from C");
@@ -752,10 +752,10 @@ struct kvm_s390_mem_op {
     struct {
       std::uint8_t ar;
       std::uint8_t key;
-    } ;
+    };
     std::uint32_t sida_offset;
     std::uint8_t reserved[32];
-  } ;
+  };
 };
 static_assert(sizeof(kvm_s390_mem_op) == 64, "kvm_s390_mem_op: size differs from C");
 static_assert(alignof(kvm_s390_mem_op) == 8, "kvm_s390_mem_op: alignment differs from C");
@@ -784,7 +784,7 @@ struct kvm_dirty_log {
   union {
     void* dirty_bitmap;
     std::uint64_t padding2;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_dirty_log) == 16, "kvm_dirty_log: size differs from C");
 static_assert(alignof(kvm_dirty_log) == 8, "kvm_dirty_log: alignment differs from C");
@@ -801,7 +801,7 @@ struct kvm_clear_dirty_log {
   union {
     void* dirty_bitmap;
     std::uint64_t padding2;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log: size differs from C");
 static_assert(alignof(kvm_clear_dirty_log) == 8, "kvm_clear_dirty_log: alignment differs from C");
@@ -1146,7 +1146,7 @@ struct kvm_irq_routing_msi {
   union {
     std::uint32_t pad;
     std::uint32_t devid;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_irq_routing_msi) == 16, "kvm_irq_routing_msi: size differs from C");
 static_assert(alignof(kvm_irq_routing_msi) == 4, "kvm_irq_routing_msi: alignment differs from C");
@@ -1485,7 +1485,7 @@ struct kvm_s390_pv_info {
   union {
     kvm_s390_pv_info_dump dump;
     kvm_s390_pv_info_vm vm;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_s390_pv_info) == 80, "kvm_s390_pv_info: size differs from C");
 static_assert(alignof(kvm_s390_pv_info) == 8, "kvm_s390_pv_info: alignment differs from C");
@@ -1805,7 +1805,7 @@ struct kvm_assigned_pci_dev {
   std::uint32_t segnr;
   union {
     std::uint32_t reserved[11];
-  } ;
+  };
 };
 static_assert(sizeof(kvm_assigned_pci_dev) == 64, "kvm_assigned_pci_dev: size differs from C");
 static_assert(alignof(kvm_assigned_pci_dev) == 4, "kvm_assigned_pci_dev: alignment differs from C");
@@ -1824,7 +1824,7 @@ struct kvm_assigned_irq {
   std::uint32_t flags;
   union {
     std::uint32_t reserved[12];
-  } ;
+  };
 };
 static_assert(sizeof(kvm_assigned_irq) == 64, "kvm_assigned_irq: size differs from C");
 static_assert(alignof(kvm_assigned_irq) == 4, "kvm_assigned_irq: alignment differs from C");

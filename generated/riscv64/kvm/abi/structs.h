@@ -266,7 +266,7 @@ struct kvm_irq_level {
   union {
     std::uint32_t irq;
     std::int32_t status;
-  } ;
+  };
   std::uint32_t level;
 };
 static_assert(sizeof(kvm_irq_level) == 8, "kvm_irq_level: size differs from C");
@@ -324,7 +324,7 @@ struct kvm_s390_cmma_log {
   union {
     std::uint64_t remaining;
     std::uint64_t mask;
-  } ;
+  };
   std::uint64_t values;
 };
 static_assert(sizeof(kvm_s390_cmma_log) == 32, "kvm_s390_cmma_log: size differs from C");
@@ -442,7 +442,9 @@ struct kvm_run {
       std::uint32_t count;
       std::uint64_t data_offset;
     } io;
-    // debug: member of an empty struct type: zero-sized in C, impossible in C++; omitted
+    struct {
+      // arch: member of an empty struct type: zero-sized in C, impossible in C++; omitted
+    } debug;
     struct {
       std::uint64_t phys_addr;
       std::uint8_t data[8];
@@ -489,8 +491,8 @@ struct kvm_run {
         struct {
           std::uint8_t insn_size;
           std::uint8_t insn_bytes[15];
-        } ;
-      } ;
+        };
+      };
     } emulation_failure;
     struct {
       std::uint64_t gprs[32];
@@ -517,7 +519,7 @@ struct kvm_run {
       union {
         std::uint64_t flags;
         std::uint64_t data[16];
-      } ;
+      };
     } system_event;
     struct {
       std::uint64_t addr;
@@ -559,11 +561,11 @@ struct kvm_run {
       std::uint32_t flags;
     } notify;
     char padding[256];
-  } ;
+  };
   std::uint64_t kvm_valid_regs;
   std::uint64_t kvm_dirty_regs;
   union {
-    // regs: member of an empty struct type: zero-sized in C, impossible in C++; omitted
+    kvm_sync_regs regs;  // empty in C; a 1-byte member in C++, which the union's size absorbs
     char padding[2048];
   } s;
 };
@@ -592,6 +594,7 @@ static_assert(offsetof(kvm_run, io.size) == 33, "kvm_run.io.size: offset differs
 static_assert(offsetof(kvm_run, io.port) == 34, "kvm_run.io.port: offset differs from C");
 static_assert(offsetof(kvm_run, io.count) == 36, "kvm_run.io.count: offset differs from C");
 static_assert(offsetof(kvm_run, io.data_offset) == 40, "kvm_run.io.data_offset: offset differs from C");
+static_assert(offsetof(kvm_run, debug) == 32, "kvm_run.debug: offset differs from C");
 static_assert(offsetof(kvm_run, mmio) == 32, "kvm_run.mmio: offset differs from C");
 static_assert(offsetof(kvm_run, mmio.phys_addr) == 32, "kvm_run.mmio.phys_addr: offset differs from C");
 static_assert(offsetof(kvm_run, mmio.data) == 40, "kvm_run.mmio.data: offset differs from C");
@@ -685,6 +688,7 @@ static_assert(offsetof(kvm_run, padding) == 32, "kvm_run.padding: offset differs
 static_assert(offsetof(kvm_run, kvm_valid_regs) == 288, "kvm_run.kvm_valid_regs: offset differs from C");
 static_assert(offsetof(kvm_run, kvm_dirty_regs) == 296, "kvm_run.kvm_dirty_regs: offset differs from C");
 static_assert(offsetof(kvm_run, s) == 304, "kvm_run.s: offset differs from C");
+static_assert(offsetof(kvm_run, s.regs) == 304, "kvm_run.s.regs: offset differs from C");
 static_assert(offsetof(kvm_run, s.padding) == 304, "kvm_run.s.padding: offset differs from C");
 
 // struct kvm_coalesced_mmio_zone (linux/kvm.h:536)
@@ -694,7 +698,7 @@ struct kvm_coalesced_mmio_zone {
   union {
     std::uint32_t pad;
     std::uint32_t pio;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_coalesced_mmio_zone) == 16, "kvm_coalesced_mmio_zone: size differs from C");
 static_assert(alignof(kvm_coalesced_mmio_zone) == 8, "kvm_coalesced_mmio_zone: alignment differs from C");
@@ -710,7 +714,7 @@ struct kvm_coalesced_mmio {
   union {
     std::uint32_t pad;
     std::uint32_t pio;
-  } ;
+  };
   std::uint8_t data[8];
 };
 static_assert(sizeof(kvm_coalesced_mmio) == 24, "kvm_coalesced_mmio: size differs from C");
@@ -762,10 +766,10 @@ struct kvm_s390_mem_op {
     struct {
       std::uint8_t ar;
       std::uint8_t key;
-    } ;
+    };
     std::uint32_t sida_offset;
     std::uint8_t reserved[32];
-  } ;
+  };
 };
 static_assert(sizeof(kvm_s390_mem_op) == 64, "kvm_s390_mem_op: size differs from C");
 static_assert(alignof(kvm_s390_mem_op) == 8, "kvm_s390_mem_op: alignment differs from C");
@@ -794,7 +798,7 @@ struct kvm_dirty_log {
   union {
     void* dirty_bitmap;
     std::uint64_t padding2;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_dirty_log) == 16, "kvm_dirty_log: size differs from C");
 static_assert(alignof(kvm_dirty_log) == 8, "kvm_dirty_log: alignment differs from C");
@@ -811,7 +815,7 @@ struct kvm_clear_dirty_log {
   union {
     void* dirty_bitmap;
     std::uint64_t padding2;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log: size differs from C");
 static_assert(alignof(kvm_clear_dirty_log) == 8, "kvm_clear_dirty_log: alignment differs from C");
@@ -1155,7 +1159,7 @@ struct kvm_irq_routing_msi {
   union {
     std::uint32_t pad;
     std::uint32_t devid;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_irq_routing_msi) == 16, "kvm_irq_routing_msi: size differs from C");
 static_assert(alignof(kvm_irq_routing_msi) == 4, "kvm_irq_routing_msi: alignment differs from C");
@@ -1494,7 +1498,7 @@ struct kvm_s390_pv_info {
   union {
     kvm_s390_pv_info_dump dump;
     kvm_s390_pv_info_vm vm;
-  } ;
+  };
 };
 static_assert(sizeof(kvm_s390_pv_info) == 80, "kvm_s390_pv_info: size differs from C");
 static_assert(alignof(kvm_s390_pv_info) == 8, "kvm_s390_pv_info: alignment differs from C");
@@ -1814,7 +1818,7 @@ struct kvm_assigned_pci_dev {
   std::uint32_t segnr;
   union {
     std::uint32_t reserved[11];
-  } ;
+  };
 };
 static_assert(sizeof(kvm_assigned_pci_dev) == 64, "kvm_assigned_pci_dev: size differs from C");
 static_assert(alignof(kvm_assigned_pci_dev) == 4, "kvm_assigned_pci_dev: alignment differs from C");
@@ -1833,7 +1837,7 @@ struct kvm_assigned_irq {
   std::uint32_t flags;
   union {
     std::uint32_t reserved[12];
-  } ;
+  };
 };
 static_assert(sizeof(kvm_assigned_irq) == 64, "kvm_assigned_irq: size differs from C");
 static_assert(alignof(kvm_assigned_irq) == 4, "kvm_assigned_irq: alignment differs from C");

@@ -600,25 +600,37 @@ struct EnumTraits<XenExitType> {
   } };
 };
 
-// InternalErrorSuberror: 5 members (enum; rule: prefix KVM_INTERNAL_ERROR_).
+// InternalErrorSuberror: 4 members (enum; rule: prefix KVM_INTERNAL_ERROR_).
 enum class InternalErrorSuberror : std::uint32_t {
   Emulation = 1,  // KVM_INTERNAL_ERROR_EMULATION
   SimulEx = 2,  // KVM_INTERNAL_ERROR_SIMUL_EX
   DeliveryEv = 3,  // KVM_INTERNAL_ERROR_DELIVERY_EV
   UnexpectedExitReason = 4,  // KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON
-  EmulationFlagInstructionBytes = 1,  // KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
 };
 
 template <>
 struct EnumTraits<InternalErrorSuberror> {
   static constexpr std::string_view family = "InternalErrorSuberror";
   static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<InternalErrorSuberror>, 5> entries{ {
+  static constexpr std::array<EnumEntry<InternalErrorSuberror>, 4> entries{ {
       { InternalErrorSuberror::Emulation, "KVM_INTERNAL_ERROR_EMULATION" },
       { InternalErrorSuberror::SimulEx, "KVM_INTERNAL_ERROR_SIMUL_EX" },
       { InternalErrorSuberror::DeliveryEv, "KVM_INTERNAL_ERROR_DELIVERY_EV" },
       { InternalErrorSuberror::UnexpectedExitReason, "KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON" },
-      { InternalErrorSuberror::EmulationFlagInstructionBytes, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES" },
+  } };
+};
+
+// EmulationFailureFlags: 1 members (flags; rule: prefix KVM_INTERNAL_ERROR_EMULATION_FLAG_).
+enum class EmulationFailureFlags : std::uint32_t {
+  InstructionBytes = 0x1,  // KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
+};
+
+template <>
+struct EnumTraits<EmulationFailureFlags> {
+  static constexpr std::string_view family = "EmulationFailureFlags";
+  static constexpr bool is_flags = true;
+  static constexpr std::array<EnumEntry<EmulationFailureFlags>, 1> entries{ {
+      { EmulationFailureFlags::InstructionBytes, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES" },
   } };
 };
 
@@ -824,9 +836,8 @@ struct EnumTraits<DeviceType> {
   } };
 };
 
-// IrqRoutingType: 6 members (enum; rule: prefix KVM_IRQ_ROUTING_).
+// IrqRoutingType: 5 members (enum; rule: prefix KVM_IRQ_ROUTING_).
 enum class IrqRoutingType : std::uint32_t {
-  XenEvtchnPrio2level = 4294967295,  // KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL
   Irqchip = 1,  // KVM_IRQ_ROUTING_IRQCHIP
   Msi = 2,  // KVM_IRQ_ROUTING_MSI
   S390Adapter = 3,  // KVM_IRQ_ROUTING_S390_ADAPTER
@@ -838,8 +849,7 @@ template <>
 struct EnumTraits<IrqRoutingType> {
   static constexpr std::string_view family = "IrqRoutingType";
   static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<IrqRoutingType>, 6> entries{ {
-      { IrqRoutingType::XenEvtchnPrio2level, "KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL" },
+  static constexpr std::array<EnumEntry<IrqRoutingType>, 5> entries{ {
       { IrqRoutingType::Irqchip, "KVM_IRQ_ROUTING_IRQCHIP" },
       { IrqRoutingType::Msi, "KVM_IRQ_ROUTING_MSI" },
       { IrqRoutingType::S390Adapter, "KVM_IRQ_ROUTING_S390_ADAPTER" },
@@ -848,9 +858,8 @@ struct EnumTraits<IrqRoutingType> {
   } };
 };
 
-// DirtyLogFlags: 3 members (flags; rule: prefix KVM_DIRTY_LOG_).
+// DirtyLogFlags: 2 members (flags; rule: prefix KVM_DIRTY_LOG_).
 enum class DirtyLogFlags : std::uint32_t {
-  PageOffset = 0x40,  // KVM_DIRTY_LOG_PAGE_OFFSET
   ManualProtectEnable = 0x1,  // KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE
   InitiallySet = 0x2,  // KVM_DIRTY_LOG_INITIALLY_SET
 };
@@ -859,8 +868,7 @@ template <>
 struct EnumTraits<DirtyLogFlags> {
   static constexpr std::string_view family = "DirtyLogFlags";
   static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<DirtyLogFlags>, 3> entries{ {
-      { DirtyLogFlags::PageOffset, "KVM_DIRTY_LOG_PAGE_OFFSET" },
+  static constexpr std::array<EnumEntry<DirtyLogFlags>, 2> entries{ {
       { DirtyLogFlags::ManualProtectEnable, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE" },
       { DirtyLogFlags::InitiallySet, "KVM_DIRTY_LOG_INITIALLY_SET" },
   } };
@@ -928,12 +936,10 @@ struct EnumTraits<SyncRegs> {
   } };
 };
 
-// MsrFilterFlags: 6 members (flags; rule: prefix KVM_MSR_FILTER_).
+// MsrFilterFlags: 4 members (flags; rule: prefix KVM_MSR_FILTER_).
 enum class MsrFilterFlags : std::uint32_t {
-  MaxBitmapSize = 0x600,  // KVM_MSR_FILTER_MAX_BITMAP_SIZE
   Read = 0x1,  // KVM_MSR_FILTER_READ
   Write = 0x2,  // KVM_MSR_FILTER_WRITE
-  MaxRanges = 0x10,  // KVM_MSR_FILTER_MAX_RANGES
   DefaultAllow = 0x0,  // KVM_MSR_FILTER_DEFAULT_ALLOW
   DefaultDeny = 0x1,  // KVM_MSR_FILTER_DEFAULT_DENY
 };
@@ -942,11 +948,9 @@ template <>
 struct EnumTraits<MsrFilterFlags> {
   static constexpr std::string_view family = "MsrFilterFlags";
   static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<MsrFilterFlags>, 6> entries{ {
-      { MsrFilterFlags::MaxBitmapSize, "KVM_MSR_FILTER_MAX_BITMAP_SIZE" },
+  static constexpr std::array<EnumEntry<MsrFilterFlags>, 4> entries{ {
       { MsrFilterFlags::Read, "KVM_MSR_FILTER_READ" },
       { MsrFilterFlags::Write, "KVM_MSR_FILTER_WRITE" },
-      { MsrFilterFlags::MaxRanges, "KVM_MSR_FILTER_MAX_RANGES" },
       { MsrFilterFlags::DefaultAllow, "KVM_MSR_FILTER_DEFAULT_ALLOW" },
       { MsrFilterFlags::DefaultDeny, "KVM_MSR_FILTER_DEFAULT_DENY" },
   } };
@@ -1115,13 +1119,13 @@ struct EnumTraits<StatsType> {
   static constexpr std::string_view family = "StatsType";
   static constexpr bool is_flags = false;
   static constexpr std::array<EnumEntry<StatsType>, 8> entries{ {
-      { StatsType::Shift, "KVM_STATS_TYPE_SHIFT" },
-      { StatsType::Mask, "KVM_STATS_TYPE_MASK" },
       { StatsType::Cumulative, "KVM_STATS_TYPE_CUMULATIVE" },
       { StatsType::Instant, "KVM_STATS_TYPE_INSTANT" },
       { StatsType::Peak, "KVM_STATS_TYPE_PEAK" },
       { StatsType::LinearHist, "KVM_STATS_TYPE_LINEAR_HIST" },
       { StatsType::LogHist, "KVM_STATS_TYPE_LOG_HIST" },
+      { StatsType::Shift, "KVM_STATS_TYPE_SHIFT" },
+      { StatsType::Mask, "KVM_STATS_TYPE_MASK" },
       { StatsType::Max, "KVM_STATS_TYPE_MAX" },
   } };
 };
@@ -1143,13 +1147,13 @@ struct EnumTraits<StatsUnit> {
   static constexpr std::string_view family = "StatsUnit";
   static constexpr bool is_flags = false;
   static constexpr std::array<EnumEntry<StatsUnit>, 8> entries{ {
-      { StatsUnit::Shift, "KVM_STATS_UNIT_SHIFT" },
-      { StatsUnit::Mask, "KVM_STATS_UNIT_MASK" },
       { StatsUnit::None, "KVM_STATS_UNIT_NONE" },
       { StatsUnit::Bytes, "KVM_STATS_UNIT_BYTES" },
       { StatsUnit::Seconds, "KVM_STATS_UNIT_SECONDS" },
       { StatsUnit::Cycles, "KVM_STATS_UNIT_CYCLES" },
       { StatsUnit::Boolean, "KVM_STATS_UNIT_BOOLEAN" },
+      { StatsUnit::Shift, "KVM_STATS_UNIT_SHIFT" },
+      { StatsUnit::Mask, "KVM_STATS_UNIT_MASK" },
       { StatsUnit::Max, "KVM_STATS_UNIT_MAX" },
   } };
 };
@@ -1168,45 +1172,65 @@ struct EnumTraits<StatsBase> {
   static constexpr std::string_view family = "StatsBase";
   static constexpr bool is_flags = false;
   static constexpr std::array<EnumEntry<StatsBase>, 5> entries{ {
-      { StatsBase::Shift, "KVM_STATS_BASE_SHIFT" },
-      { StatsBase::Mask, "KVM_STATS_BASE_MASK" },
       { StatsBase::Pow10, "KVM_STATS_BASE_POW10" },
       { StatsBase::Pow2, "KVM_STATS_BASE_POW2" },
+      { StatsBase::Shift, "KVM_STATS_BASE_SHIFT" },
+      { StatsBase::Mask, "KVM_STATS_BASE_MASK" },
       { StatsBase::Max, "KVM_STATS_BASE_MAX" },
   } };
 };
 
-// StateNested: 11 members (flags; rule: prefix KVM_STATE_NESTED_).
-enum class StateNested : std::uint32_t {
-  FormatVmx = 0x0,  // KVM_STATE_NESTED_FORMAT_VMX
-  FormatSvm = 0x1,  // KVM_STATE_NESTED_FORMAT_SVM
+// NestedStateFlags: 5 members (flags; rule: prefix KVM_STATE_NESTED_).
+enum class NestedStateFlags : std::uint32_t {
   GuestMode = 0x1,  // KVM_STATE_NESTED_GUEST_MODE
   RunPending = 0x2,  // KVM_STATE_NESTED_RUN_PENDING
   Evmcs = 0x4,  // KVM_STATE_NESTED_EVMCS
   MtfPending = 0x8,  // KVM_STATE_NESTED_MTF_PENDING
   GifSet = 0x100,  // KVM_STATE_NESTED_GIF_SET
-  SmmGuestMode = 0x1,  // KVM_STATE_NESTED_SMM_GUEST_MODE
-  SmmVmxon = 0x2,  // KVM_STATE_NESTED_SMM_VMXON
-  VmxVmcsSize = 0x1000,  // KVM_STATE_NESTED_VMX_VMCS_SIZE
-  SvmVmcbSize = 0x1000,  // KVM_STATE_NESTED_SVM_VMCB_SIZE
 };
 
 template <>
-struct EnumTraits<StateNested> {
-  static constexpr std::string_view family = "StateNested";
+struct EnumTraits<NestedStateFlags> {
+  static constexpr std::string_view family = "NestedStateFlags";
   static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<StateNested>, 11> entries{ {
-      { StateNested::FormatVmx, "KVM_STATE_NESTED_FORMAT_VMX" },
-      { StateNested::FormatSvm, "KVM_STATE_NESTED_FORMAT_SVM" },
-      { StateNested::GuestMode, "KVM_STATE_NESTED_GUEST_MODE" },
-      { StateNested::RunPending, "KVM_STATE_NESTED_RUN_PENDING" },
-      { StateNested::Evmcs, "KVM_STATE_NESTED_EVMCS" },
-      { StateNested::MtfPending, "KVM_STATE_NESTED_MTF_PENDING" },
-      { StateNested::GifSet, "KVM_STATE_NESTED_GIF_SET" },
-      { StateNested::SmmGuestMode, "KVM_STATE_NESTED_SMM_GUEST_MODE" },
-      { StateNested::SmmVmxon, "KVM_STATE_NESTED_SMM_VMXON" },
-      { StateNested::VmxVmcsSize, "KVM_STATE_NESTED_VMX_VMCS_SIZE" },
-      { StateNested::SvmVmcbSize, "KVM_STATE_NESTED_SVM_VMCB_SIZE" },
+  static constexpr std::array<EnumEntry<NestedStateFlags>, 5> entries{ {
+      { NestedStateFlags::GuestMode, "KVM_STATE_NESTED_GUEST_MODE" },
+      { NestedStateFlags::RunPending, "KVM_STATE_NESTED_RUN_PENDING" },
+      { NestedStateFlags::Evmcs, "KVM_STATE_NESTED_EVMCS" },
+      { NestedStateFlags::MtfPending, "KVM_STATE_NESTED_MTF_PENDING" },
+      { NestedStateFlags::GifSet, "KVM_STATE_NESTED_GIF_SET" },
+  } };
+};
+
+// NestedStateFormat: 2 members (enum; rule: prefix KVM_STATE_NESTED_FORMAT_).
+enum class NestedStateFormat : std::uint32_t {
+  Vmx = 0,  // KVM_STATE_NESTED_FORMAT_VMX
+  Svm = 1,  // KVM_STATE_NESTED_FORMAT_SVM
+};
+
+template <>
+struct EnumTraits<NestedStateFormat> {
+  static constexpr std::string_view family = "NestedStateFormat";
+  static constexpr bool is_flags = false;
+  static constexpr std::array<EnumEntry<NestedStateFormat>, 2> entries{ {
+      { NestedStateFormat::Vmx, "KVM_STATE_NESTED_FORMAT_VMX" },
+      { NestedStateFormat::Svm, "KVM_STATE_NESTED_FORMAT_SVM" },
+  } };
+};
+
+// NestedStateSmmFlags: 2 members (flags; rule: prefix KVM_STATE_NESTED_SMM_).
+enum class NestedStateSmmFlags : std::uint32_t {
+  GuestMode = 0x1,  // KVM_STATE_NESTED_SMM_GUEST_MODE
+  Vmxon = 0x2,  // KVM_STATE_NESTED_SMM_VMXON
+};
+
+template <>
+struct EnumTraits<NestedStateSmmFlags> {
+  static constexpr std::string_view family = "NestedStateSmmFlags";
+  static constexpr bool is_flags = true;
+  static constexpr std::array<EnumEntry<NestedStateSmmFlags>, 2> entries{ {
+      { NestedStateSmmFlags::GuestMode, "KVM_STATE_NESTED_SMM_GUEST_MODE" },
+      { NestedStateSmmFlags::Vmxon, "KVM_STATE_NESTED_SMM_VMXON" },
   } };
 };
 
@@ -1282,6 +1306,7 @@ struct EnumTraits<ExceptionVector> {
 namespace consts {
 inline constexpr std::int64_t PioPageOffset = 1;  // KVM_PIO_PAGE_OFFSET
 inline constexpr std::int64_t CoalescedMmioPageOffset = 2;  // KVM_COALESCED_MMIO_PAGE_OFFSET
+inline constexpr std::int64_t DirtyLogPageOffset = 64;  // KVM_DIRTY_LOG_PAGE_OFFSET
 inline constexpr std::int64_t NrInterrupts = 256;  // KVM_NR_INTERRUPTS
 inline constexpr std::int64_t IoapicNumPins = 24;  // KVM_IOAPIC_NUM_PINS
 inline constexpr std::int64_t IrqchipPicMaster = 0;  // KVM_IRQCHIP_PIC_MASTER
@@ -1290,9 +1315,13 @@ inline constexpr std::int64_t IrqchipIoapic = 2;  // KVM_IRQCHIP_IOAPIC
 inline constexpr std::int64_t NrIrqchips = 3;  // KVM_NR_IRQCHIPS
 inline constexpr std::int64_t ApicRegSize = 1024;  // KVM_APIC_REG_SIZE
 inline constexpr std::int64_t Sregs2FlagsPdptrsValid = 1;  // KVM_SREGS2_FLAGS_PDPTRS_VALID
+inline constexpr std::int64_t MsrFilterMaxBitmapSize = 1536;  // KVM_MSR_FILTER_MAX_BITMAP_SIZE
+inline constexpr std::int64_t MsrFilterMaxRanges = 16;  // KVM_MSR_FILTER_MAX_RANGES
 inline constexpr std::int64_t X86ShadowIntMovSs = 1;  // KVM_X86_SHADOW_INT_MOV_SS
 inline constexpr std::int64_t X86ShadowIntSti = 2;  // KVM_X86_SHADOW_INT_STI
 inline constexpr std::int64_t MaxXcrs = 16;  // KVM_MAX_XCRS
+inline constexpr std::int64_t StateNestedVmxVmcsSize = 4096;  // KVM_STATE_NESTED_VMX_VMCS_SIZE
+inline constexpr std::int64_t StateNestedSvmVmcbSize = 4096;  // KVM_STATE_NESTED_SVM_VMCB_SIZE
 inline constexpr std::int64_t StateVmxPreemptionTimerDeadline = 1;  // KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE
 inline constexpr std::int64_t X86XcompGuestSupp = 0;  // KVM_X86_XCOMP_GUEST_SUPP
 inline constexpr std::int64_t PmuEventAllow = 0;  // KVM_PMU_EVENT_ALLOW
@@ -1391,6 +1420,7 @@ inline constexpr std::int64_t VmMipsVz = 1;  // KVM_VM_MIPS_VZ
 inline constexpr std::int64_t VmMipsTe = 2;  // KVM_VM_MIPS_TE
 inline constexpr std::int64_t S390SiePageOffset = 1;  // KVM_S390_SIE_PAGE_OFFSET
 inline constexpr std::uint64_t VmTypeArmIpaSizeMask = 255ull;  // KVM_VM_TYPE_ARM_IPA_SIZE_MASK
+inline constexpr std::uint64_t IrqRoutingXenEvtchnPrio2level = 4294967295ull;  // KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL
 inline constexpr std::int64_t XenHvmConfigHypercallMsr = 1;  // KVM_XEN_HVM_CONFIG_HYPERCALL_MSR
 inline constexpr std::int64_t XenHvmConfigInterceptHcall = 2;  // KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL
 inline constexpr std::int64_t XenHvmConfigSharedInfo = 4;  // KVM_XEN_HVM_CONFIG_SHARED_INFO
