@@ -38,7 +38,7 @@ enum class FamilyKind { Enum, Flags, Plain };
 struct Family {
   std::string name;  // C++ type name, e.g. "Cap"
   FamilyKind kind = FamilyKind::Enum;
-  std::string rule;  // the rule that formed it, e.g. "prefix KVM_CAP_" (documentation)
+  std::string rule;   // the rule that formed it, e.g. "prefix KVM_CAP_" (documentation)
   std::string strip;  // prefix stripped from member names to form enumerators
   std::vector<std::size_t> members;  // indices into Model::constants, by value then name
   std::string underlying;            // std::uint32_t, std::int64_t, ...
@@ -49,20 +49,20 @@ enum class Direction { None, Read, Write, ReadWrite };  // as encoded: _IO, _IOR
 enum Scope : unsigned { kSystem = 1, kVm = 2, kVcpu = 4, kDevice = 8 };
 
 struct Ioctl {
-  std::string name;       // KVM_GET_REGS
-  std::string cpp_name;   // GetRegs
+  std::string name;      // KVM_GET_REGS
+  std::string cpp_name;  // GetRegs
   Direction dir = Direction::None;
-  std::uint64_t nr = 0;   // the command number inside the request
+  std::uint64_t nr = 0;                  // the command number inside the request
   std::optional<std::uint64_t> request;  // evaluated request number; empty when unavailable
-  std::string arg_c_type;   // as written in the header: "struct kvm_regs", "__u64", "" for _IO
-  std::string arg_cpp_type; // our type: "kvm_regs", "std::uint64_t", "" for _IO
+  std::string arg_c_type;    // as written in the header: "struct kvm_regs", "__u64", "" for _IO
+  std::string arg_cpp_type;  // our type: "kvm_regs", "std::uint64_t", "" for _IO
   std::uint64_t arg_size = 0;
   bool available = true;    // false when the argument type is not defined for this target
   bool deprecated = false;  // defined through one of the header's __KVM_DEPRECATED_* aliases
   std::string unavailable_reason;
-  unsigned scopes = 0;      // bitmask of Scope
-  std::string scope_source; // "section" or "exception table"
-  std::string gating_cap;   // KVM_CAP_* named by an "Available with" comment, if any
+  unsigned scopes = 0;       // bitmask of Scope
+  std::string scope_source;  // "section" or "exception table"
+  std::string gating_cap;    // KVM_CAP_* named by an "Available with" comment, if any
   std::string file;
   unsigned line = 0;
 };
@@ -71,22 +71,22 @@ struct Record;
 
 // One field of a record. Anonymous nested records are held inline (`nested`).
 struct Field {
-  std::string name;  // empty for an anonymous struct/union member
-  std::string cpp_type;  // element type for scalars and named records; empty when nested
+  std::string name;                 // empty for an anonymous struct/union member
+  std::string cpp_type;             // element type for scalars and named records; empty when nested
   std::vector<std::uint64_t> dims;  // array dimensions, outermost first; 0 = flexible/zero-length
-  bool flexible = false;     // C99 flexible array member (`T x[]`)
-  int bit_width = -1;        // >= 0 for bitfields
+  bool flexible = false;            // C99 flexible array member (`T x[]`)
+  int bit_width = -1;               // >= 0 for bitfields
   std::uint64_t offset_bits = 0;
-  std::uint64_t size = 0;    // bytes, of the whole member (0 for flexible arrays and empty types)
+  std::uint64_t size = 0;  // bytes, of the whole member (0 for flexible arrays and empty types)
   std::uint64_t align = 0;
-  int explicit_align = 0;    // from __attribute__((aligned(N))) on the field
+  int explicit_align = 0;          // from __attribute__((aligned(N))) on the field
   std::unique_ptr<Record> nested;  // anonymous record type, defined inline
-  std::string note;          // how a C-only construct was handled, if it was
-  bool omitted = false;      // present in C, absent from C++ (empty in C); see note
+  std::string note;                // how a C-only construct was handled, if it was
+  bool omitted = false;            // present in C, absent from C++ (empty in C); see note
 };
 
 struct Record {
-  std::string name;       // empty for anonymous records
+  std::string name;  // empty for anonymous records
   bool is_union = false;
   std::uint64_t size = 0;
   std::uint64_t align = 0;
@@ -100,10 +100,10 @@ struct Record {
 };
 
 struct Model {
-  std::string arch;            // x86_64, aarch64, riscv64
-  std::string triple;          // x86_64-linux-gnu
-  std::string header;          // the path parsed, as given
-  std::string linux_version;   // "6.1.187" from LINUX_VERSION_CODE
+  std::string arch;           // x86_64, aarch64, riscv64
+  std::string triple;         // x86_64-linux-gnu
+  std::string header;         // the path parsed, as given
+  std::string linux_version;  // "6.1.187" from LINUX_VERSION_CODE
   std::vector<Constant> constants;
   std::vector<Family> families;
   std::vector<Ioctl> ioctls;

@@ -98,7 +98,8 @@ class TranslationUnit {
     index_ = clang_createIndex(0, 0);
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
-    CXUnsavedFile unsaved{"kvmgen_input.c", source.c_str(), static_cast<unsigned long>(source.size())};
+    CXUnsavedFile unsaved{"kvmgen_input.c", source.c_str(),
+                          static_cast<unsigned long>(source.size())};
     CXErrorCode err = clang_parseTranslationUnit2(
         index_, "kvmgen_input.c", argv.data(), static_cast<int>(argv.size()), &unsaved, 1,
         CXTranslationUnit_DetailedPreprocessingRecord | CXTranslationUnit_SkipFunctionBodies, &tu_);
@@ -236,25 +237,35 @@ std::string scalar_type(CXType t, const std::string& context) {
     return std::string(is_signed ? "std::int" : "std::uint") + std::to_string(size * 8) + "_t";
   };
   switch (c.kind) {
-    case CXType_Bool: return "bool";
+    case CXType_Bool:
+      return "bool";
     case CXType_Char_S:
-    case CXType_Char_U: return "char";
+    case CXType_Char_U:
+      return "char";
     case CXType_SChar:
     case CXType_Short:
     case CXType_Int:
     case CXType_Long:
-    case CXType_LongLong: return fixed(true);
+    case CXType_LongLong:
+      return fixed(true);
     case CXType_UChar:
     case CXType_UShort:
     case CXType_UInt:
     case CXType_ULong:
-    case CXType_ULongLong: return fixed(false);
-    case CXType_Int128: return "__int128";
-    case CXType_UInt128: return "unsigned __int128";
-    case CXType_Float: return "float";
-    case CXType_Double: return "double";
-    case CXType_Enum: return scalar_type(clang_getEnumDeclIntegerType(clang_getTypeDeclaration(c)), context);
-    case CXType_Void: return "void";
+    case CXType_ULongLong:
+      return fixed(false);
+    case CXType_Int128:
+      return "__int128";
+    case CXType_UInt128:
+      return "unsigned __int128";
+    case CXType_Float:
+      return "float";
+    case CXType_Double:
+      return "double";
+    case CXType_Enum:
+      return scalar_type(clang_getEnumDeclIntegerType(clang_getTypeDeclaration(c)), context);
+    case CXType_Void:
+      return "void";
     case CXType_Pointer: {
       CXType pointee = clang_getCanonicalType(clang_getPointeeType(c));
       std::string cv = clang_isConstQualifiedType(pointee) ? "const " : "";
@@ -442,8 +453,9 @@ class RecordBuilder {
         auto zero_length = [](const Field& x) {
           return std::find(x.dims.begin(), x.dims.end(), 0) != x.dims.end();
         };
-        bool zero_in_cpp = f.nested && !f.nested->fields.empty() &&
-                           std::all_of(f.nested->fields.begin(), f.nested->fields.end(), zero_length);
+        bool zero_in_cpp =
+            f.nested && !f.nested->fields.empty() &&
+            std::all_of(f.nested->fields.begin(), f.nested->fields.end(), zero_length);
         if (!zero_in_cpp) {
           f.omitted = true;
           f.note = "member of an empty struct type: zero-sized in C, impossible in C++; omitted";
@@ -549,7 +561,9 @@ void refuse_unrecognised_ioctl(const MacroInfo& m) {
     if (starts_with(t, "_IO")) {
       throw std::runtime_error(m.path + ":" + std::to_string(m.line) + ": " + m.name +
                                " looks like an ioctl but is not written with _IO, _IOR, _IOW or "
-                               "_IOWR (it uses " + t + "); kvmgen would take it for a plain "
+                               "_IOWR (it uses " +
+                               t +
+                               "); kvmgen would take it for a plain "
                                "constant: extend ioctl_invocation() in generator/parse.cc");
     }
   }
@@ -603,12 +617,15 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
   model.header = options.header;
 
   std::vector<std::string> args = {"-x", "c", "-std=gnu11", "--target=" + arch.triple, "-nostdinc"};
-  const auto& dirs = options.include_dirs.empty() ? arch.default_include_dirs : options.include_dirs;
+  const auto& dirs =
+      options.include_dirs.empty() ? arch.default_include_dirs : options.include_dirs;
   for (const auto& d : dirs) args.push_back("-I" + d);
 
-  const std::string includes = "#include <" + options.header +
-                               ">\n#if __has_include(<linux/version.h>)\n#include <linux/version.h>\n"
-                               "#endif\n" + options.extra_source + "\n";
+  const std::string includes =
+      "#include <" + options.header +
+      ">\n#if __has_include(<linux/version.h>)\n#include <linux/version.h>\n"
+      "#endif\n" +
+      options.extra_source + "\n";
 
   // Pass 1: find the macros of our two headers.
   std::vector<MacroInfo> macros;
@@ -622,8 +639,8 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     }
     macros = collect_macros(tu);
     if (macros.empty()) {
-      throw std::runtime_error("no macros found in " + options.header + " (searched: " +
-                               build_args_note(dirs) + ")");
+      throw std::runtime_error("no macros found in " + options.header +
+                               " (searched: " + build_args_note(dirs) + ")");
     }
   }
   std::map<std::string, const MacroInfo*> by_name;
@@ -643,7 +660,9 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       if (a.size() >= 3) probe += "typedef " + a[2] + " kvmgen_t_" + std::to_string(i) + ";\n";
     }
   }
-  probe += "#ifdef LINUX_VERSION_CODE\nstatic const __auto_type kvmgen_version = LINUX_VERSION_CODE;\n#endif\n";
+  probe +=
+      "#ifdef LINUX_VERSION_CODE\nstatic const __auto_type kvmgen_version = "
+      "LINUX_VERSION_CODE;\n#endif\n";
 
   TranslationUnit tu(probe, args);
   std::map<std::size_t, IntValue> values;
@@ -683,8 +702,9 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       CXEvalResult r = clang_Cursor_Evaluate(c);
       if (r) {
         long long code = clang_EvalResult_getAsLongLong(r);
-        model.linux_version = std::to_string(code >> 16) + "." + std::to_string((code >> 8) & 0xff) +
-                              "." + std::to_string(code & 0xff);
+        model.linux_version = std::to_string(code >> 16) + "." +
+                              std::to_string((code >> 8) & 0xff) + "." +
+                              std::to_string(code & 0xff);
         clang_EvalResult_dispose(r);
       }
     } else if (k == CXCursor_TypedefDecl && starts_with(name, "kvmgen_t_")) {
@@ -733,7 +753,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     io.line = m.line;
     io.deprecated = m.body.size() == 1 && starts_with(m.body[0], "__KVM_DEPRECATED_");
     const auto& inv = *invocations[i];
-    io.dir = inv[0] == "_IO" ? Direction::None
+    io.dir = inv[0] == "_IO"    ? Direction::None
              : inv[0] == "_IOR" ? Direction::Read
              : inv[0] == "_IOW" ? Direction::Write
                                 : Direction::ReadWrite;
@@ -807,7 +827,8 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
   for (const auto& [name, ex] : rules.scopes) {
     bool found = std::any_of(model.ioctls.begin(), model.ioctls.end(),
                              [&](const Ioctl& io) { return io.name == name; });
-    if (!found) model.notes.push_back("ioctl_scopes.rules names " + name + ", which this header lacks");
+    if (!found)
+      model.notes.push_back("ioctl_scopes.rules names " + name + ", which this header lacks");
   }
 
   // Integer constants: macros that are not ioctls, then C enumerators.
@@ -905,13 +926,14 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     } else {
       f.underlying = max <= UINT32_MAX ? "std::uint32_t" : "std::uint64_t";
     }
-    if (f.members.empty()) model.notes.push_back("family " + f.name + " has no members in this header");
+    if (f.members.empty())
+      model.notes.push_back("family " + f.name + " has no members in this header");
   }
   std::set<std::string> plain;
   for (const Constant& c : model.constants) {
     if (c.family.empty() && !plain.insert(c.cpp_name).second) {
-      throw std::runtime_error("two plain constants map to the C++ name " + c.cpp_name + " (one is " +
-                               c.name + ")");
+      throw std::runtime_error("two plain constants map to the C++ name " + c.cpp_name +
+                               " (one is " + c.name + ")");
     }
   }
   std::set<std::string> ioctl_names;

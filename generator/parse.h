@@ -10,8 +10,8 @@
 namespace kvmgen {
 
 struct ArchInfo {
-  std::string arch;    // x86_64, aarch64, riscv64
-  std::string triple;  // clang target triple
+  std::string arch;                               // x86_64, aarch64, riscv64
+  std::string triple;                             // clang target triple
   std::vector<std::string> default_include_dirs;  // where Debian puts this arch's uapi headers
   // A record (and optionally one of its fields) that only this arch's asm/kvm.h defines: a
   // header tree holds one arch's asm/, and parsing another arch's would give wrong bindings.

@@ -66,21 +66,22 @@ data list_of(const std::vector<T>& items, F&& make) {
 
 const std::set<std::string>& cpp_keywords() {
   static const std::set<std::string> k = {
-      "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char",
-      "class", "const", "constexpr", "continue", "default", "delete", "do", "double", "else",
-      "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if",
-      "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "nullptr",
-      "operator", "or", "private", "protected", "public", "register", "return", "short",
-      "signed", "sizeof", "static", "struct", "switch", "template", "this", "throw", "true",
-      "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void",
-      "volatile", "while", "xor", "concept", "requires", "co_await", "co_yield", "co_return"};
+      "alignas",  "alignof",  "and",      "asm",      "auto",     "bool",      "break",
+      "case",     "catch",    "char",     "class",    "const",    "constexpr", "continue",
+      "default",  "delete",   "do",       "double",   "else",     "enum",      "explicit",
+      "export",   "extern",   "false",    "float",    "for",      "friend",    "goto",
+      "if",       "inline",   "int",      "long",     "mutable",  "namespace", "new",
+      "noexcept", "not",      "nullptr",  "operator", "or",       "private",   "protected",
+      "public",   "register", "return",   "short",    "signed",   "sizeof",    "static",
+      "struct",   "switch",   "template", "this",     "throw",    "true",      "try",
+      "typedef",  "typeid",   "typename", "union",    "unsigned", "using",     "virtual",
+      "void",     "volatile", "while",    "xor",      "concept",  "requires",  "co_await",
+      "co_yield", "co_return"};
   return k;
 }
 
 // The C++ spelling of a C field name: C++ keywords get a trailing underscore.
-std::string cpp_field_name(const std::string& c) {
-  return cpp_keywords().count(c) ? c + "_" : c;
-}
+std::string cpp_field_name(const std::string& c) { return cpp_keywords().count(c) ? c + "_" : c; }
 
 // X_SHIFT, X_MASK, X_MAX and X_VALID_*: constants that describe a family's bit layout rather
 // than being one of its values.
@@ -116,17 +117,21 @@ data scope_names(unsigned scopes) {
 
 const char* direction_name(Direction d) {
   switch (d) {
-    case Direction::None: return "None";
-    case Direction::Read: return "Read";
-    case Direction::Write: return "Write";
-    case Direction::ReadWrite: return "ReadWrite";
+    case Direction::None:
+      return "None";
+    case Direction::Read:
+      return "Read";
+    case Direction::Write:
+      return "Write";
+    case Direction::ReadWrite:
+      return "ReadWrite";
   }
   return "None";
 }
 
 struct RecordWalk {
-  data asserts{data::type::list};     // offsetof checks of our own type
-  data crosschecks{data::type::list}; // pairs of (our path, C path) for the cross-check test
+  data asserts{data::type::list};      // offsetof checks of our own type
+  data crosschecks{data::type::list};  // pairs of (our path, C path) for the cross-check test
   data bitfields{data::type::list};
 };
 
@@ -254,103 +259,106 @@ data model_data(const Model& m) {
                                                : "__riscv");
 
   root.set("families", list_of(m.families, [&](const Family& f) {
-    data d;
-    d.set("name", f.name);
-    d.set("is_flags", flag(f.kind == FamilyKind::Flags));
-    d.set("kind", f.kind == FamilyKind::Flags ? "flags" : "enum");
-    d.set("underlying", f.underlying);
-    d.set("rule", f.rule);
-    d.set("count", std::to_string(f.members.size()));
-    std::set<std::uint64_t> seen;
-    std::vector<const Constant*> members;
-    for (std::size_t i : f.members) members.push_back(&m.constants[i]);
-    // to_string() returns the first entry with a value; field-layout helpers (X_SHIFT, X_MASK,
-    // X_MAX, X_VALID_*) often share a value with a real member, so they go last in the table.
-    std::vector<const Constant*> entries;
-    for (int pass = 0; pass < 2; ++pass) {
-      for (const Constant* c : members) {
-        if (is_layout_helper(c->name) == (pass == 1)) entries.push_back(c);
-      }
-    }
-    d.set("entries", list_of(entries, [&](const Constant* c) {
-      data e;
-      e.set("cpp_name", c->cpp_name);
-      e.set("c_name", c->name);
-      return e;
-    }));
-    d.set("members", list_of(members, [&](const Constant* c) {
-      data e;
-      e.set("cpp_name", c->cpp_name);
-      e.set("c_name", c->name);
-      e.set("value", value_literal(c->value, f.kind == FamilyKind::Flags, f.underlying));
-      e.set("json_value", c->value.to_string());
-      e.set("check_value", hex(c->value.bits) + "ull");
-      e.set("file", c->file);
-      e.set("line", std::to_string(c->line));
-      e.set("alias", flag(!seen.insert(c->value.bits).second));
-      return e;
-    }));
-    return d;
-  }));
+             data d;
+             d.set("name", f.name);
+             d.set("is_flags", flag(f.kind == FamilyKind::Flags));
+             d.set("kind", f.kind == FamilyKind::Flags ? "flags" : "enum");
+             d.set("underlying", f.underlying);
+             d.set("rule", f.rule);
+             d.set("count", std::to_string(f.members.size()));
+             std::set<std::uint64_t> seen;
+             std::vector<const Constant*> members;
+             for (std::size_t i : f.members) members.push_back(&m.constants[i]);
+             // to_string() returns the first entry with a value; field-layout helpers (X_SHIFT,
+             // X_MASK, X_MAX, X_VALID_*) often share a value with a real member, so they go last in
+             // the table.
+             std::vector<const Constant*> entries;
+             for (int pass = 0; pass < 2; ++pass) {
+               for (const Constant* c : members) {
+                 if (is_layout_helper(c->name) == (pass == 1)) entries.push_back(c);
+               }
+             }
+             d.set("entries", list_of(entries, [&](const Constant* c) {
+                     data e;
+                     e.set("cpp_name", c->cpp_name);
+                     e.set("c_name", c->name);
+                     return e;
+                   }));
+             d.set("members", list_of(members, [&](const Constant* c) {
+                     data e;
+                     e.set("cpp_name", c->cpp_name);
+                     e.set("c_name", c->name);
+                     e.set("value",
+                           value_literal(c->value, f.kind == FamilyKind::Flags, f.underlying));
+                     e.set("json_value", c->value.to_string());
+                     e.set("check_value", hex(c->value.bits) + "ull");
+                     e.set("file", c->file);
+                     e.set("line", std::to_string(c->line));
+                     e.set("alias", flag(!seen.insert(c->value.bits).second));
+                     return e;
+                   }));
+             return d;
+           }));
 
   std::vector<const Constant*> plain;
   for (const Constant& c : m.constants) {
     if (c.family.empty()) plain.push_back(&c);
   }
   root.set("constants", list_of(plain, [](const Constant* c) {
-    data d;
-    d.set("cpp_name", c->cpp_name);
-    d.set("c_name", c->name);
-    d.set("type", c->value.is_signed ? "std::int64_t" : "std::uint64_t");
-    d.set("value", value_literal(c->value, false, c->value.is_signed ? "" : "std::uint64_t"));
-    d.set("json_value", c->value.to_string());
-    d.set("check_value", hex(c->value.bits) + "ull");
-    d.set("file", c->file);
-    d.set("line", std::to_string(c->line));
-    return d;
-  }));
+             data d;
+             d.set("cpp_name", c->cpp_name);
+             d.set("c_name", c->name);
+             d.set("type", c->value.is_signed ? "std::int64_t" : "std::uint64_t");
+             d.set("value",
+                   value_literal(c->value, false, c->value.is_signed ? "" : "std::uint64_t"));
+             d.set("json_value", c->value.to_string());
+             d.set("check_value", hex(c->value.bits) + "ull");
+             d.set("file", c->file);
+             d.set("line", std::to_string(c->line));
+             return d;
+           }));
 
   std::size_t usable = 0;
   for (const Ioctl& io : m.ioctls) usable += io.available && !io.deprecated;
   root.set("ioctl_count", std::to_string(m.ioctls.size()));
   root.set("usable_ioctl_count", std::to_string(usable));
   root.set("ioctls", list_of(m.ioctls, [&](const Ioctl& io) {
-    data d;
-    d.set("cpp_name", io.cpp_name);
-    d.set("name", io.name);
-    d.set("available", flag(io.available));
-    d.set("deprecated", flag(io.deprecated));
-    d.set("usable", flag(io.available && !io.deprecated));
-    d.set("unavailable_reason", io.unavailable_reason);
-    d.set("request", io.request ? hex(*io.request) : "0");
-    d.set("json_request", io.request ? std::to_string(*io.request) : "null");
-    d.set("nr", hex(io.nr));
-    d.set("json_nr", std::to_string(io.nr));
-    d.set("direction", direction_name(io.dir));
-    d.set("has_arg", flag(!io.arg_c_type.empty()));
-    d.set("arg_type", io.available && !io.arg_cpp_type.empty() ? io.arg_cpp_type : "void");
-    d.set("arg_c_type", io.arg_c_type);
-    d.set("arg_size", std::to_string(io.arg_size));
-    d.set("scopes", scope_expr(io.scopes));
-    d.set("scope_list", scope_names(io.scopes));
-    d.set("scope_source", json_escape(io.scope_source));
-    d.set("has_cap", flag(!io.gating_cap.empty()));
-    d.set("cap_c", io.gating_cap);
-    d.set("cap_cpp", camel_case(io.gating_cap, "KVM_CAP_"));
-    d.set("file", io.file);
-    d.set("line", std::to_string(io.line));
-    return d;
-  }));
+             data d;
+             d.set("cpp_name", io.cpp_name);
+             d.set("name", io.name);
+             d.set("available", flag(io.available));
+             d.set("deprecated", flag(io.deprecated));
+             d.set("usable", flag(io.available && !io.deprecated));
+             d.set("unavailable_reason", io.unavailable_reason);
+             d.set("request", io.request ? hex(*io.request) : "0");
+             d.set("json_request", io.request ? std::to_string(*io.request) : "null");
+             d.set("nr", hex(io.nr));
+             d.set("json_nr", std::to_string(io.nr));
+             d.set("direction", direction_name(io.dir));
+             d.set("has_arg", flag(!io.arg_c_type.empty()));
+             d.set("arg_type", io.available && !io.arg_cpp_type.empty() ? io.arg_cpp_type : "void");
+             d.set("arg_c_type", io.arg_c_type);
+             d.set("arg_size", std::to_string(io.arg_size));
+             d.set("scopes", scope_expr(io.scopes));
+             d.set("scope_list", scope_names(io.scopes));
+             d.set("scope_source", json_escape(io.scope_source));
+             d.set("has_cap", flag(!io.gating_cap.empty()));
+             d.set("cap_c", io.gating_cap);
+             d.set("cap_cpp", camel_case(io.gating_cap, "KVM_CAP_"));
+             d.set("file", io.file);
+             d.set("line", std::to_string(io.line));
+             return d;
+           }));
 
   std::vector<const Record*> recs;
   for (const auto& r : m.records) recs.push_back(r.get());
   root.set("record_count", std::to_string(recs.size()));
   root.set("records", list_of(recs, [](const Record* r) { return record_data(*r); }));
   root.set("notes", list_of(m.notes, [](const std::string& n) {
-    data d;
-    d.set("note", json_escape(n));
-    return d;
-  }));
+             data d;
+             d.set("note", json_escape(n));
+             return d;
+           }));
   return root;
 }
 

@@ -25,11 +25,17 @@ unsigned parse_scopes(const std::string& list) {
   std::stringstream ss(list);
   std::string word;
   while (std::getline(ss, word, ',')) {
-    if (word == "system") scopes |= kSystem;
-    else if (word == "vm") scopes |= kVm;
-    else if (word == "vcpu") scopes |= kVcpu;
-    else if (word == "device") scopes |= kDevice;
-    else throw std::runtime_error("unknown scope '" + word + "' (expected system, vm, vcpu or device)");
+    if (word == "system")
+      scopes |= kSystem;
+    else if (word == "vm")
+      scopes |= kVm;
+    else if (word == "vcpu")
+      scopes |= kVcpu;
+    else if (word == "device")
+      scopes |= kDevice;
+    else
+      throw std::runtime_error("unknown scope '" + word +
+                               "' (expected system, vm, vcpu or device)");
   }
   return scopes;
 }
@@ -48,15 +54,21 @@ Rules load_rules(const std::string& dir) {
       std::string kind;
       if (!(ss >> r.family)) continue;
       if (!(ss >> kind >> r.match >> r.pattern)) {
-        throw std::runtime_error(path + ":" + std::to_string(n) +
-                                 ": expected '<Family> <enum|flags> <prefix|suffix|c-enum> <pattern>'");
+        throw std::runtime_error(
+            path + ":" + std::to_string(n) +
+            ": expected '<Family> <enum|flags> <prefix|suffix|c-enum> <pattern>'");
       }
-      if (kind == "enum") r.kind = FamilyKind::Enum;
-      else if (kind == "flags") r.kind = FamilyKind::Flags;
-      else if (kind == "plain") r.kind = FamilyKind::Plain;
-      else throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown kind '" + kind + "'");
+      if (kind == "enum")
+        r.kind = FamilyKind::Enum;
+      else if (kind == "flags")
+        r.kind = FamilyKind::Flags;
+      else if (kind == "plain")
+        r.kind = FamilyKind::Plain;
+      else
+        throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown kind '" + kind + "'");
       if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum") {
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown match '" + r.match + "'");
+        throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown match '" + r.match +
+                                 "'");
       }
       r.line = n;
       rules.families.push_back(r);

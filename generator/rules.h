@@ -11,11 +11,11 @@
 namespace kvmgen {
 
 struct FamilyRule {
-  std::string family;      // C++ type name
+  std::string family;  // C++ type name
   FamilyKind kind = FamilyKind::Enum;
-  std::string match;       // "prefix", "suffix" or "c-enum"
-  std::string pattern;     // the prefix, suffix or C enum tag
-  unsigned line = 0;       // in the rules file, for messages
+  std::string match;    // "prefix", "suffix" or "c-enum"
+  std::string pattern;  // the prefix, suffix or C enum tag
+  unsigned line = 0;    // in the rules file, for messages
 };
 
 struct ScopeException {

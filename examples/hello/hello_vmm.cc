@@ -39,7 +39,8 @@ int main() {
 
     kvm::x86::GuestLayout layout;  // GDT, TSS, page tables, code and stack below 1 MiB
     kvm::x86::write_long_mode_tables(ram, 0, layout);
-    memory.write(kMessageAddr, {reinterpret_cast<const std::uint8_t*>(kMessage), sizeof(kMessage) - 1});
+    memory.write(kMessageAddr,
+                 {reinterpret_cast<const std::uint8_t*>(kMessage), sizeof(kMessage) - 1});
 
     kvm::x86::Assembler a;
     a.mov(Reg::Rsi, kMessageAddr);
@@ -63,8 +64,8 @@ int main() {
     a.out_dx(Width::k32);
     a.mov(Reg::Rbx, kMmioDevice);
     a.mov(Reg::Rax, 0x600d);
-    a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);   // status register
-    a.load(Width::k32, Reg::Rax, mem(Reg::Rbx, 4));    // data register, supplied by the VMM
+    a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);  // status register
+    a.load(Width::k32, Reg::Rax, mem(Reg::Rbx, 4));   // data register, supplied by the VMM
     a.mov(Reg::Rdx, kEchoPort);
     a.out_dx(Width::k32);
     a.hlt();
@@ -107,7 +108,8 @@ int main() {
           } else if (!m.is_write() && m.phys_addr() == kMmioDevice + 4) {
             m.set_value(0xc0ffee);
           } else {
-            std::fprintf(stderr, "unexpected MMIO at 0x%llx\n", static_cast<unsigned long long>(m.phys_addr()));
+            std::fprintf(stderr, "unexpected MMIO at 0x%llx\n",
+                         static_cast<unsigned long long>(m.phys_addr()));
             return 1;
           }
           break;

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     std::printf("KVM API version: %d\n", sys.api_version());
     std::printf("vCPU mmap size:  %zu bytes\n", sys.vcpu_mmap_size());
     std::printf("bindings:        generated from %s (Linux %s) for %s\n",
-                std::string(kvm::abi::generated_from).c_str(), std::string(kvm::abi::linux_version).c_str(),
+                std::string(kvm::abi::generated_from).c_str(),
+                std::string(kvm::abi::linux_version).c_str(),
                 std::string(kvm::abi::target_arch).c_str());
 
     // Probe past the highest known capability: a newer kernel reports caps we cannot name.
@@ -34,18 +35,20 @@ int main(int argc, char** argv) {
       if (value == 0 && name.empty()) continue;
       present += value != 0;
       if (name.empty()) ++unnamed;
-      std::string label = name.empty() ? "KVM_CAP_#" + std::to_string(c) + " (newer than the headers)" : std::string(name);
+      std::string label = name.empty()
+                              ? "KVM_CAP_#" + std::to_string(c) + " (newer than the headers)"
+                              : std::string(name);
       std::printf("  %-52s %d\n", label.c_str(), value);
     }
     std::printf("%u capabilities present, %u of them unnamed in these headers\n", present, unnamed);
 
 #if defined(__x86_64__)
     std::printf("\nsupported CPUID (KVM_GET_SUPPORTED_CPUID):\n");
-    std::printf("  %-10s %-5s %-5s %-10s %-10s %-10s %-10s\n", "function", "index", "flags", "eax", "ebx",
-                "ecx", "edx");
+    std::printf("  %-10s %-5s %-5s %-10s %-10s %-10s %-10s\n", "function", "index", "flags", "eax",
+                "ebx", "ecx", "edx");
     for (const auto& e : sys.supported_cpuid()) {
-      std::printf("  0x%08x %-5u %-5u 0x%08x 0x%08x 0x%08x 0x%08x\n", e.function, e.index, e.flags, e.eax,
-                  e.ebx, e.ecx, e.edx);
+      std::printf("  0x%08x %-5u %-5u 0x%08x 0x%08x 0x%08x 0x%08x\n", e.function, e.index, e.flags,
+                  e.eax, e.ebx, e.ecx, e.edx);
     }
 #endif
     return 0;

@@ -38,7 +38,9 @@ bool has_attr(const Target& t, std::uint32_t group, std::uint64_t attr) {
   a.attr = attr;
   int r = t.template try_ioctl<abi::ioctl::HasDeviceAttr>(a);
   if (r == -ENXIO) return false;
-  if (r < 0) throw_error("KVM_HAS_DEVICE_ATTR", -r, "group " + std::to_string(group) + ", attr " + std::to_string(attr));
+  if (r < 0)
+    throw_error("KVM_HAS_DEVICE_ATTR", -r,
+                "group " + std::to_string(group) + ", attr " + std::to_string(attr));
   return true;
 }
 template <class Target>
@@ -47,7 +49,8 @@ void get_attr(const Target& t, std::uint32_t group, std::uint64_t attr, void* va
   a.group = group;
   a.attr = attr;
   a.addr = reinterpret_cast<std::uint64_t>(value);
-  t.template ioctl<abi::ioctl::GetDeviceAttr>(a, "group " + std::to_string(group) + ", attr " + std::to_string(attr));
+  t.template ioctl<abi::ioctl::GetDeviceAttr>(
+      a, "group " + std::to_string(group) + ", attr " + std::to_string(attr));
 }
 template <class Target>
 void set_attr(const Target& t, std::uint32_t group, std::uint64_t attr, const void* value) {
@@ -55,7 +58,8 @@ void set_attr(const Target& t, std::uint32_t group, std::uint64_t attr, const vo
   a.group = group;
   a.attr = attr;
   a.addr = reinterpret_cast<std::uint64_t>(value);
-  t.template ioctl<abi::ioctl::SetDeviceAttr>(a, "group " + std::to_string(group) + ", attr " + std::to_string(attr));
+  t.template ioctl<abi::ioctl::SetDeviceAttr>(
+      a, "group " + std::to_string(group) + ", attr " + std::to_string(attr));
 }
 }  // namespace detail
 

@@ -24,7 +24,8 @@ std::string reason_name(std::uint32_t raw) {
 }  // namespace
 
 std::uint32_t IoExit::value() const noexcept {
-  return static_cast<std::uint32_t>(load_le(data_.data(), std::min<std::size_t>(io_.size, data_.size())));
+  return static_cast<std::uint32_t>(
+      load_le(data_.data(), std::min<std::size_t>(io_.size, data_.size())));
 }
 
 void IoExit::set_value(std::uint32_t v) const noexcept {
@@ -43,8 +44,8 @@ void Exit::expect(ExitReason want, const char* accessor) const {
                          (errno_ == EAGAIN ? "EAGAIN" : "EINTR") + "), there is no exit data");
   }
   if (reason() != want) {
-    throw WrongExitError(std::string("Exit::") + accessor + "(): this exit is " + name() + ", not " +
-                         reason_name(static_cast<std::uint32_t>(want)));
+    throw WrongExitError(std::string("Exit::") + accessor + "(): this exit is " + name() +
+                         ", not " + reason_name(static_cast<std::uint32_t>(want)));
   }
 }
 
@@ -61,12 +62,13 @@ IoExit Exit::io() const {
   // The kernel places the data inside the mapping; check before trusting it.
   std::uint64_t bytes = std::uint64_t{io.size} * io.count;
   if (io.size != 1 && io.size != 2 && io.size != 4) {
-    throw WrongExitError("Exit::io(): access size " + std::to_string(io.size) + " is not 1, 2 or 4");
+    throw WrongExitError("Exit::io(): access size " + std::to_string(io.size) +
+                         " is not 1, 2 or 4");
   }
   if (io.data_offset > size_ || bytes > size_ - io.data_offset) {
     throw WrongExitError("Exit::io(): data at offset " + std::to_string(io.data_offset) + " of " +
-                         std::to_string(bytes) + " bytes lies outside the " + std::to_string(size_) +
-                         "-byte kvm_run mapping");
+                         std::to_string(bytes) + " bytes lies outside the " +
+                         std::to_string(size_) + "-byte kvm_run mapping");
   }
   auto* base = reinterpret_cast<std::uint8_t*>(run_);
   return IoExit(io, {base + io.data_offset, static_cast<std::size_t>(bytes)});
@@ -96,9 +98,11 @@ InternalErrorExit Exit::internal_error() const {
 
 decltype(abi::kvm_run::emulation_failure)& Exit::emulation_failure() const {
   expect(ExitReason::InternalError, "emulation_failure");
-  if (run_->internal.suberror != static_cast<std::uint32_t>(abi::InternalErrorSuberror::Emulation)) {
+  if (run_->internal.suberror !=
+      static_cast<std::uint32_t>(abi::InternalErrorSuberror::Emulation)) {
     throw WrongExitError("Exit::emulation_failure(): internal error suberror " +
-                         std::to_string(run_->internal.suberror) + " is not KVM_INTERNAL_ERROR_EMULATION");
+                         std::to_string(run_->internal.suberror) +
+                         " is not KVM_INTERNAL_ERROR_EMULATION");
   }
   return run_->emulation_failure;
 }
@@ -113,10 +117,10 @@ std::uint64_t Exit::s390_reset_flags() const {
   return run_->s390_reset_flags;
 }
 
-#define KVM_EXIT_ACCESSOR(method, member, reason_enum)       \
-  decltype(abi::kvm_run::member)& Exit::method() const {     \
-    expect(ExitReason::reason_enum, #method);                \
-    return run_->member;                                     \
+#define KVM_EXIT_ACCESSOR(method, member, reason_enum)   \
+  decltype(abi::kvm_run::member)& Exit::method() const { \
+    expect(ExitReason::reason_enum, #method);            \
+    return run_->member;                                 \
   }
 KVM_EXIT_ACCESSOR(hypercall, hypercall, Hypercall)
 KVM_EXIT_ACCESSOR(debug, debug, Debug)

@@ -26,8 +26,8 @@ class IoExit {
   bool is_in() const noexcept { return io_.direction == 0; }  // KVM_EXIT_IO_IN
   bool is_out() const noexcept { return !is_in(); }
   std::uint16_t port() const noexcept { return io_.port; }
-  std::uint8_t size() const noexcept { return io_.size; }    // bytes per access: 1, 2 or 4
-  std::uint32_t count() const noexcept { return io_.count; } // accesses (>1 for rep ins/outs)
+  std::uint8_t size() const noexcept { return io_.size; }     // bytes per access: 1, 2 or 4
+  std::uint32_t count() const noexcept { return io_.count; }  // accesses (>1 for rep ins/outs)
   // size() * count() bytes inside the kvm_run mapping.
   std::span<std::uint8_t> data() const noexcept { return data_; }
   // The first access's value, little endian (for the common count == 1 case).
@@ -50,7 +50,7 @@ class MmioExit {
   bool is_write() const noexcept { return mmio_.is_write != 0; }
   std::uint32_t len() const noexcept { return mmio_.len; }  // 1..8
   std::span<std::uint8_t> data() const noexcept { return {mmio_.data, mmio_.len}; }
-  std::uint64_t value() const noexcept;          // little endian
+  std::uint64_t value() const noexcept;  // little endian
   void set_value(std::uint64_t v) const noexcept;
 
  private:
@@ -97,37 +97,37 @@ class Exit {
   abi::kvm_run& run() const noexcept { return *run_; }
 
   // --- data, one accessor per exit reason that has any ---------------------------------
-  IoExit io() const;                                   // KVM_EXIT_IO
-  MmioExit mmio() const;                               // KVM_EXIT_MMIO
-  decltype(abi::kvm_run::hypercall)& hypercall() const;  // KVM_EXIT_HYPERCALL; ret is writable
-  decltype(abi::kvm_run::debug)& debug() const;        // KVM_EXIT_DEBUG
+  IoExit io() const;                                       // KVM_EXIT_IO
+  MmioExit mmio() const;                                   // KVM_EXIT_MMIO
+  decltype(abi::kvm_run::hypercall)& hypercall() const;    // KVM_EXIT_HYPERCALL; ret is writable
+  decltype(abi::kvm_run::debug)& debug() const;            // KVM_EXIT_DEBUG
   decltype(abi::kvm_run::fail_entry)& fail_entry() const;  // KVM_EXIT_FAIL_ENTRY
-  decltype(abi::kvm_run::ex)& exception() const;       // KVM_EXIT_EXCEPTION
-  decltype(abi::kvm_run::hw)& unknown() const;         // KVM_EXIT_UNKNOWN
+  decltype(abi::kvm_run::ex)& exception() const;           // KVM_EXIT_EXCEPTION
+  decltype(abi::kvm_run::hw)& unknown() const;             // KVM_EXIT_UNKNOWN
   decltype(abi::kvm_run::tpr_access)& tpr_access() const;  // KVM_EXIT_TPR_ACCESS
-  SystemEventExit system_event() const;                // KVM_EXIT_SYSTEM_EVENT
-  InternalErrorExit internal_error() const;            // KVM_EXIT_INTERNAL_ERROR
+  SystemEventExit system_event() const;                    // KVM_EXIT_SYSTEM_EVENT
+  InternalErrorExit internal_error() const;                // KVM_EXIT_INTERNAL_ERROR
   // KVM_EXIT_INTERNAL_ERROR with suberror KVM_INTERNAL_ERROR_EMULATION and the failing
   // instruction bytes (KVM_CAP_EXIT_ON_EMULATION_FAILURE).
   decltype(abi::kvm_run::emulation_failure)& emulation_failure() const;
   // KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR: set data (for RDMSR) and error (1 injects #GP).
   decltype(abi::kvm_run::msr)& msr() const;
-  decltype(abi::kvm_run::notify)& notify() const;      // KVM_EXIT_NOTIFY
-  decltype(abi::kvm_run::eoi)& ioapic_eoi() const;     // KVM_EXIT_IOAPIC_EOI
-  abi::kvm_hyperv_exit& hyperv() const;                // KVM_EXIT_HYPERV
-  abi::kvm_xen_exit& xen() const;                      // KVM_EXIT_XEN
-  decltype(abi::kvm_run::s390_sieic)& s390_sieic() const;  // KVM_EXIT_S390_SIEIC
-  std::uint64_t s390_reset_flags() const;              // KVM_EXIT_S390_RESET
+  decltype(abi::kvm_run::notify)& notify() const;                // KVM_EXIT_NOTIFY
+  decltype(abi::kvm_run::eoi)& ioapic_eoi() const;               // KVM_EXIT_IOAPIC_EOI
+  abi::kvm_hyperv_exit& hyperv() const;                          // KVM_EXIT_HYPERV
+  abi::kvm_xen_exit& xen() const;                                // KVM_EXIT_XEN
+  decltype(abi::kvm_run::s390_sieic)& s390_sieic() const;        // KVM_EXIT_S390_SIEIC
+  std::uint64_t s390_reset_flags() const;                        // KVM_EXIT_S390_RESET
   decltype(abi::kvm_run::s390_ucontrol)& s390_ucontrol() const;  // KVM_EXIT_S390_UCONTROL
-  decltype(abi::kvm_run::dcr)& dcr() const;            // KVM_EXIT_DCR (deprecated)
-  decltype(abi::kvm_run::osi)& osi() const;            // KVM_EXIT_OSI
-  decltype(abi::kvm_run::papr_hcall)& papr_hcall() const;  // KVM_EXIT_PAPR_HCALL
-  decltype(abi::kvm_run::s390_tsch)& s390_tsch() const;  // KVM_EXIT_S390_TSCH
-  decltype(abi::kvm_run::epr)& epr() const;            // KVM_EXIT_EPR
-  decltype(abi::kvm_run::s390_stsi)& s390_stsi() const;  // KVM_EXIT_S390_STSI
-  decltype(abi::kvm_run::arm_nisv)& arm_nisv() const;  // KVM_EXIT_ARM_NISV
-  decltype(abi::kvm_run::riscv_sbi)& riscv_sbi() const;  // KVM_EXIT_RISCV_SBI
-  decltype(abi::kvm_run::riscv_csr)& riscv_csr() const;  // KVM_EXIT_RISCV_CSR
+  decltype(abi::kvm_run::dcr)& dcr() const;                      // KVM_EXIT_DCR (deprecated)
+  decltype(abi::kvm_run::osi)& osi() const;                      // KVM_EXIT_OSI
+  decltype(abi::kvm_run::papr_hcall)& papr_hcall() const;        // KVM_EXIT_PAPR_HCALL
+  decltype(abi::kvm_run::s390_tsch)& s390_tsch() const;          // KVM_EXIT_S390_TSCH
+  decltype(abi::kvm_run::epr)& epr() const;                      // KVM_EXIT_EPR
+  decltype(abi::kvm_run::s390_stsi)& s390_stsi() const;          // KVM_EXIT_S390_STSI
+  decltype(abi::kvm_run::arm_nisv)& arm_nisv() const;            // KVM_EXIT_ARM_NISV
+  decltype(abi::kvm_run::riscv_sbi)& riscv_sbi() const;          // KVM_EXIT_RISCV_SBI
+  decltype(abi::kvm_run::riscv_csr)& riscv_csr() const;          // KVM_EXIT_RISCV_CSR
   // KVM_EXIT_X86_BUS_LOCK carries no union data, only KVM_RUN_X86_BUS_LOCK in run().flags.
   // HLT, IRQ_WINDOW_OPEN, SHUTDOWN, INTR, SET_TPR, NMI, WATCHDOG, DIRTY_RING_FULL and
   // AP_RESET_HOLD carry no data: reason() is all there is.

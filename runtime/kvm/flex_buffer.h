@@ -5,8 +5,8 @@
 // refuses to grow past its capacity or the kernel's limit.
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -86,7 +86,8 @@ class FlexBuffer {
       ::operator delete[](p, std::align_val_t{kAlign});
     }
   };
-  static constexpr std::size_t kAlign = alignof(Header) > alignof(Entry) ? alignof(Header) : alignof(Entry);
+  static constexpr std::size_t kAlign = alignof(Header) > alignof(Entry) ? alignof(Header)
+                                                                         : alignof(Entry);
 
   static std::size_t bytes_for(std::size_t n) { return sizeof(Header) + n * sizeof(Entry); }
 
@@ -107,8 +108,9 @@ class FlexBuffer {
 
   void reserve_exact(std::size_t n) {
     if (n > kKernelMax) {
-      throw Error("kvm::FlexBuffer", E2BIG,
-                  std::to_string(n) + " entries > the kernel's limit of " + std::to_string(kKernelMax));
+      throw Error(
+          "kvm::FlexBuffer", E2BIG,
+          std::to_string(n) + " entries > the kernel's limit of " + std::to_string(kKernelMax));
     }
     std::unique_ptr<std::byte[], Free> fresh(
         static_cast<std::byte*>(::operator new[](bytes_for(n), std::align_val_t{kAlign})));

@@ -33,8 +33,8 @@ concept IoctlDescriptor = requires {
 // among its scopes. A constraint (not a static_assert) so that misuse is a compile error at the
 // call site and is detectable with a requires-expression.
 template <class Io, abi::Scope kScope>
-concept UsableOn = IoctlDescriptor<Io> && Io::available && !Io::deprecated &&
-                   abi::has_scope(Io::scopes, kScope);
+concept UsableOn =
+    IoctlDescriptor<Io> && Io::available && !Io::deprecated && abi::has_scope(Io::scopes, kScope);
 
 namespace detail {
 
@@ -57,27 +57,29 @@ class IoctlTarget {
 
   // An ioctl with a pointer argument. Returns the ioctl's non-negative result.
   template <class Io>
-    requires UsableOn<Io, kScope> && (!std::is_void_v<typename Io::arg_type>)
-  int ioctl(typename Io::arg_type& arg, std::string_view context = {}) const {
-    return finish<Io>(detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg)),
-                      context);
+  requires UsableOn<Io, kScope> &&
+      (!std::is_void_v<typename Io::arg_type>)int ioctl(typename Io::arg_type& arg,
+                                                        std::string_view context = {}) const {
+    return finish<Io>(
+        detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg)),
+        context);
   }
 
   // An ioctl without a pointer argument (_IO), with an optional integer argument.
   template <class Io>
-    requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
+  requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
   int ioctl(unsigned long value = 0, std::string_view context = {}) const {
     return finish<Io>(detail::raw_ioctl(target_fd(), Io::request, value), context);
   }
 
   // Like ioctl(), but returns -errno instead of throwing: for callers that expect failures.
   template <class Io>
-    requires UsableOn<Io, kScope> && (!std::is_void_v<typename Io::arg_type>)
-  int try_ioctl(typename Io::arg_type& arg) const noexcept {
+  requires UsableOn<Io, kScope> &&(!std::is_void_v<typename Io::arg_type>)int try_ioctl(
+      typename Io::arg_type& arg) const noexcept {
     return detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg));
   }
   template <class Io>
-    requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
+  requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
   int try_ioctl(unsigned long value = 0) const noexcept {
     return detail::raw_ioctl(target_fd(), Io::request, value);
   }

@@ -24,7 +24,8 @@ detail::RunMapping::~RunMapping() { ::munmap(addr, size); }
 
 void set_kick_signal(int signo) {
   if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) {
-    throw Error("kvm::set_kick_signal", EINVAL, "signal " + std::to_string(signo) + " cannot be caught");
+    throw Error("kvm::set_kick_signal", EINVAL,
+                "signal " + std::to_string(signo) + " cannot be caught");
   }
   g_kick_signal.store(signo);
 }
@@ -45,7 +46,8 @@ void detail::install_kick_handler() {
   sa.sa_handler = on_kick;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: KVM_RUN must come back with EINTR
-  if (::sigaction(signo, &sa, nullptr) != 0) throw_error("sigaction", errno, "installing the kick handler");
+  if (::sigaction(signo, &sa, nullptr) != 0)
+    throw_error("sigaction", errno, "installing the kick handler");
   installed = signo;
 }
 

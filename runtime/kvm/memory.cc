@@ -21,7 +21,8 @@ std::string range(std::uint64_t gpa, std::uint64_t len) {
 
 HostMapping::HostMapping(std::size_t size) {
   if (size == 0) throw Error("mmap", EINVAL, "guest memory of size 0");
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw_error("mmap", errno, std::to_string(size) + " bytes of guest memory");
   data_ = static_cast<std::uint8_t*>(p);
   size_ = size;
@@ -87,7 +88,8 @@ bool GuestMemory::contains(std::uint64_t gpa, std::uint64_t len) const noexcept 
 std::span<std::uint8_t> GuestMemory::span(std::uint64_t gpa, std::uint64_t len) const {
   const Region* r = find(gpa, len);
   if (!r) throw Error("guest memory", EFAULT, range(gpa, len) + " is not inside one memory region");
-  return r->host.subspan(static_cast<std::size_t>(gpa - r->guest_phys_addr), static_cast<std::size_t>(len));
+  return r->host.subspan(static_cast<std::size_t>(gpa - r->guest_phys_addr),
+                         static_cast<std::size_t>(len));
 }
 
 void GuestMemory::write(std::uint64_t gpa, std::span<const std::uint8_t> bytes) const {

@@ -61,20 +61,22 @@ class GuestMemory {
   // The host bytes of [gpa, gpa + len); throws kvm::Error (EFAULT) naming the range otherwise.
   std::span<std::uint8_t> span(std::uint64_t gpa, std::uint64_t len) const;
   // Host pointer for gpa, valid for len bytes (checked like span()).
-  std::uint8_t* host_ptr(std::uint64_t gpa, std::uint64_t len) const { return span(gpa, len).data(); }
+  std::uint8_t* host_ptr(std::uint64_t gpa, std::uint64_t len) const {
+    return span(gpa, len).data();
+  }
 
   void write(std::uint64_t gpa, std::span<const std::uint8_t> bytes) const;
   void read(std::uint64_t gpa, std::span<std::uint8_t> out) const;
 
   template <class T>
-    requires std::is_trivially_copyable_v<T>
-  T read_obj(std::uint64_t gpa) const {
+  requires std::is_trivially_copyable_v<T> T read_obj(std::uint64_t gpa)
+  const {
     T v;
     std::memcpy(&v, span(gpa, sizeof(T)).data(), sizeof(T));
     return v;
   }
   template <class T>
-    requires std::is_trivially_copyable_v<T>
+  requires std::is_trivially_copyable_v<T>
   void write_obj(std::uint64_t gpa, const T& v) const {
     std::memcpy(span(gpa, sizeof(T)).data(), &v, sizeof(T));
   }

@@ -17,7 +17,8 @@ namespace {
 std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
 
 // KVM_COALESCED_MMIO_PAGE_OFFSET and KVM_DIRTY_LOG_PAGE_OFFSET: pages into the vCPU mapping.
-constexpr std::size_t kCoalescedPage = static_cast<std::size_t>(abi::consts::CoalescedMmioPageOffset);
+constexpr std::size_t kCoalescedPage =
+    static_cast<std::size_t>(abi::consts::CoalescedMmioPageOffset);
 constexpr std::size_t kDirtyRingPage = static_cast<std::size_t>(abi::consts::DirtyLogPageOffset);
 
 }  // namespace
@@ -74,7 +75,9 @@ DirtyRing::DirtyRing(const Vcpu& vcpu, std::uint32_t bytes) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu.fd(),
                    static_cast<off_t>(kDirtyRingPage * page));
   if (p == MAP_FAILED) {
-    throw_error("mmap", errno, "dirty ring of vcpu " + std::to_string(vcpu.id()) + " (was enable_dirty_ring() called before the vCPU was created?)");
+    throw_error("mmap", errno,
+                "dirty ring of vcpu " + std::to_string(vcpu.id()) +
+                    " (was enable_dirty_ring() called before the vCPU was created?)");
   }
   gfns_ = static_cast<abi::kvm_dirty_gfn*>(p);
   bytes_ = bytes;

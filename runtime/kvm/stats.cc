@@ -39,8 +39,9 @@ Stats read_stats(int fd) {
   read_exact(fd, &h, sizeof h, 0, "the header");
   // Bounds that no real kernel comes near; they keep a corrupt header from exhausting memory.
   if (h.name_size == 0 || h.name_size > 4096 || h.num_desc > 65536) {
-    throw Error(kOp, EIO, "implausible header: name_size " + std::to_string(h.name_size) + ", " +
-                               std::to_string(h.num_desc) + " descriptors");
+    throw Error(kOp, EIO,
+                "implausible header: name_size " + std::to_string(h.name_size) + ", " +
+                    std::to_string(h.num_desc) + " descriptors");
   }
   Stats out;
   std::string id(h.name_size, '\0');
@@ -60,7 +61,9 @@ Stats read_stats(int fd) {
     s.flags = d.flags;
     s.exponent = d.exponent;
     s.bucket_size = d.bucket_size;
-    if (d.size > 4096) throw Error(kOp, EIO, "statistic " + s.name + " claims " + std::to_string(d.size) + " values");
+    if (d.size > 4096)
+      throw Error(kOp, EIO,
+                  "statistic " + s.name + " claims " + std::to_string(d.size) + " values");
     s.values.resize(d.size);
     if (d.size > 0) {
       read_exact(fd, s.values.data(), d.size * sizeof(std::uint64_t),

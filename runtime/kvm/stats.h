@@ -13,9 +13,9 @@ namespace kvm {
 
 struct Stat {
   std::string name;
-  std::uint32_t flags = 0;  // type | unit | base, see the accessors
-  std::int16_t exponent = 0;  // value * base^exponent is in `unit`
-  std::uint32_t bucket_size = 0;  // for linear histograms
+  std::uint32_t flags = 0;            // type | unit | base, see the accessors
+  std::int16_t exponent = 0;          // value * base^exponent is in `unit`
+  std::uint32_t bucket_size = 0;      // for linear histograms
   std::vector<std::uint64_t> values;  // one for counters, one per bucket for histograms
 
   std::uint32_t type() const noexcept { return flags & abi::to_underlying(abi::StatsType::Mask); }

@@ -182,16 +182,24 @@ Cpuid Vcpu::cpuid2() const {
   return cpuid;
 }
 
-abi::kvm_lapic_state Vcpu::lapic() const { return get<abi::kvm_lapic_state, abi::ioctl::GetLapic>(*this); }
+abi::kvm_lapic_state Vcpu::lapic() const {
+  return get<abi::kvm_lapic_state, abi::ioctl::GetLapic>(*this);
+}
 void Vcpu::set_lapic(const abi::kvm_lapic_state& l) const { set<abi::ioctl::SetLapic>(*this, l); }
 
 abi::kvm_vcpu_events Vcpu::vcpu_events() const {
   return get<abi::kvm_vcpu_events, abi::ioctl::GetVcpuEvents>(*this);
 }
-void Vcpu::set_vcpu_events(const abi::kvm_vcpu_events& e) { set<abi::ioctl::SetVcpuEvents>(*this, e); }
+void Vcpu::set_vcpu_events(const abi::kvm_vcpu_events& e) {
+  set<abi::ioctl::SetVcpuEvents>(*this, e);
+}
 
-abi::kvm_debugregs Vcpu::debugregs() const { return get<abi::kvm_debugregs, abi::ioctl::GetDebugregs>(*this); }
-void Vcpu::set_debugregs(const abi::kvm_debugregs& d) const { set<abi::ioctl::SetDebugregs>(*this, d); }
+abi::kvm_debugregs Vcpu::debugregs() const {
+  return get<abi::kvm_debugregs, abi::ioctl::GetDebugregs>(*this);
+}
+void Vcpu::set_debugregs(const abi::kvm_debugregs& d) const {
+  set<abi::ioctl::SetDebugregs>(*this, d);
+}
 
 abi::kvm_xsave Vcpu::xsave() const { return get<abi::kvm_xsave, abi::ioctl::GetXsave>(*this); }
 void Vcpu::set_xsave(const abi::kvm_xsave& x) const { set<abi::ioctl::SetXsave>(*this, x); }
@@ -200,7 +208,8 @@ std::vector<std::uint32_t> Vcpu::xsave2(std::size_t size_bytes) const {
   if (size_bytes < sizeof(abi::kvm_xsave)) {
     throw Error("KVM_GET_XSAVE2", EINVAL,
                 "size " + std::to_string(size_bytes) + " < sizeof(kvm_xsave) " +
-                    std::to_string(sizeof(abi::kvm_xsave)) + "; use KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM");
+                    std::to_string(sizeof(abi::kvm_xsave)) +
+                    "; use KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM");
   }
   std::vector<std::uint32_t> area((size_bytes + 3) / 4);
   ioctl<abi::ioctl::GetXsave2>(*reinterpret_cast<abi::kvm_xsave*>(area.data()));
@@ -209,7 +218,8 @@ std::vector<std::uint32_t> Vcpu::xsave2(std::size_t size_bytes) const {
 
 void Vcpu::set_xsave2(std::span<const std::uint32_t> area) const {
   if (area.size_bytes() < sizeof(abi::kvm_xsave)) {
-    throw Error("KVM_SET_XSAVE", EINVAL, "area of " + std::to_string(area.size_bytes()) + " bytes is too small");
+    throw Error("KVM_SET_XSAVE", EINVAL,
+                "area of " + std::to_string(area.size_bytes()) + " bytes is too small");
   }
   std::vector<std::uint32_t> copy(area.begin(), area.end());
   ioctl<abi::ioctl::SetXsave>(*reinterpret_cast<abi::kvm_xsave*>(copy.data()));
@@ -218,12 +228,15 @@ void Vcpu::set_xsave2(std::span<const std::uint32_t> area) const {
 abi::kvm_xcrs Vcpu::xcrs() const { return get<abi::kvm_xcrs, abi::ioctl::GetXcrs>(*this); }
 void Vcpu::set_xcrs(const abi::kvm_xcrs& x) const {
   if (x.nr_xcrs > std::size(x.xcrs)) {
-    throw Error("KVM_SET_XCRS", EINVAL, "nr_xcrs " + std::to_string(x.nr_xcrs) + " > " + std::to_string(std::size(x.xcrs)));
+    throw Error("KVM_SET_XCRS", EINVAL,
+                "nr_xcrs " + std::to_string(x.nr_xcrs) + " > " + std::to_string(std::size(x.xcrs)));
   }
   set<abi::ioctl::SetXcrs>(*this, x);
 }
 
-void Vcpu::set_guest_debug(const abi::kvm_guest_debug& d) const { set<abi::ioctl::SetGuestDebug>(*this, d); }
+void Vcpu::set_guest_debug(const abi::kvm_guest_debug& d) const {
+  set<abi::ioctl::SetGuestDebug>(*this, d);
+}
 
 abi::kvm_translation Vcpu::translate(std::uint64_t linear_address) const {
   abi::kvm_translation t{};
@@ -241,8 +254,12 @@ void Vcpu::interrupt(std::uint32_t irq) const {
 void Vcpu::nmi() const { ioctl<abi::ioctl::Nmi>(); }
 void Vcpu::smi() const { ioctl<abi::ioctl::Smi>(); }
 
-void Vcpu::set_tsc_khz(std::uint32_t khz) const { ioctl<abi::ioctl::SetTscKhz>(khz, std::to_string(khz) + " kHz"); }
-std::uint32_t Vcpu::tsc_khz() const { return static_cast<std::uint32_t>(ioctl<abi::ioctl::GetTscKhz>()); }
+void Vcpu::set_tsc_khz(std::uint32_t khz) const {
+  ioctl<abi::ioctl::SetTscKhz>(khz, std::to_string(khz) + " kHz");
+}
+std::uint32_t Vcpu::tsc_khz() const {
+  return static_cast<std::uint32_t>(ioctl<abi::ioctl::GetTscKhz>());
+}
 
 void Vcpu::kvmclock_ctrl() const { ioctl<abi::ioctl::KvmclockCtrl>(); }
 #endif
@@ -266,7 +283,9 @@ std::uint64_t Vcpu::one_reg_u64(std::uint64_t id) const {
   // The id encodes the size: bytes = 1 << ((id & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT).
   std::uint64_t bytes = 1ull << ((id & abi::consts::RegSizeMask) >> abi::consts::RegSizeShift);
   if (bytes > 8) {
-    throw Error("KVM_GET_ONE_REG", EINVAL, "register id " + std::to_string(id) + " is " + std::to_string(bytes) + " bytes, not a u64");
+    throw Error(
+        "KVM_GET_ONE_REG", EINVAL,
+        "register id " + std::to_string(id) + " is " + std::to_string(bytes) + " bytes, not a u64");
   }
   std::uint64_t v = 0;
   get_one_reg(id, &v);

@@ -87,7 +87,8 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
     throw Error(kSetRegion, EINVAL, what + ": size 0; use delete_memory_region() to delete a slot");
   }
   if (r.guest_phys_addr % kPageSize) {
-    throw Error(kSetRegion, EINVAL, what + ": guest address " + hex(r.guest_phys_addr) + " is not 4 KiB aligned");
+    throw Error(kSetRegion, EINVAL,
+                what + ": guest address " + hex(r.guest_phys_addr) + " is not 4 KiB aligned");
   }
   if (r.size % kPageSize) {
     throw Error(kSetRegion, EINVAL, what + ": size " + hex(r.size) + " is not a multiple of 4 KiB");
@@ -100,7 +101,8 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
   }
   auto known = abi::MemoryFlags::LogDirtyPages | abi::MemoryFlags::Readonly;
   if (abi::to_underlying(r.flags & ~known) != 0) {
-    throw Error(kSetRegion, EINVAL, what + ": unknown flags " + abi::flags_to_string(r.flags & ~known));
+    throw Error(kSetRegion, EINVAL,
+                what + ": unknown flags " + abi::flags_to_string(r.flags & ~known));
   }
   unsigned bits = phys_addr_bits();
   if (bits < 64 && r.guest_phys_addr + r.size > (std::uint64_t{1} << bits)) {
@@ -147,7 +149,8 @@ void Vm::delete_memory_region(std::uint32_t slot) {
 std::vector<std::uint64_t> Vm::dirty_log(std::uint32_t slot) const {
   auto it = slots_.find(slot);
   if (it == slots_.end()) {
-    throw Error("KVM_GET_DIRTY_LOG", ENOENT, "slot " + std::to_string(slot) + " was never set on this VM");
+    throw Error("KVM_GET_DIRTY_LOG", ENOENT,
+                "slot " + std::to_string(slot) + " was never set on this VM");
   }
   std::uint64_t pages = it->second.size / kPageSize;
   std::vector<std::uint64_t> bitmap((pages + 63) / 64);
@@ -162,7 +165,8 @@ void Vm::clear_dirty_log(std::uint32_t slot, std::uint64_t first_page, std::uint
                          std::span<std::uint64_t> bitmap) const {
   const std::string what = "slot " + std::to_string(slot);
   if (first_page % 64) {
-    throw Error("KVM_CLEAR_DIRTY_LOG", EINVAL, what + ": first page " + std::to_string(first_page) + " is not a multiple of 64");
+    throw Error("KVM_CLEAR_DIRTY_LOG", EINVAL,
+                what + ": first page " + std::to_string(first_page) + " is not a multiple of 64");
   }
   if (bitmap.size() * 64 < num_pages) {
     throw Error("KVM_CLEAR_DIRTY_LOG", EINVAL,
@@ -215,7 +219,8 @@ void Vm::irqfd_deassign(int eventfd, std::uint32_t gsi) const {
 namespace {
 abi::kvm_ioeventfd to_kernel(const IoEventFd& e) {
   if (e.length != 0 && e.length != 1 && e.length != 2 && e.length != 4 && e.length != 8) {
-    throw Error("KVM_IOEVENTFD", EINVAL, "length " + std::to_string(e.length) + " is not 0, 1, 2, 4 or 8");
+    throw Error("KVM_IOEVENTFD", EINVAL,
+                "length " + std::to_string(e.length) + " is not 0, 1, 2, 4 or 8");
   }
   if (e.eventfd < 0) throw Error("KVM_IOEVENTFD", EBADF, "eventfd " + std::to_string(e.eventfd));
   abi::kvm_ioeventfd k{};
@@ -232,7 +237,8 @@ abi::kvm_ioeventfd to_kernel(const IoEventFd& e) {
   return k;
 }
 std::string describe(const IoEventFd& e) {
-  return std::string(e.pio ? "port " : "mmio ") + hex(e.addr) + " length " + std::to_string(e.length);
+  return std::string(e.pio ? "port " : "mmio ") + hex(e.addr) + " length " +
+         std::to_string(e.length);
 }
 }  // namespace
 
@@ -300,7 +306,9 @@ bool Vm::supports_device(abi::DeviceType type) const {
   return try_ioctl<abi::ioctl::CreateDevice>(d) == 0;
 }
 
-bool Vm::has_attr(std::uint32_t group, std::uint64_t attr) const { return detail::has_attr(*this, group, attr); }
+bool Vm::has_attr(std::uint32_t group, std::uint64_t attr) const {
+  return detail::has_attr(*this, group, attr);
+}
 void Vm::get_attr(std::uint32_t group, std::uint64_t attr, void* value) const {
   detail::get_attr(*this, group, attr, value);
 }
@@ -310,8 +318,12 @@ void Vm::set_attr(std::uint32_t group, std::uint64_t attr, const void* value) co
 
 Fd Vm::stats_fd() const { return Fd(ioctl<abi::ioctl::GetStatsFd>()); }
 
-void Vm::set_tsc_khz(std::uint32_t khz) const { ioctl<abi::ioctl::SetTscKhz>(khz, std::to_string(khz) + " kHz"); }
-std::uint32_t Vm::tsc_khz() const { return static_cast<std::uint32_t>(ioctl<abi::ioctl::GetTscKhz>()); }
+void Vm::set_tsc_khz(std::uint32_t khz) const {
+  ioctl<abi::ioctl::SetTscKhz>(khz, std::to_string(khz) + " kHz");
+}
+std::uint32_t Vm::tsc_khz() const {
+  return static_cast<std::uint32_t>(ioctl<abi::ioctl::GetTscKhz>());
+}
 
 #if defined(__x86_64__)
 void Vm::create_irqchip() const { ioctl<abi::ioctl::CreateIrqchip>(); }
@@ -365,7 +377,9 @@ void Vm::set_identity_map_addr(std::uint64_t addr) const {
   ioctl<abi::ioctl::SetIdentityMapAddr>(a, "address " + hex(addr));
 }
 
-void Vm::set_msr_filter(abi::kvm_msr_filter& filter) const { ioctl<abi::ioctl::X86SetMsrFilter>(filter); }
+void Vm::set_msr_filter(abi::kvm_msr_filter& filter) const {
+  ioctl<abi::ioctl::X86SetMsrFilter>(filter);
+}
 #endif
 
 #if defined(__aarch64__)

@@ -33,7 +33,7 @@ struct IoEventFd {
   std::uint64_t addr = 0;
   std::uint32_t length = 0;  // 1, 2, 4 or 8; 0 matches any length (KVM_CAP_IOEVENTFD_ANY_LENGTH)
   int eventfd = -1;
-  bool pio = false;                         // port IO instead of MMIO
+  bool pio = false;                        // port IO instead of MMIO
   std::optional<std::uint64_t> datamatch;  // signal only when the written value matches
 };
 

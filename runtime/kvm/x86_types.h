@@ -10,8 +10,8 @@
 namespace kvm {
 
 // KVM_MAX_IRQ_ROUTES in the kernel.
-using IrqRouting = FlexBuffer<abi::kvm_irq_routing, abi::kvm_irq_routing_entry,
-                              &abi::kvm_irq_routing::nr, 4096>;
+using IrqRouting =
+    FlexBuffer<abi::kvm_irq_routing, abi::kvm_irq_routing_entry, &abi::kvm_irq_routing::nr, 4096>;
 
 #if defined(__x86_64__)
 // KVM_MAX_CPUID_ENTRIES in the kernel.

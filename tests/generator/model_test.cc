@@ -48,7 +48,8 @@ std::vector<std::string> family_members(const std::string& family) {
   std::vector<std::string> out;
   for (const Family& f : m.families) {
     if (f.name != family) continue;
-    for (std::size_t i : f.members) out.push_back(m.constants[i].name + "=" + m.constants[i].cpp_name);
+    for (std::size_t i : f.members)
+      out.push_back(m.constants[i].name + "=" + m.constants[i].cpp_name);
   }
   return out;
 }
@@ -68,13 +69,17 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 TEST_CASE("families are formed by rule; a new cap flows into Cap untouched") {
   using V = std::vector<std::string>;
-  CHECK(family_members("Cap") == V{"KVM_CAP_IRQCHIP=Irqchip", "KVM_CAP_HLT=Hlt", "KVM_CAP_FIXTURE_NEW=FixtureNew"});
+  CHECK(family_members("Cap") ==
+        V{"KVM_CAP_IRQCHIP=Irqchip", "KVM_CAP_HLT=Hlt", "KVM_CAP_FIXTURE_NEW=FixtureNew"});
   // KVM_EXIT_IO_IN shares the prefix but is an IO direction; X86_RDMSR stays an exit reason.
-  CHECK(family_members("ExitReason") == V{"KVM_EXIT_UNKNOWN=Unknown", "KVM_EXIT_IO=Io", "KVM_EXIT_X86_RDMSR=X86Rdmsr"});
+  CHECK(family_members("ExitReason") ==
+        V{"KVM_EXIT_UNKNOWN=Unknown", "KVM_EXIT_IO=Io", "KVM_EXIT_X86_RDMSR=X86Rdmsr"});
   CHECK(family_members("IoDirection") == V{"KVM_EXIT_IO_IN=In", "KVM_EXIT_IO_OUT=Out"});
-  CHECK(family_members("MemoryFlags") == V{"KVM_MEM_LOG_DIRTY_PAGES=LogDirtyPages", "KVM_MEM_READONLY=Readonly"});
+  CHECK(family_members("MemoryFlags") ==
+        V{"KVM_MEM_LOG_DIRTY_PAGES=LogDirtyPages", "KVM_MEM_READONLY=Readonly"});
   // C enumerators, with the "#define X X" alias counted once.
-  CHECK(family_members("DeviceType") == V{"KVM_DEV_TYPE_FX_ONE=DevTypeFxOne", "KVM_DEV_TYPE_FX_TWO=DevTypeFxTwo"});
+  CHECK(family_members("DeviceType") ==
+        V{"KVM_DEV_TYPE_FX_ONE=DevTypeFxOne", "KVM_DEV_TYPE_FX_TWO=DevTypeFxTwo"});
   const Model& m = fixture_model();
   auto api = std::find_if(m.constants.begin(), m.constants.end(),
                           [](const Constant& c) { return c.name == "KVM_API_VERSION"; });
@@ -82,8 +87,10 @@ TEST_CASE("families are formed by rule; a new cap flows into Cap untouched") {
   CHECK(api->family.empty());
   CHECK(api->value.bits == 12);
   CHECK(contains(rendered("kvm/abi/constants.h"), "  FixtureNew = 300,  // KVM_CAP_FIXTURE_NEW"));
-  CHECK(contains(rendered("kvm/abi/constants.h"), "inline constexpr std::int64_t ApiVersion = 12;  // KVM_API_VERSION"));
-  CHECK(contains(rendered("kvm/abi/constants.h"), "  LogDirtyPages = 0x1,  // KVM_MEM_LOG_DIRTY_PAGES"));
+  CHECK(contains(rendered("kvm/abi/constants.h"),
+                 "inline constexpr std::int64_t ApiVersion = 12;  // KVM_API_VERSION"));
+  CHECK(contains(rendered("kvm/abi/constants.h"),
+                 "  LogDirtyPages = 0x1,  // KVM_MEM_LOG_DIRTY_PAGES"));
 }
 
 TEST_CASE("anonymous unions and structs keep their offsets and C access paths") {
@@ -137,7 +144,7 @@ TEST_CASE("packed, empty and zero-sized records") {
   CHECK(p.fields[1].offset_bits == 8);
   CHECK(record("kvm_fx_empty").empty_in_c);
   const Record& z = record("kvm_fx_zero_union");
-  CHECK(z.size == 8);  // n, then the union aligned for its __u64 member, of size 0
+  CHECK(z.size == 8);                // n, then the union aligned for its __u64 member, of size 0
   CHECK_FALSE(z.fields[1].omitted);  // a union of zero-length arrays is zero-sized in C++ too
   std::string h = rendered("kvm/abi/structs.h");
   CHECK(contains(h, "struct __attribute__((packed)) kvm_fx_packed {"));
@@ -157,13 +164,15 @@ TEST_CASE("ioctls: numbers, directions, argument types, scopes, availability") {
   CHECK(flex.request == ((3ull << 30) | (8ull << 16) | (0xAEull << 8) | 0x80));
   CHECK(ioctl("KVM_FX_GET_U64").arg_cpp_type == "std::uint64_t");
   CHECK(ioctl("KVM_FX_GET_U64").gating_cap == "KVM_CAP_HLT");  // same block as the comment
-  CHECK(ioctl("KVM_FX_UNGATED").gating_cap.empty());  // a comment of its own comes between
+  CHECK(ioctl("KVM_FX_UNGATED").gating_cap.empty());           // a comment of its own comes between
   CHECK(ioctl("KVM_FX_SET_ANON").scopes == kVm);
   CHECK(ioctl("KVM_GET_API_VERSION").scopes == kSystem);
   CHECK(ioctl("KVM_CHECK_EXTENSION").scopes == (kSystem | kVm));  // from ioctl_scopes.rules
   std::string h = rendered("kvm/abi/ioctls.h");
-  CHECK(contains(h, "struct FxMissing {\n  static constexpr std::string_view name = \"KVM_FX_MISSING\";\n"
-                    "  static constexpr bool available = false;"));
+  CHECK(contains(
+      h,
+      "struct FxMissing {\n  static constexpr std::string_view name = \"KVM_FX_MISSING\";\n"
+      "  static constexpr bool available = false;"));
   CHECK(contains(h, "static constexpr std::optional<Cap> capability = Cap::Hlt;"));
 }
 
@@ -177,7 +186,8 @@ TEST_CASE("the rendered fixture bindings compile, layout asserts included") {
   }
   fs::path main = dir / "use.cc";
   std::ofstream(main) << "#include \"kvm/abi/kvm_abi.h\"\n"
-                         "static_assert(kvm::abi::to_string(kvm::abi::Cap::FixtureNew) == \"KVM_CAP_FIXTURE_NEW\");\n"
+                         "static_assert(kvm::abi::to_string(kvm::abi::Cap::FixtureNew) == "
+                         "\"KVM_CAP_FIXTURE_NEW\");\n"
                          "int main() {}\n";
   std::string cmd = "g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I" + dir.string() + " " +
                     main.string() + " 2>&1";

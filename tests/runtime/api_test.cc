@@ -16,19 +16,26 @@ using kvm::ExitReason;
 
 // ---- compile time: scope and argument type ------------------------------------------------
 template <class Handle, class Io, class Arg>
-concept CanCall = requires(Handle& h, Arg& a) { h.template ioctl<Io>(a); };
+concept CanCall = requires(Handle& h, Arg& a) {
+  h.template ioctl<Io>(a);
+};
 template <class Handle, class Io>
-concept CanCallNoArg = requires(Handle& h) { h.template ioctl<Io>(); };
+concept CanCallNoArg = requires(Handle& h) {
+  h.template ioctl<Io>();
+};
 
 static_assert(CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_regs>);
 static_assert(!CanCall<kvm::Vm, abi::ioctl::GetRegs, abi::kvm_regs>, "a vCPU ioctl on a Vm");
 static_assert(!CanCall<kvm::System, abi::ioctl::GetRegs, abi::kvm_regs>);
 static_assert(!CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_sregs>, "wrong argument type");
-static_assert(!CanCall<kvm::Vcpu, abi::ioctl::SetRegs, const abi::kvm_regs>, "const for a kernel write");
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::SetRegs, const abi::kvm_regs>,
+              "const for a kernel write");
 static_assert(CanCall<kvm::Vm, abi::ioctl::SetUserMemoryRegion, abi::kvm_userspace_memory_region>);
-static_assert(!CanCall<kvm::Vcpu, abi::ioctl::SetUserMemoryRegion, abi::kvm_userspace_memory_region>);
+static_assert(
+    !CanCall<kvm::Vcpu, abi::ioctl::SetUserMemoryRegion, abi::kvm_userspace_memory_region>);
 static_assert(CanCallNoArg<kvm::System, abi::ioctl::CheckExtension>);
-static_assert(CanCallNoArg<kvm::Vm, abi::ioctl::CheckExtension>, "KVM_CHECK_EXTENSION works on VMs too");
+static_assert(CanCallNoArg<kvm::Vm, abi::ioctl::CheckExtension>,
+              "KVM_CHECK_EXTENSION works on VMs too");
 static_assert(!CanCallNoArg<kvm::Vcpu, abi::ioctl::CheckExtension>);
 static_assert(CanCall<kvm::Device, abi::ioctl::SetDeviceAttr, abi::kvm_device_attr>);
 static_assert(!CanCallNoArg<kvm::Vm, abi::ioctl::Run>);
@@ -72,7 +79,8 @@ TEST_CASE("system: API version, capabilities named and unnamed, mmap size") {
 }
 
 TEST_CASE("errors name the ioctl, errno and what was wrong") {
-  CHECK_THROWS_WITH(kvm::System("/nonexistent/kvm"), "open: No such file or directory (/nonexistent/kvm)");
+  CHECK_THROWS_WITH(kvm::System("/nonexistent/kvm"),
+                    "open: No such file or directory (/nonexistent/kvm)");
   kvm::System sys;
   kvm::Vm vm = sys.create_vm();
   int max_id = vm.check_extension(abi::Cap::MaxVcpuId);
@@ -91,7 +99,8 @@ TEST_CASE("errors name the ioctl, errno and what was wrong") {
   }
 
   kvm::HostMapping m(1 << 20);
-  auto region = [&](std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, std::size_t host_off = 0) {
+  auto region = [&](std::uint32_t slot, std::uint64_t gpa, std::uint64_t size,
+                    std::size_t host_off = 0) {
     kvm::MemoryRegion r;
     r.slot = slot;
     r.guest_phys_addr = gpa;
@@ -101,26 +110,32 @@ TEST_CASE("errors name the ioctl, errno and what was wrong") {
   };
   vm.set_user_memory_region(region(1, 0x100000, 0x80000));
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(3, 0x140000, 0x80000)),
-                    "KVM_SET_USER_MEMORY_REGION: File exists (slot 3 [0x140000, 0x1c0000) overlaps slot 1 [0x100000, 0x180000))");
+                    "KVM_SET_USER_MEMORY_REGION: File exists (slot 3 [0x140000, 0x1c0000) overlaps "
+                    "slot 1 [0x100000, 0x180000))");
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x1234, 0x1000)),
-                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: guest address 0x1234 is not 4 KiB aligned)");
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: guest address 0x1234 is "
+                    "not 4 KiB aligned)");
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0x1001)),
-                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: size 0x1001 is not a multiple of 4 KiB)");
-  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0x1000, 8)),
-                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: host address is not 4 KiB aligned)");
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: size 0x1001 is not a "
+                    "multiple of 4 KiB)");
+  CHECK_THROWS_WITH(
+      vm.set_user_memory_region(region(2, 0x200000, 0x1000, 8)),
+      "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: host address is not 4 KiB aligned)");
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0)),
                     Catch::Contains("size 0; use delete_memory_region()"));
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, ~0ull - 0xfff, 0x2000)),
                     Catch::Contains("guest range wraps around"));
   int slots = vm.check_extension(abi::Cap::NrMemslots);
-  CHECK_THROWS_WITH(vm.set_user_memory_region(region(static_cast<std::uint32_t>(slots), 0x400000, 0x1000)),
-                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot " + std::to_string(slots) +
-                        " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(slots) + ")");
+  CHECK_THROWS_WITH(
+      vm.set_user_memory_region(region(static_cast<std::uint32_t>(slots), 0x400000, 0x1000)),
+      "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot " + std::to_string(slots) +
+          " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(slots) + ")");
   unsigned bits = vm.phys_addr_bits();
   CHECK(bits >= 36);
   std::uint64_t top = std::uint64_t{1} << bits;
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, top - 0x1000, 0x2000)),
-                    Catch::EndsWith("reaches beyond the host's " + std::to_string(bits) + "-bit physical address space)"));
+                    Catch::EndsWith("reaches beyond the host's " + std::to_string(bits) +
+                                    "-bit physical address space)"));
   auto bad_flags = region(2, 0x400000, 0x1000);
   bad_flags.flags = static_cast<abi::MemoryFlags>(0x80);
   CHECK_THROWS_WITH(vm.set_user_memory_region(bad_flags), Catch::Contains("unknown flags 0x80"));
@@ -131,7 +146,8 @@ TEST_CASE("errors name the ioctl, errno and what was wrong") {
 
   // A moved-from handle has no fd: its ioctls fail cleanly with EBADF.
   kvm::Vm moved = std::move(vm);
-  CHECK_THROWS_WITH(vm.check_extension(abi::Cap::UserMemory), "KVM_CHECK_EXTENSION: Bad file descriptor");
+  CHECK_THROWS_WITH(vm.check_extension(abi::Cap::UserMemory),
+                    "KVM_CHECK_EXTENSION: Bad file descriptor");
   CHECK(moved.check_extension(abi::Cap::UserMemory) > 0);
 }
 
@@ -157,8 +173,8 @@ TEST_CASE("guest memory: bounds-checked, overflow-safe access") {
   mem.write_obj<std::uint64_t>(0x2ff8, 0x1122334455667788ull);
   CHECK(mem.read_obj<std::uint64_t>(0x2ff8) == 0x1122334455667788ull);
   CHECK(mem.contains(0x1000, 0x2000));
-  CHECK_FALSE(mem.contains(0x2ff9, 8));  // crosses the region's end
-  CHECK_FALSE(mem.contains(0x3000, 1));  // between regions
+  CHECK_FALSE(mem.contains(0x2ff9, 8));      // crosses the region's end
+  CHECK_FALSE(mem.contains(0x3000, 1));      // between regions
   CHECK_FALSE(mem.contains(0x1000, ~0ull));  // a length that would overflow
   CHECK_FALSE(mem.contains(~0ull, 2));
   CHECK_THROWS_WITH(mem.read_obj<std::uint64_t>(0x2ffc),

@@ -51,7 +51,7 @@ TEST_CASE("software breakpoints: int3 exits to the VMM with KVM_GUESTDBG_USE_SW_
     // runtime must still decode that exit fully.
     kvm::InternalErrorExit ie = e.internal_error();
     KVM_TEST_NOTE("this host's emulator reports int3 as KVM_EXIT_INTERNAL_ERROR, suberror "
-         << abi::to_string(ie.suberror) << " with " << ie.data.size() << " data words");
+                  << abi::to_string(ie.suberror) << " with " << ie.data.size() << " data words");
     CHECK(!abi::to_string(ie.suberror).empty());
     return;
   }

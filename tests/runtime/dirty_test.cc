@@ -50,7 +50,9 @@ TEST_CASE("dirty log: the bitmap shows exactly the pages the guest wrote, then c
   CHECK(bits(g.vm.dirty_log(slot)) == std::set<int>{3, 7, 200});
   CHECK(bits(g.vm.dirty_log(slot)).empty());  // reading cleared it
   CHECK(g.mem.read_obj<std::uint8_t>(kData + 7 * 4096 + 100) == 0x5a);
-  CHECK_THROWS_WITH(g.vm.dirty_log(99), "KVM_GET_DIRTY_LOG: No such file or directory (slot 99 was never set on this VM)");
+  CHECK_THROWS_WITH(
+      g.vm.dirty_log(99),
+      "KVM_GET_DIRTY_LOG: No such file or directory (slot 99 was never set on this VM)");
 }
 
 TEST_CASE("manual dirty-log protect: bits stay until cleared, then pages are tracked again") {
@@ -59,14 +61,16 @@ TEST_CASE("manual dirty-log protect: bits stay until cleared, then pages are tra
     KVM_TEST_SKIP("the host reports KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 0");
   }
   // The guest writes page 3, halts, and on the next run writes page 3 again.
-  LongModeGuest g([](Assembler& a) {
-    a.mov(Reg::Rbx, kData);
-    a.mov(Reg::Rax, 1);
-    a.store(Width::k8, mem(Reg::Rbx, 3 * 4096), Reg::Rax);
-    a.hlt();
-    a.store(Width::k8, mem(Reg::Rbx, 3 * 4096 + 8), Reg::Rax);
-    a.hlt();
-  }, small_ram());
+  LongModeGuest g(
+      [](Assembler& a) {
+        a.mov(Reg::Rbx, kData);
+        a.mov(Reg::Rax, 1);
+        a.store(Width::k8, mem(Reg::Rbx, 3 * 4096), Reg::Rax);
+        a.hlt();
+        a.store(Width::k8, mem(Reg::Rbx, 3 * 4096 + 8), Reg::Rax);
+        a.hlt();
+      },
+      small_ram());
   g.vm.enable_cap(abi::Cap::ManualDirtyLogProtect2,
                   abi::to_underlying(abi::DirtyLogFlags::ManualProtectEnable));
   g.mem.add(g.vm, kData, 1 << 20, abi::MemoryFlags::LogDirtyPages);
@@ -85,7 +89,8 @@ TEST_CASE("manual dirty-log protect: bits stay until cleared, then pages are tra
 
 TEST_CASE("dirty ring: the vCPU's ring lists the frames it dirtied; reset re-arms them") {
   kvm::System sys;
-  if (sys.check_extension(abi::Cap::DirtyLogRing) <= 0 && sys.check_extension(abi::Cap::DirtyLogRingAcqRel) <= 0) {
+  if (sys.check_extension(abi::Cap::DirtyLogRing) <= 0 &&
+      sys.check_extension(abi::Cap::DirtyLogRingAcqRel) <= 0) {
     KVM_TEST_SKIP("the host reports KVM_CAP_DIRTY_LOG_RING = 0");
   }
   kvm::Vm vm = sys.create_vm();

@@ -70,7 +70,8 @@ TEST_CASE("in-kernel devices: create, query attributes, errors for unknown types
   kvm::System sys;
   REQUIRE_CAP(sys, abi::Cap::DeviceCtrl);
   kvm::Vm vm = sys.create_vm();
-  if (!vm.supports_device(abi::DeviceType::DevTypeVfio)) KVM_TEST_SKIP("this host's KVM has no VFIO device");
+  if (!vm.supports_device(abi::DeviceType::DevTypeVfio))
+    KVM_TEST_SKIP("this host's KVM has no VFIO device");
   kvm::Device dev = vm.create_device(abi::DeviceType::DevTypeVfio);
   CHECK(dev.fd() >= 0);
   CHECK(dev.type() == abi::DeviceType::DevTypeVfio);
@@ -78,6 +79,7 @@ TEST_CASE("in-kernel devices: create, query attributes, errors for unknown types
   CHECK(dev.has_attr(1, 1));
   CHECK_FALSE(dev.has_attr(99, 0));
   CHECK_FALSE(vm.supports_device(abi::DeviceType{0x7777}));
-  CHECK_THROWS_WITH(vm.create_device(abi::DeviceType{0x7777}),
-                    Catch::StartsWith("KVM_CREATE_DEVICE: ") && Catch::EndsWith("(device type 30583)"));
+  CHECK_THROWS_WITH(
+      vm.create_device(abi::DeviceType{0x7777}),
+      Catch::StartsWith("KVM_CREATE_DEVICE: ") && Catch::EndsWith("(device type 30583)"));
 }

@@ -17,10 +17,10 @@ using kvm::x86::Reg;
 using kvm::x86::Width;
 
 struct GuestOptions {
-  std::uint64_t memory = 4 << 20;             // bytes at GPA 0
-  std::uint64_t mapped = 1ull << 30;          // identity-mapped range (4 GiB reaches the LAPIC)
+  std::uint64_t memory = 4 << 20;     // bytes at GPA 0
+  std::uint64_t mapped = 1ull << 30;  // identity-mapped range (4 GiB reaches the LAPIC)
   kvm::VcpuOptions vcpu;
-  bool irqchip = false;                       // in-kernel irqchip before the vCPU
+  bool irqchip = false;  // in-kernel irqchip before the vCPU
   bool idt = false;
 };
 
@@ -92,30 +92,30 @@ struct LongModeGuest {
 // Ends the current test case early with a reason printed to the test log (stderr is not
 // captured by the JUnit reporter) and recorded as a warning. Only for capabilities the host
 // reports as absent.
-#define KVM_TEST_SKIP(reason)                                                                  \
-  do {                                                                                         \
-    std::ostringstream kvm_test_os_;                                                           \
-    kvm_test_os_ << reason;                                                                    \
-    std::fprintf(stderr, "SKIPPED in \"%s\": %s\n",                                           \
-                 Catch::getResultCapture().getCurrentTestName().c_str(),                       \
-                 kvm_test_os_.str().c_str());                                                  \
-    WARN(kvm_test_os_.str());                                                                  \
-    return;                                                                                    \
+#define KVM_TEST_SKIP(reason)                                            \
+  do {                                                                   \
+    std::ostringstream kvm_test_os_;                                     \
+    kvm_test_os_ << reason;                                              \
+    std::fprintf(stderr, "SKIPPED in \"%s\": %s\n",                      \
+                 Catch::getResultCapture().getCurrentTestName().c_str(), \
+                 kvm_test_os_.str().c_str());                            \
+    WARN(kvm_test_os_.str());                                            \
+    return;                                                              \
   } while (0)
 
 // Skips the rest of a test when the host reports a capability as 0.
-#define REQUIRE_CAP(sys, cap)                                                                  \
-  do {                                                                                         \
-    if ((sys).check_extension(cap) <= 0)                                                       \
-      KVM_TEST_SKIP("the host reports " << kvm::abi::to_string(cap) << " = 0");                \
+#define REQUIRE_CAP(sys, cap)                                                   \
+  do {                                                                          \
+    if ((sys).check_extension(cap) <= 0)                                        \
+      KVM_TEST_SKIP("the host reports " << kvm::abi::to_string(cap) << " = 0"); \
   } while (0)
 
 // A fact about the host worth seeing in the log, without skipping anything.
-#define KVM_TEST_NOTE(text)                                                                    \
-  do {                                                                                         \
-    std::ostringstream kvm_test_os_;                                                           \
-    kvm_test_os_ << text;                                                                      \
-    std::fprintf(stderr, "NOTE: %s\n", kvm_test_os_.str().c_str());                            \
+#define KVM_TEST_NOTE(text)                                         \
+  do {                                                              \
+    std::ostringstream kvm_test_os_;                                \
+    kvm_test_os_ << text;                                           \
+    std::fprintf(stderr, "NOTE: %s\n", kvm_test_os_.str().c_str()); \
   } while (0)
 
 // Exit reasons print as their kernel names in assertion messages.

@@ -163,7 +163,8 @@ TEST_CASE("real-mode guest: out of 8, 16 and 32 bits, then hlt") {
   kvm::abi::kvm_regs regs{};
   kvm::x86::setup_regs(regs, 0x7c00, 0x7000);
   vcpu.set_regs(regs);
-  for (auto [size, value] : {std::pair{1, 0x5au}, std::pair{2, 0x1234u}, std::pair{4, 0x89abcdefu}}) {
+  for (auto [size, value] :
+       {std::pair{1, 0x5au}, std::pair{2, 0x1234u}, std::pair{4, 0x89abcdefu}}) {
     kvm::Exit e = vcpu.run();
     REQUIRE(e.reason() == ExitReason::Io);
     CHECK(e.io().port() == 0x80);

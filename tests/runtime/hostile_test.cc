@@ -104,17 +104,19 @@ TEST_CASE("hostile: rep outsb from unmapped guest memory") {
 TEST_CASE("hostile: MMIO at the edges of and between memory slots") {
   GuestOptions o;
   o.memory = 2 << 20;  // RAM [0, 2 MiB); a gap page; a second slot after it
-  LongModeGuest g([](Assembler& a) {
-    a.mov(Reg::Rax, 0x1122334455667788ull);
-    a.mov(Reg::Rbx, 0x200000 - 4);
-    a.store(Width::k64, mem(Reg::Rbx, 0), Reg::Rax);  // straddles the end of RAM
-    a.mov(Reg::Rbx, 0x200800);
-    a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);  // in the gap
-    a.mov(Reg::Rbx, 0x201000);
-    a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);  // first byte of the second slot: RAM
-    a.out(Width::k8, 0x10);
-    a.hlt();
-  }, o);
+  LongModeGuest g(
+      [](Assembler& a) {
+        a.mov(Reg::Rax, 0x1122334455667788ull);
+        a.mov(Reg::Rbx, 0x200000 - 4);
+        a.store(Width::k64, mem(Reg::Rbx, 0), Reg::Rax);  // straddles the end of RAM
+        a.mov(Reg::Rbx, 0x200800);
+        a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);  // in the gap
+        a.mov(Reg::Rbx, 0x201000);
+        a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);  // first byte of the second slot: RAM
+        a.out(Width::k8, 0x10);
+        a.hlt();
+      },
+      o);
   g.mem.add(g.vm, 0x201000, 0x1000);
   kvm::Exit e = g.run();
   REQUIRE(e.reason() == ExitReason::Mmio);
@@ -133,7 +135,8 @@ TEST_CASE("hostile: MMIO at the edges of and between memory slots") {
   CHECK_THROWS_AS(g.mem.span(0x200800, 1), kvm::Error);
 }
 
-TEST_CASE("hostile: a guest that destroys its page tables, then triple-faults; the VMM recovers it") {
+TEST_CASE(
+    "hostile: a guest that destroys its page tables, then triple-faults; the VMM recovers it") {
   LongModeGuest g([](Assembler& a) {
     a.mov(Reg::Rbx, 0x6000);  // the PML4
     a.xor_(Reg::Rax, Reg::Rax);

@@ -120,7 +120,8 @@ TEST_CASE("KVM_SIGNAL_MSI injects a vector directly") {
 TEST_CASE("KVM_IRQ_LINE toggles irqchip pins; without an irqchip it fails with a clear error") {
   kvm::System sys;
   kvm::Vm vm = sys.create_vm();
-  CHECK_THROWS_WITH(vm.irq_line(4, true), Catch::StartsWith("KVM_IRQ_LINE: ") && Catch::EndsWith("(irq 4)"));
+  CHECK_THROWS_WITH(vm.irq_line(4, true),
+                    Catch::StartsWith("KVM_IRQ_LINE: ") && Catch::EndsWith("(irq 4)"));
   vm.create_irqchip();
   vm.irq_line(4, true);
   vm.irq_line(4, false);
@@ -140,7 +141,8 @@ TEST_CASE("ioeventfd: port and MMIO writes signal the eventfd without an exit") 
     a.hlt();
   });
   EventFd pio, mmio;
-  kvm::IoEventFd port{.addr = 0x600, .length = 1, .eventfd = pio.fd.get(), .pio = true, .datamatch = 7};
+  kvm::IoEventFd port{
+      .addr = 0x600, .length = 1, .eventfd = pio.fd.get(), .pio = true, .datamatch = 7};
   kvm::IoEventFd bar{.addr = kMmio, .length = 4, .eventfd = mmio.fd.get()};
   g.vm.ioeventfd(port);
   g.vm.ioeventfd(bar);
@@ -157,5 +159,6 @@ TEST_CASE("ioeventfd: port and MMIO writes signal the eventfd without an exit") 
   g.vm.ioeventfd_deassign(port);
   g.vm.ioeventfd_deassign(bar);
   kvm::IoEventFd odd{.addr = 0x600, .length = 3, .eventfd = pio.fd.get(), .pio = true};
-  CHECK_THROWS_WITH(g.vm.ioeventfd(odd), "KVM_IOEVENTFD: Invalid argument (length 3 is not 0, 1, 2, 4 or 8)");
+  CHECK_THROWS_WITH(g.vm.ioeventfd(odd),
+                    "KVM_IOEVENTFD: Invalid argument (length 3 is not 0, 1, 2, 4 or 8)");
 }

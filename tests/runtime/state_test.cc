@@ -10,7 +10,6 @@ using namespace testing;
 using kvm::ExitReason;
 namespace abi = kvm::abi;
 
-
 TEST_CASE("regs and sregs: sync regs carry guest state without ioctls, both directions") {
   // The guest adds rbx to rax, reports rax, and halts; then reports rax again after the VMM
   // changed it through the synced copy.
@@ -52,11 +51,13 @@ TEST_CASE("regs and sregs: sync regs carry guest state without ioctls, both dire
 TEST_CASE("regs without sync regs use the ioctls and give the same results") {
   GuestOptions o;
   o.vcpu.sync_regs = false;
-  LongModeGuest g([](Assembler& a) {
-    a.add(Reg::Rax, Reg::Rbx);
-    a.out(Width::k32, 0x50);
-    a.hlt();
-  }, o);
+  LongModeGuest g(
+      [](Assembler& a) {
+        a.add(Reg::Rax, Reg::Rbx);
+        a.out(Width::k32, 0x50);
+        a.hlt();
+      },
+      o);
   CHECK(g.vcpu.sync_regs_mask() == 0);
   auto regs = g.vcpu.regs();
   regs.rax = 5;
@@ -217,7 +218,9 @@ TEST_CASE("emulated CPUID and oversized tables") {
   REQUIRE_CAP(sys, abi::Cap::ExtEmulCpuid);
   CHECK(sys.emulated_cpuid().size() > 0);
   kvm::Cpuid big;
-  CHECK_THROWS_WITH(big.resize(257), "kvm::FlexBuffer: Argument list too long (257 entries > the kernel's limit of 256)");
+  CHECK_THROWS_WITH(
+      big.resize(257),
+      "kvm::FlexBuffer: Argument list too long (257 entries > the kernel's limit of 256)");
   kvm::Msrs many;
   CHECK_THROWS_WITH(many.resize(1000), Catch::Contains("1000 entries > the kernel's limit of 256"));
 }
@@ -230,7 +233,8 @@ TEST_CASE("guest-visible MSR exits with KVM_CAP_X86_USER_SPACE_MSR: RDMSR gets t
     a.hlt();
   });
   REQUIRE_CAP(g.sys, abi::Cap::X86UserSpaceMsr);
-  g.vm.enable_cap(abi::Cap::X86UserSpaceMsr, abi::to_underlying(abi::MsrExitReason::Unknown | abi::MsrExitReason::Inval));
+  g.vm.enable_cap(abi::Cap::X86UserSpaceMsr,
+                  abi::to_underlying(abi::MsrExitReason::Unknown | abi::MsrExitReason::Inval));
   kvm::Exit e = g.run();
   REQUIRE(e.reason() == ExitReason::X86Rdmsr);
   CHECK(e.msr().index == 0x1234);
