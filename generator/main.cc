@@ -12,6 +12,7 @@
 // under `bazel run`, else the current directory): --rules generator/, --templates templates/,
 // --out generated/.
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -36,6 +37,7 @@ struct Args {
   std::vector<std::pair<std::string, std::string>> arch_include_dirs;  // (arch, dir)
   std::string root, rules, templates, out;
   bool quiet = false;
+  bool verbose = false;
   bool json = false;
   std::vector<std::string> positional;
 };
@@ -44,7 +46,7 @@ struct Args {
   std::cerr
       << "kvmgen: " << why << "\n"
       << "usage: kvmgen generate|check [--arch A]... [--include-dir [A=]DIR]...\n"
-      << "              [--rules DIR] [--templates DIR] [--out DIR] [--quiet]\n"
+      << "              [--rules DIR] [--templates DIR] [--out DIR] [--quiet] [--verbose]\n"
       << "       kvmgen diff [--json] OLD NEW   (kvm_api.json files or generated/<arch> dirs)\n";
   std::exit(2);
 }
@@ -112,6 +114,8 @@ Args parse_args(int argc, char** argv) {
       a.out = user_path(value());
     } else if (opt == "--quiet") {
       a.quiet = true;
+    } else if (opt == "--verbose") {
+      a.verbose = true;
     } else {
       usage("unknown option '" + opt + "'");
     }
@@ -178,8 +182,16 @@ int generate_or_check(const Args& args) {
     ParseOptions opts;
     opts.arch = arch;
     opts.include_dirs = include_dirs_for(args, arch);
+    using Clock = std::chrono::steady_clock;
+    auto ms = [](Clock::duration d) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) +
+             " ms";
+    };
+    auto t0 = Clock::now();
     Model model = build_model(opts, rules);
+    auto t1 = Clock::now();
     Rendered files = render_all(model, args.templates);
+    auto t2 = Clock::now();
     fs::path dir = fs::path(args.out) / arch;
     bool write = args.command == "generate";
     if (write && !args.quiet) report_api_changes(dir / "kvm_api.json", files["kvm_api.json"]);
@@ -190,8 +202,15 @@ int generate_or_check(const Args& args) {
       std::cout << arch << ": Linux " << model.linux_version << ", " << model.families.size()
                 << " families, " << model.constants.size() << " constants, " << model.ioctls.size()
                 << " ioctls (" << usable << " usable), " << model.records.size() << " records -> "
-                << dir.string() << "\n";
-      for (const auto& n : model.notes) std::cout << "  note: " << n << "\n";
+                << dir.string() << " (parsed in " << ms(t1 - t0) << ", rendered in " << ms(t2 - t1)
+                << ", " << (write ? "written" : "compared") << " in " << ms(Clock::now() - t2)
+                << ")\n";
+      if (args.verbose) {
+        for (const auto& n : model.notes) std::cout << "  note: " << n << "\n";
+      } else if (!model.notes.empty()) {
+        std::cout << "  " << model.notes.size()
+                  << " notes on how the header was read (--verbose shows them)\n";
+      }
     }
   }
   if (stale) {
