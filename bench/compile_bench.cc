@@ -1,0 +1,146 @@
+// What our headers cost at every compile: `g++ -std=c++20 -O2 -c` of a translation unit that
+// includes nothing but
+//   linux_kvm_h  <linux/kvm.h>                       (the baseline)
+//   kvm_abi_h    "kvm/abi/kvm_abi.h"                  (the generated bindings)
+//   kvm_h        "kvm/kvm.h"                          (the whole public runtime)
+// interleaved one compile each per turn. The time judged is the compiler's CPU time (user +
+// system of g++ and its children, from wait4), which other load on a shared machine disturbs
+// far less than wall time; the wall time is reported next to it ("<side>_wall").
+//
+// Flags: --cxx=g++  --cxxflags="-std=c++20 -O2"
+//        --generated_dir=generated/x86_64  --runtime_dir=runtime   (relative to the cwd)
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+
+extern char** environ;
+
+namespace bench {
+namespace {
+
+const bool flags_declared = declare_flag("cxx", "g++") && declare_flag("cxxflags", "-std=c++20 -O2") &&
+                            declare_flag("generated_dir", "generated/x86_64") &&
+                            declare_flag("runtime_dir", "runtime");
+
+struct Failure {
+  std::string what;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::string absolute(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char buf[4096];
+  if (!getcwd(buf, sizeof buf)) throw Failure{"getcwd failed"};
+  return std::string(buf) + "/" + path;
+}
+
+// A temporary directory holding the three translation units; removed on destruction.
+struct Sources {
+  std::string dir;
+  Sources() {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    std::string templ = std::string(tmp ? tmp : "/tmp") + "/compile_bench.XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) throw Failure{"mkdtemp: " + std::string(std::strerror(errno))};
+    dir = buf.data();
+  }
+  ~Sources() {
+    for (const char* f : {"linux_kvm_h.cc", "kvm_abi_h.cc", "kvm_h.cc"}) unlink((dir + "/" + f).c_str());
+    rmdir(dir.c_str());
+  }
+  std::string write(const std::string& name, const std::string& include) const {
+    std::string path = dir + "/" + name + ".cc";
+    std::ofstream(path) << "#include " << include << "\n";
+    return path;
+  }
+};
+
+// Compiles one translation unit per call; run(n) returns the compiler's CPU seconds.
+class CompileSide final : public Side {
+ public:
+  CompileSide(std::string name, std::vector<std::string> argv) : Side(std::move(name)), argv_(std::move(argv)) {}
+
+  double run(std::size_t n) override {
+    double cpu = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < n; ++i) cpu += compile_once();
+    wall_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return cpu;
+  }
+  const char* secondary_name() const override { return "wall"; }
+  double secondary() const override { return wall_; }
+
+ private:
+  double compile_once() const {
+    std::vector<char*> args;
+    for (const std::string& a : argv_) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ);
+    if (rc != 0) throw Failure{"cannot run " + argv_[0] + ": " + std::strerror(rc)};
+    int status = 0;
+    struct rusage ru {};
+    if (wait4(pid, &status, 0, &ru) != pid) throw Failure{"wait4: " + std::string(std::strerror(errno))};
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::string cmd;
+      for (const std::string& a : argv_) cmd += a + " ";
+      throw Failure{"compile failed: " + cmd};
+    }
+    auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return secs(ru.ru_utime) + secs(ru.ru_stime);
+  }
+
+  std::vector<std::string> argv_;
+  double wall_ = 0;
+};
+
+void compile_bench(benchmark::State& st) {
+  try {
+    Sources src;
+    auto command = [&](const std::string& name, const std::string& include) {
+      std::vector<std::string> argv{flag("cxx")};
+      for (const std::string& f : split(flag("cxxflags"))) argv.push_back(f);
+      argv.insert(argv.end(), {"-I" + absolute(flag("generated_dir")), "-I" + absolute(flag("runtime_dir")),
+                               "-c", src.write(name, include), "-o", "/dev/null"});
+      return std::make_unique<CompileSide>(name, std::move(argv));
+    };
+    interleave(st,
+               sides(command("linux_kvm_h", "<linux/kvm.h>"), command("kvm_abi_h", "\"kvm/abi/kvm_abi.h\""),
+                     command("kvm_h", "\"kvm/kvm.h\"")),
+               1);
+  } catch (const Failure& f) {
+    st.SkipWithError(f.what.c_str());
+  }
+}
+
+const bool registered = [] {
+  benchmark::RegisterBenchmark("compile", compile_bench)->UseRealTime()->Unit(benchmark::kMillisecond);
+  compare({"compile: generated bindings vs <linux/kvm.h>", "compile", "linux_kvm_h", "kvm_abi_h",
+           Goal::MaxRatio, 3.0});
+  compare({"compile: whole runtime header", "compile", "linux_kvm_h", "kvm_h", Goal::MaxTime, 1e9});
+  compare({"compile, wall time: generated bindings", "compile", "linux_kvm_h_wall", "kvm_abi_h_wall"});
+  compare({"compile, wall time: whole runtime header", "compile", "linux_kvm_h_wall", "kvm_h_wall"});
+  return true;
+}();
+
+}  // namespace
+}  // namespace bench
