@@ -118,8 +118,8 @@ def git_head():
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repetitions", type=int, default=10, help="runs of each KVM benchmark (default 10)")
-    p.add_argument("--min-time", type=float, default=0.2,
-                   help="seconds per KVM benchmark run (Google Benchmark --benchmark_min_time, default 0.2)")
+    p.add_argument("--min-time", type=float, default=0.5,
+                   help="seconds per KVM benchmark run (Google Benchmark --benchmark_min_time, default 0.5)")
     p.add_argument("--compile-turns", type=int, default=10,
                    help="compiles of each translation unit (default 10)")
     p.add_argument("--filter", default="", help="--benchmark_filter for kvm_bench (regex)")

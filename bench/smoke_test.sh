@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# bench_smoke_test: every benchmark once, briefly, through bench/run.py (no timing checked).
+# bench_smoke_test: every benchmark once, briefly, through bench/run.py, and one turn of the
+# header-cost diagnostic. No timing is checked; a benchmark whose guest misbehaves fails.
 set -euo pipefail
 # The runfiles tree (the test's cwd) mirrors the workspace: bench/, generated/, runtime/.
-exec python3 bench/run.py --smoke --no-build --bin-dir bench --source-dir .
+python3 bench/run.py --smoke --no-build --bin-dir bench --source-dir .
+python3 bench/header_cost.py --turns 1 --source-dir .
