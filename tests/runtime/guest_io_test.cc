@@ -140,7 +140,7 @@ TEST_CASE("64-bit guest: MMIO writes and reads outside every slot") {
   CHECK(g.run().reason() == ExitReason::Hlt);
 }
 
-TEST_CASE("real-mode guest: out of 8, 16 and 32 bits, then hlt") {
+TEST_CASE("real-mode guest: out and in of 8, 16 and 32 bits, then hlt") {
   kvm::System sys;
   kvm::Vm vm = sys.create_vm();
   kvm::GuestMemory mem;
@@ -153,6 +153,13 @@ TEST_CASE("real-mode guest: out of 8, 16 and 32 bits, then hlt") {
   a.out_dx(Width::k16);
   a.mov(Width::k32, Reg::Rax, 0x89abcdef);
   a.out_dx(Width::k32);
+  // in of each size through dx, each echoed back on port 0x81
+  for (Width w : {Width::k8, Width::k16, Width::k32}) {
+    a.mov(Width::k16, Reg::Rdx, 0x80);
+    a.in_dx(w);
+    a.mov(Width::k16, Reg::Rdx, 0x81);
+    a.out_dx(w);
+  }
   a.hlt();
   auto code = a.finish();
   std::memcpy(ram.data() + 0x7c00, code.data(), code.size());
@@ -170,6 +177,18 @@ TEST_CASE("real-mode guest: out of 8, 16 and 32 bits, then hlt") {
     CHECK(e.io().port() == 0x80);
     CHECK(e.io().size() == size);
     CHECK(e.io().value() == value);
+  }
+  for (auto [size, value] :
+       {std::pair{1, 0xa5u}, std::pair{2, 0xbeefu}, std::pair{4, 0x01020304u}}) {
+    kvm::Exit in = vcpu.run();
+    REQUIRE(in.reason() == ExitReason::Io);
+    REQUIRE(in.io().is_in());
+    CHECK(in.io().size() == size);
+    in.io().set_value(value);
+    kvm::Exit out = vcpu.run();
+    REQUIRE(out.reason() == ExitReason::Io);
+    CHECK(out.io().port() == 0x81);
+    CHECK(out.io().value() == value);
   }
   CHECK(vcpu.run().reason() == ExitReason::Hlt);
 }
