@@ -65,7 +65,7 @@ std::string format_time(double ns) {
   char buf[32];
   if (ns < 1e3) std::snprintf(buf, sizeof buf, "%.1f ns", ns);
   else if (ns < 1e6) std::snprintf(buf, sizeof buf, "%.2f us", ns / 1e3);
-  else if (ns < 1e9) std::snprintf(buf, sizeof buf, "%.1f ms", ns / 1e6);
+  else if (ns < 1e9) std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
   else std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
   return buf;
 }
@@ -153,8 +153,11 @@ void print_table(const std::vector<Row>& rows) {
   std::printf("\n%-44s %-16s %10s  %-16s %10s %9s  %-18s %s\n", "comparison", "baseline", "median",
               "candidate", "median", "cand/base", "target", "met");
   for (const Row& r : rows) {
+    const bool cross = !r.c->candidate_benchmark.empty();
+    std::string base = cross ? r.c->benchmark + " " + r.c->baseline : r.c->baseline;
+    std::string cand = cross ? r.c->candidate_benchmark + " " + r.c->candidate : r.c->candidate;
     std::printf("%-44s %-16s %10s  %-16s %10s %9s  %-18s %s\n", r.c->title.c_str(),
-                r.c->baseline.c_str(), format_time(r.base_ns).c_str(), r.c->candidate.c_str(),
+                base.c_str(), format_time(r.base_ns).c_str(), cand.c_str(),
                 format_time(r.cand_ns).c_str(), format_number(r.ratio, "%.3f").c_str(),
                 r.target.c_str(), r.verdict.c_str());
   }
@@ -169,6 +172,7 @@ void write_summary(const std::string& path, const std::vector<Row>& rows) {
     out << "  {\"title\": \"" << json_escape(r.c->title) << "\", \"benchmark\": \""
         << json_escape(r.c->benchmark) << "\", \"baseline\": \"" << json_escape(r.c->baseline)
         << "\", \"candidate\": \"" << json_escape(r.c->candidate)
+        << "\", \"candidate_benchmark\": \"" << json_escape(r.c->candidate_benchmark)
         << "\", \"baseline_ns\": " << json_number(r.base_ns)
         << ", \"candidate_ns\": " << json_number(r.cand_ns) << ", \"ratio\": " << json_number(r.ratio)
         << ", \"runs\": " << r.runs << ", \"target\": \"" << json_escape(r.target)

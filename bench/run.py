@@ -62,7 +62,7 @@ def fmt_time(ns):
     if ns < 1e6:
         return f"{ns / 1e3:.2f} µs"
     if ns < 1e9:
-        return f"{ns / 1e6:.1f} ms"
+        return f"{ns / 1e6:.2f} ms"
     return f"{ns / 1e9:.2f} s"
 
 
@@ -75,8 +75,10 @@ def table_rows(rows):
     for r in rows:
         out.append([
             r["title"],
-            f"{r['baseline']} {fmt_time(r['baseline_ns'])}",
-            f"{r['candidate']} {fmt_time(r['candidate_ns'])}",
+            f"{r['benchmark'] + ' ' if r.get('candidate_benchmark') else ''}{r['baseline']} "
+            f"{fmt_time(r['baseline_ns'])}",
+            f"{r['candidate_benchmark'] + ' ' if r.get('candidate_benchmark') else ''}{r['candidate']} "
+            f"{fmt_time(r['candidate_ns'])}",
             fmt_ratio(r["ratio"]),
             r["target"] or "(info)",
             r["met"] or "",
@@ -102,15 +104,19 @@ def text_table(rows):
 def markdown_table(rows):
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for c in table_rows(rows):
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in c) + " |")
+        cells = [x.replace("|", "\\|").replace("<=", "≤").replace(">=", "≥").replace("<", "&lt;") for x in c]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def git_head():
+    """The commit, and whether the measured sources differ from it."""
     try:
         head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        return head
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "runtime", "generated", "bench"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + (" + uncommitted changes in runtime/, generated/ or bench/" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "?"
 
