@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 
 #include <cerrno>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -93,5 +94,25 @@ class IoctlTarget {
     return r;
   }
 };
+
+namespace detail {
+
+// KVM_ENABLE_CAP, shared by Vm and Vcpu: the cap's name (or number) is the error context.
+template <class Target>
+void enable_cap(const Target& t, abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,
+                std::uint64_t a3, std::uint32_t flags) {
+  abi::kvm_enable_cap c{};
+  c.cap = abi::to_underlying(cap);
+  c.flags = flags;
+  c.args[0] = a0;
+  c.args[1] = a1;
+  c.args[2] = a2;
+  c.args[3] = a3;
+  std::string_view name = abi::to_string(cap);
+  t.template ioctl<abi::ioctl::EnableCap>(
+      c, name.empty() ? "cap " + std::to_string(c.cap) : std::string(name));
+}
+
+}  // namespace detail
 
 }  // namespace kvm

@@ -185,15 +185,7 @@ int Vm::reset_dirty_rings() const { return ioctl<abi::ioctl::ResetDirtyRings>();
 
 void Vm::enable_cap(abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,
                     std::uint64_t a3, std::uint32_t flags) const {
-  abi::kvm_enable_cap c{};
-  c.cap = abi::to_underlying(cap);
-  c.flags = flags;
-  c.args[0] = a0;
-  c.args[1] = a1;
-  c.args[2] = a2;
-  c.args[3] = a3;
-  std::string name(abi::to_string(cap));
-  ioctl<abi::ioctl::EnableCap>(c, name.empty() ? "cap " + std::to_string(c.cap) : name);
+  detail::enable_cap(*this, cap, a0, a1, a2, a3, flags);
 }
 
 void Vm::irqfd(int eventfd, std::uint32_t gsi, int resample_fd) const {
