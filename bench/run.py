@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds and runs every benchmark, then prints one table of medians and ratios.
 
-    bench/run.py                      # bazel build -c opt, then all benchmarks (~2 minutes)
+    bench/run.py                      # bazel build -c opt, then all benchmarks (~1.5 min + build)
     bench/run.py --markdown out.md    # also write the table as Markdown
     bench/run.py --smoke --no-build --bin-dir DIR   # one short iteration each (the smoke test)
 
