@@ -15,7 +15,7 @@ packages=(
   catch2                      # <catch2/catch.hpp> (v2)
   libkainjow-mustache-dev     # <kainjow/mustache.hpp>
   python3                     # tools/count_results.py
-  python3-jinja2
+  python3-jinja2              # tools/docs: the reference manual (docs/reference/)
   libbenchmark-dev
   linux-libc-dev              # <linux/kvm.h>
   linux-libc-dev-arm64-cross  # <linux/kvm.h> for aarch64: generated/aarch64
@@ -25,6 +25,9 @@ packages=(
   nlohmann-json3-dev          # <nlohmann/json.hpp>: `kvmgen diff` reads kvm_api.json
   clang-format
   libclang-rt-14-dev          # sanitizer runtimes for clang
+  cmake                       # the CMake build (CMakeLists.txt, tools/cmake_test.sh)
+  ninja-build                 # its generator
+  pkgconf                     # pkg-config: tests/vendoring/install/install_test.sh
 )
 
 missing=()

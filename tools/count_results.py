@@ -19,7 +19,20 @@ Which test.xml files are counted:
     If that file is missing/empty (bazel died early) nothing is counted.
   * otherwise (no --bep): every bazel-testlogs/**/test.xml.
 
-Prints failed/skipped test names, then, as the LAST line, `N passed, M failed`.
+With --ctest BUILD_DIR (the CMake build of tools/cmake_test.sh), the ctest run is counted
+too, in the same totals:
+  * each ctest test listed in BUILD_DIR/ctest-junit.xml (ctest --output-junit) whose Catch2
+    report BUILD_DIR/test-results/<test>.xml exists counts its <testcase>s, like Bazel's;
+  * ctest's verdict is cross-checked the same way: a test ctest reports as failed or not run
+    whose report shows no failure counts as one failure;
+  * a ctest test without a Catch2 report (a script, or a test that never ran) counts as one
+    result, passed or failed as ctest says;
+  * a missing or unreadable ctest-junit.xml (configure failed, ctest never ran) counts as one
+    failure: CMake was asked for and gave no result.
+Names of ctest results start with "ctest: ".
+
+Prints failed/skipped test names, a per-build subtotal when both builds are counted, then, as
+the LAST line, `N passed, M failed`.
 Exit status: 0 if at least one test ran and none failed, 1 otherwise.
 """
 
@@ -148,11 +161,44 @@ def from_testlogs(testlogs, counts):
             counts.fail(f"{rel}: unreadable test.xml")
 
 
+def from_ctest(build_dir, counts):
+    """Counts one ctest run of the CMake build (see the module docstring)."""
+    junit = os.path.join(build_dir, "ctest-junit.xml")
+    try:
+        root = ET.parse(junit).getroot()
+    except (ET.ParseError, OSError) as e:
+        counts.fail(f"ctest: no usable {junit} ({e.__class__.__name__}): CMake configure, "
+                    "build or ctest did not complete")
+        return
+    results = os.path.join(build_dir, "test-results")
+    for tc in root.iter("testcase"):
+        name = tc.get("name", "?")
+        owner = f"ctest: {name}"
+        status = tc.get("status", "")
+        ctest_failed = (tc.find("failure") is not None or tc.find("error") is not None
+                        or status in ("fail", "notrun", "disabled"))
+        ctest_skipped = tc.find("skipped") is not None and not ctest_failed
+        report = os.path.join(results, name + ".xml")
+        got = count_xml(report, owner, counts) if os.path.exists(report) else None
+        if got is None or got[0] == 0:
+            if ctest_failed:
+                counts.fail(f"{owner}: {status or 'failed'} (ctest)")
+            elif ctest_skipped:
+                counts.skipped += 1
+                counts.skipped_names.append(owner)
+            else:
+                counts.passed += 1
+        elif ctest_failed and got[1] == 0:
+            counts.fail(f"{owner}: {status or 'failed'} (reported by ctest)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--testlogs", default="bazel-testlogs",
                     help="bazel-testlogs directory (default: %(default)s)")
     ap.add_argument("--bep", help="Bazel --build_event_json_file of the test run")
+    ap.add_argument("--ctest", metavar="BUILD_DIR",
+                    help="also count the ctest run of this CMake build directory")
     args = ap.parse_args()
 
     counts = Counts()
@@ -166,6 +212,12 @@ def main():
     else:
         print(f"warning: no {args.testlogs} directory and no build event file",
               file=sys.stderr)
+
+    if args.ctest is not None:
+        bazel_passed, bazel_failed = counts.passed, counts.failed
+        from_ctest(args.ctest, counts)
+        print(f"bazel: {bazel_passed} passed, {bazel_failed} failed; "
+              f"ctest: {counts.passed - bazel_passed} passed, {counts.failed - bazel_failed} failed")
 
     for name in counts.failed_names:
         print(f"FAILED: {name}")
