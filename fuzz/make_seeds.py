@@ -140,13 +140,18 @@ def generator_seeds():
 # ---- regressions: reproducers of bugs the harnesses found ---------------------------------
 # Written to the corpus only once fixed: a name in OPEN is a bug still open (see
 # fuzz/README.md); `make_seeds.py --print-open NAME` prints its reproducer.
-OPEN = {"generator_cap_comment_stack_overflow"}
+OPEN = {"generator_cap_comment_stack_overflow", "exit_io_data_overlaps_io_header"}
 
 
 def regression_seeds():
     basic = open(os.path.join(ROOT, "tests", "generator", "fixtures", "basic", "linux", "kvm.h"), "rb").read()
     first_ioctl = basic.rfind(b"\n", 0, basic.find(b"_IO(")) + 1
     return {
+        "exit": {
+            # IO data at offset 30 overlaps kvm_run.io itself: IoExit::set_value() rewrites
+            # io.size, and the next value()/set_value() shifts by 8 * (size - 1) >= 64.
+            "exit_io_data_overlaps_io_header": exit_input(IO, io(1, 4, 0x3F8, 50, 30)),
+        },
         "generator": {
             # std::regex in find_cap_comments() recurses per character of the capability name.
             "generator_cap_comment_stack_overflow": basic[:first_ioctl]
