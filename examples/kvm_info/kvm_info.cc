@@ -16,9 +16,7 @@ int main(int argc, char** argv) {
     std::printf("KVM API version: %d\n", sys.api_version());
     std::printf("vCPU mmap size:  %zu bytes\n", sys.vcpu_mmap_size());
     std::printf("bindings:        generated from %s (Linux %s) for %s\n",
-                std::string(kvm::abi::generated_from).c_str(),
-                std::string(kvm::abi::linux_version).c_str(),
-                std::string(kvm::abi::target_arch).c_str());
+                kvm::abi::generated_from, kvm::abi::linux_version, kvm::abi::target_arch);
 
     // Probe past the highest known capability: a newer kernel reports caps we cannot name.
     std::uint32_t highest = 0;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "kvm/abi/kvm_abi.h"
+#include "kvm/abi/names.h"
 #include "kvm/error.h"
 
 namespace kvm {

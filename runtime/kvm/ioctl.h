@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "kvm/abi/kvm_abi.h"
+#include "kvm/abi/names.h"
 #include "kvm/error.h"
 
 namespace kvm {

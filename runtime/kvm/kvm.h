@@ -2,6 +2,7 @@
 #pragma once
 
 #include "kvm/abi/kvm_abi.h"
+#include "kvm/abi/names.h"
 #include "kvm/device.h"
 #include "kvm/error.h"
 #include "kvm/exit.h"

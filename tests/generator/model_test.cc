@@ -171,9 +171,9 @@ TEST_CASE("ioctls: numbers, directions, argument types, scopes, availability") {
   std::string h = rendered("kvm/abi/ioctls.h");
   CHECK(contains(
       h,
-      "struct FxMissing {\n  static constexpr std::string_view name = \"KVM_FX_MISSING\";\n"
+      "struct FxMissing {\n  static constexpr char name[] = \"KVM_FX_MISSING\";\n"
       "  static constexpr bool available = false;"));
-  CHECK(contains(h, "static constexpr std::optional<Cap> capability = Cap::Hlt;"));
+  CHECK(contains(h, "static constexpr OptionalCap capability = OptionalCap{true, Cap::Hlt };"));
 }
 
 TEST_CASE("the rendered fixture bindings compile, layout asserts included") {
@@ -186,6 +186,7 @@ TEST_CASE("the rendered fixture bindings compile, layout asserts included") {
   }
   fs::path main = dir / "use.cc";
   std::ofstream(main) << "#include \"kvm/abi/kvm_abi.h\"\n"
+                         "#include \"kvm/abi/names.h\"\n"
                          "static_assert(kvm::abi::to_string(kvm::abi::Cap::FixtureNew) == "
                          "\"KVM_CAP_FIXTURE_NEW\");\n"
                          "int main() {}\n";

@@ -46,7 +46,9 @@ static_assert(abi::ioctl::TraceEnable::deprecated);
 static_assert(!CanCall<kvm::System, abi::ioctl::TraceEnable, abi::kvm_user_trace_setup>);
 // Capabilities are part of the descriptors.
 static_assert(abi::ioctl::GetXsave::capability == abi::Cap::Xsave);
-static_assert(abi::ioctl_name(abi::ioctl::GetRegs::request) == "KVM_GET_REGS");
+static_assert(std::string_view(abi::ioctl_name(abi::ioctl::GetRegs::request)) == "KVM_GET_REGS");
+static_assert(!abi::ioctl::GetRegs::capability);
+static_assert(std::string_view(abi::ioctl_name(0)).empty());
 
 TEST_CASE("handles are move-only and every fd is close-on-exec") {
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<kvm::Vm>);

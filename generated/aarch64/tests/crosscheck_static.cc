@@ -7,6 +7,8 @@
 //   clang++ --target=aarch64-linux-gnu -std=c++20 -fsyntax-only crosscheck_static.cc
 // Together the two files prove the bindings equal the C header for the target without running
 // anything; record layouts are asserted by structs.h itself, which this file includes.
+#include <type_traits>
+
 #include "kvm/abi/kvm_abi.h"
 
 namespace kvmgen_crosscheck {

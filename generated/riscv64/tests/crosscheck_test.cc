@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <type_traits>
 #include <string>
 #include <vector>
 

@@ -4,6 +4,7 @@
 //
 // Every integer constant of linux/kvm.h and asm/kvm.h: the families formed by
 // generator/families.rules as typed enums, the rest as plain constants in kvm::abi::consts.
+// Their kernel names (to_string, from_string) are in kvm/abi/names.h.
 #pragma once
 
 #include <cstdint>
@@ -230,223 +231,6 @@ enum class Cap : std::uint32_t {
   DirtyLogRingAcqRel = 223,  // KVM_CAP_DIRTY_LOG_RING_ACQ_REL
 };
 
-template <>
-struct EnumTraits<Cap> {
-  static constexpr std::string_view family = "Cap";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<Cap>, 210> entries{ {
-      { Cap::Irqchip, "KVM_CAP_IRQCHIP" },
-      { Cap::Hlt, "KVM_CAP_HLT" },
-      { Cap::MmuShadowCacheControl, "KVM_CAP_MMU_SHADOW_CACHE_CONTROL" },
-      { Cap::UserMemory, "KVM_CAP_USER_MEMORY" },
-      { Cap::SetTssAddr, "KVM_CAP_SET_TSS_ADDR" },
-      { Cap::Vapic, "KVM_CAP_VAPIC" },
-      { Cap::ExtCpuid, "KVM_CAP_EXT_CPUID" },
-      { Cap::Clocksource, "KVM_CAP_CLOCKSOURCE" },
-      { Cap::NrVcpus, "KVM_CAP_NR_VCPUS" },
-      { Cap::NrMemslots, "KVM_CAP_NR_MEMSLOTS" },
-      { Cap::Pit, "KVM_CAP_PIT" },
-      { Cap::NopIoDelay, "KVM_CAP_NOP_IO_DELAY" },
-      { Cap::PvMmu, "KVM_CAP_PV_MMU" },
-      { Cap::MpState, "KVM_CAP_MP_STATE" },
-      { Cap::CoalescedMmio, "KVM_CAP_COALESCED_MMIO" },
-      { Cap::SyncMmu, "KVM_CAP_SYNC_MMU" },
-      { Cap::Iommu, "KVM_CAP_IOMMU" },
-      { Cap::DestroyMemoryRegionWorks, "KVM_CAP_DESTROY_MEMORY_REGION_WORKS" },
-      { Cap::UserNmi, "KVM_CAP_USER_NMI" },
-      { Cap::SetGuestDebug, "KVM_CAP_SET_GUEST_DEBUG" },
-      { Cap::IrqRouting, "KVM_CAP_IRQ_ROUTING" },
-      { Cap::IrqInjectStatus, "KVM_CAP_IRQ_INJECT_STATUS" },
-      { Cap::AssignDevIrq, "KVM_CAP_ASSIGN_DEV_IRQ" },
-      { Cap::JoinMemoryRegionsWorks, "KVM_CAP_JOIN_MEMORY_REGIONS_WORKS" },
-      { Cap::Irqfd, "KVM_CAP_IRQFD" },
-      { Cap::SetBootCpuId, "KVM_CAP_SET_BOOT_CPU_ID" },
-      { Cap::Ioeventfd, "KVM_CAP_IOEVENTFD" },
-      { Cap::SetIdentityMapAddr, "KVM_CAP_SET_IDENTITY_MAP_ADDR" },
-      { Cap::AdjustClock, "KVM_CAP_ADJUST_CLOCK" },
-      { Cap::InternalErrorData, "KVM_CAP_INTERNAL_ERROR_DATA" },
-      { Cap::VcpuEvents, "KVM_CAP_VCPU_EVENTS" },
-      { Cap::S390Psw, "KVM_CAP_S390_PSW" },
-      { Cap::PpcSegstate, "KVM_CAP_PPC_SEGSTATE" },
-      { Cap::Hyperv, "KVM_CAP_HYPERV" },
-      { Cap::HypervVapic, "KVM_CAP_HYPERV_VAPIC" },
-      { Cap::HypervSpin, "KVM_CAP_HYPERV_SPIN" },
-      { Cap::PciSegment, "KVM_CAP_PCI_SEGMENT" },
-      { Cap::PpcPairedSingles, "KVM_CAP_PPC_PAIRED_SINGLES" },
-      { Cap::IntrShadow, "KVM_CAP_INTR_SHADOW" },
-      { Cap::X86RobustSinglestep, "KVM_CAP_X86_ROBUST_SINGLESTEP" },
-      { Cap::PpcOsi, "KVM_CAP_PPC_OSI" },
-      { Cap::PpcUnsetIrq, "KVM_CAP_PPC_UNSET_IRQ" },
-      { Cap::EnableCap, "KVM_CAP_ENABLE_CAP" },
-      { Cap::PpcGetPvinfo, "KVM_CAP_PPC_GET_PVINFO" },
-      { Cap::PpcIrqLevel, "KVM_CAP_PPC_IRQ_LEVEL" },
-      { Cap::AsyncPf, "KVM_CAP_ASYNC_PF" },
-      { Cap::TscControl, "KVM_CAP_TSC_CONTROL" },
-      { Cap::GetTscKhz, "KVM_CAP_GET_TSC_KHZ" },
-      { Cap::PpcBookeSregs, "KVM_CAP_PPC_BOOKE_SREGS" },
-      { Cap::SpaprTce, "KVM_CAP_SPAPR_TCE" },
-      { Cap::PpcSmt, "KVM_CAP_PPC_SMT" },
-      { Cap::PpcRma, "KVM_CAP_PPC_RMA" },
-      { Cap::MaxVcpus, "KVM_CAP_MAX_VCPUS" },
-      { Cap::PpcHior, "KVM_CAP_PPC_HIOR" },
-      { Cap::PpcPapr, "KVM_CAP_PPC_PAPR" },
-      { Cap::SwTlb, "KVM_CAP_SW_TLB" },
-      { Cap::OneReg, "KVM_CAP_ONE_REG" },
-      { Cap::S390Gmap, "KVM_CAP_S390_GMAP" },
-      { Cap::TscDeadlineTimer, "KVM_CAP_TSC_DEADLINE_TIMER" },
-      { Cap::S390Ucontrol, "KVM_CAP_S390_UCONTROL" },
-      { Cap::SyncRegs, "KVM_CAP_SYNC_REGS" },
-      { Cap::Pci2_3, "KVM_CAP_PCI_2_3" },
-      { Cap::KvmclockCtrl, "KVM_CAP_KVMCLOCK_CTRL" },
-      { Cap::SignalMsi, "KVM_CAP_SIGNAL_MSI" },
-      { Cap::PpcGetSmmuInfo, "KVM_CAP_PPC_GET_SMMU_INFO" },
-      { Cap::S390Cow, "KVM_CAP_S390_COW" },
-      { Cap::PpcAllocHtab, "KVM_CAP_PPC_ALLOC_HTAB" },
-      { Cap::ReadonlyMem, "KVM_CAP_READONLY_MEM" },
-      { Cap::IrqfdResample, "KVM_CAP_IRQFD_RESAMPLE" },
-      { Cap::PpcBookeWatchdog, "KVM_CAP_PPC_BOOKE_WATCHDOG" },
-      { Cap::PpcHtabFd, "KVM_CAP_PPC_HTAB_FD" },
-      { Cap::S390CssSupport, "KVM_CAP_S390_CSS_SUPPORT" },
-      { Cap::PpcEpr, "KVM_CAP_PPC_EPR" },
-      { Cap::ArmPsci, "KVM_CAP_ARM_PSCI" },
-      { Cap::ArmSetDeviceAddr, "KVM_CAP_ARM_SET_DEVICE_ADDR" },
-      { Cap::DeviceCtrl, "KVM_CAP_DEVICE_CTRL" },
-      { Cap::IrqMpic, "KVM_CAP_IRQ_MPIC" },
-      { Cap::PpcRtas, "KVM_CAP_PPC_RTAS" },
-      { Cap::IrqXics, "KVM_CAP_IRQ_XICS" },
-      { Cap::ArmEl1_32bit, "KVM_CAP_ARM_EL1_32BIT" },
-      { Cap::SpaprMultitce, "KVM_CAP_SPAPR_MULTITCE" },
-      { Cap::ExtEmulCpuid, "KVM_CAP_EXT_EMUL_CPUID" },
-      { Cap::HypervTime, "KVM_CAP_HYPERV_TIME" },
-      { Cap::IoapicPolarityIgnored, "KVM_CAP_IOAPIC_POLARITY_IGNORED" },
-      { Cap::EnableCapVm, "KVM_CAP_ENABLE_CAP_VM" },
-      { Cap::S390Irqchip, "KVM_CAP_S390_IRQCHIP" },
-      { Cap::IoeventfdNoLength, "KVM_CAP_IOEVENTFD_NO_LENGTH" },
-      { Cap::VmAttributes, "KVM_CAP_VM_ATTRIBUTES" },
-      { Cap::ArmPsci0_2, "KVM_CAP_ARM_PSCI_0_2" },
-      { Cap::PpcFixupHcall, "KVM_CAP_PPC_FIXUP_HCALL" },
-      { Cap::PpcEnableHcall, "KVM_CAP_PPC_ENABLE_HCALL" },
-      { Cap::CheckExtensionVm, "KVM_CAP_CHECK_EXTENSION_VM" },
-      { Cap::S390UserSigp, "KVM_CAP_S390_USER_SIGP" },
-      { Cap::S390VectorRegisters, "KVM_CAP_S390_VECTOR_REGISTERS" },
-      { Cap::S390MemOp, "KVM_CAP_S390_MEM_OP" },
-      { Cap::S390UserStsi, "KVM_CAP_S390_USER_STSI" },
-      { Cap::S390Skeys, "KVM_CAP_S390_SKEYS" },
-      { Cap::MipsFpu, "KVM_CAP_MIPS_FPU" },
-      { Cap::MipsMsa, "KVM_CAP_MIPS_MSA" },
-      { Cap::S390InjectIrq, "KVM_CAP_S390_INJECT_IRQ" },
-      { Cap::S390IrqState, "KVM_CAP_S390_IRQ_STATE" },
-      { Cap::PpcHwrng, "KVM_CAP_PPC_HWRNG" },
-      { Cap::DisableQuirks, "KVM_CAP_DISABLE_QUIRKS" },
-      { Cap::X86Smm, "KVM_CAP_X86_SMM" },
-      { Cap::MultiAddressSpace, "KVM_CAP_MULTI_ADDRESS_SPACE" },
-      { Cap::GuestDebugHwBps, "KVM_CAP_GUEST_DEBUG_HW_BPS" },
-      { Cap::GuestDebugHwWps, "KVM_CAP_GUEST_DEBUG_HW_WPS" },
-      { Cap::SplitIrqchip, "KVM_CAP_SPLIT_IRQCHIP" },
-      { Cap::IoeventfdAnyLength, "KVM_CAP_IOEVENTFD_ANY_LENGTH" },
-      { Cap::HypervSynic, "KVM_CAP_HYPERV_SYNIC" },
-      { Cap::S390Ri, "KVM_CAP_S390_RI" },
-      { Cap::SpaprTce64, "KVM_CAP_SPAPR_TCE_64" },
-      { Cap::ArmPmuV3, "KVM_CAP_ARM_PMU_V3" },
-      { Cap::VcpuAttributes, "KVM_CAP_VCPU_ATTRIBUTES" },
-      { Cap::MaxVcpuId, "KVM_CAP_MAX_VCPU_ID" },
-      { Cap::X2apicApi, "KVM_CAP_X2APIC_API" },
-      { Cap::S390UserInstr0, "KVM_CAP_S390_USER_INSTR0" },
-      { Cap::MsiDevid, "KVM_CAP_MSI_DEVID" },
-      { Cap::PpcHtm, "KVM_CAP_PPC_HTM" },
-      { Cap::SpaprResizeHpt, "KVM_CAP_SPAPR_RESIZE_HPT" },
-      { Cap::PpcMmuRadix, "KVM_CAP_PPC_MMU_RADIX" },
-      { Cap::PpcMmuHashV3, "KVM_CAP_PPC_MMU_HASH_V3" },
-      { Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT" },
-      { Cap::MipsVz, "KVM_CAP_MIPS_VZ" },
-      { Cap::MipsTe, "KVM_CAP_MIPS_TE" },
-      { Cap::Mips64bit, "KVM_CAP_MIPS_64BIT" },
-      { Cap::S390Gs, "KVM_CAP_S390_GS" },
-      { Cap::S390Ais, "KVM_CAP_S390_AIS" },
-      { Cap::SpaprTceVfio, "KVM_CAP_SPAPR_TCE_VFIO" },
-      { Cap::X86DisableExits, "KVM_CAP_X86_DISABLE_EXITS" },
-      { Cap::ArmUserIrq, "KVM_CAP_ARM_USER_IRQ" },
-      { Cap::S390CmmaMigration, "KVM_CAP_S390_CMMA_MIGRATION" },
-      { Cap::PpcFwnmi, "KVM_CAP_PPC_FWNMI" },
-      { Cap::PpcSmtPossible, "KVM_CAP_PPC_SMT_POSSIBLE" },
-      { Cap::HypervSynic2, "KVM_CAP_HYPERV_SYNIC2" },
-      { Cap::HypervVpIndex, "KVM_CAP_HYPERV_VP_INDEX" },
-      { Cap::S390AisMigration, "KVM_CAP_S390_AIS_MIGRATION" },
-      { Cap::PpcGetCpuChar, "KVM_CAP_PPC_GET_CPU_CHAR" },
-      { Cap::S390Bpb, "KVM_CAP_S390_BPB" },
-      { Cap::GetMsrFeatures, "KVM_CAP_GET_MSR_FEATURES" },
-      { Cap::HypervEventfd, "KVM_CAP_HYPERV_EVENTFD" },
-      { Cap::HypervTlbflush, "KVM_CAP_HYPERV_TLBFLUSH" },
-      { Cap::S390Hpage1m, "KVM_CAP_S390_HPAGE_1M" },
-      { Cap::NestedState, "KVM_CAP_NESTED_STATE" },
-      { Cap::ArmInjectSerrorEsr, "KVM_CAP_ARM_INJECT_SERROR_ESR" },
-      { Cap::MsrPlatformInfo, "KVM_CAP_MSR_PLATFORM_INFO" },
-      { Cap::PpcNestedHv, "KVM_CAP_PPC_NESTED_HV" },
-      { Cap::HypervSendIpi, "KVM_CAP_HYPERV_SEND_IPI" },
-      { Cap::CoalescedPio, "KVM_CAP_COALESCED_PIO" },
-      { Cap::HypervEnlightenedVmcs, "KVM_CAP_HYPERV_ENLIGHTENED_VMCS" },
-      { Cap::ExceptionPayload, "KVM_CAP_EXCEPTION_PAYLOAD" },
-      { Cap::ArmVmIpaSize, "KVM_CAP_ARM_VM_IPA_SIZE" },
-      { Cap::ManualDirtyLogProtect, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT" },
-      { Cap::HypervCpuid, "KVM_CAP_HYPERV_CPUID" },
-      { Cap::ManualDirtyLogProtect2, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2" },
-      { Cap::PpcIrqXive, "KVM_CAP_PPC_IRQ_XIVE" },
-      { Cap::ArmSve, "KVM_CAP_ARM_SVE" },
-      { Cap::ArmPtrauthAddress, "KVM_CAP_ARM_PTRAUTH_ADDRESS" },
-      { Cap::ArmPtrauthGeneric, "KVM_CAP_ARM_PTRAUTH_GENERIC" },
-      { Cap::PmuEventFilter, "KVM_CAP_PMU_EVENT_FILTER" },
-      { Cap::ArmIrqLineLayout2, "KVM_CAP_ARM_IRQ_LINE_LAYOUT_2" },
-      { Cap::HypervDirectTlbflush, "KVM_CAP_HYPERV_DIRECT_TLBFLUSH" },
-      { Cap::PpcGuestDebugSstep, "KVM_CAP_PPC_GUEST_DEBUG_SSTEP" },
-      { Cap::ArmNisvToUser, "KVM_CAP_ARM_NISV_TO_USER" },
-      { Cap::ArmInjectExtDabt, "KVM_CAP_ARM_INJECT_EXT_DABT" },
-      { Cap::S390VcpuResets, "KVM_CAP_S390_VCPU_RESETS" },
-      { Cap::S390Protected, "KVM_CAP_S390_PROTECTED" },
-      { Cap::PpcSecureGuest, "KVM_CAP_PPC_SECURE_GUEST" },
-      { Cap::HaltPoll, "KVM_CAP_HALT_POLL" },
-      { Cap::AsyncPfInt, "KVM_CAP_ASYNC_PF_INT" },
-      { Cap::LastCpu, "KVM_CAP_LAST_CPU" },
-      { Cap::SmallerMaxphyaddr, "KVM_CAP_SMALLER_MAXPHYADDR" },
-      { Cap::S390Diag318, "KVM_CAP_S390_DIAG318" },
-      { Cap::StealTime, "KVM_CAP_STEAL_TIME" },
-      { Cap::X86UserSpaceMsr, "KVM_CAP_X86_USER_SPACE_MSR" },
-      { Cap::X86MsrFilter, "KVM_CAP_X86_MSR_FILTER" },
-      { Cap::EnforcePvFeatureCpuid, "KVM_CAP_ENFORCE_PV_FEATURE_CPUID" },
-      { Cap::SysHypervCpuid, "KVM_CAP_SYS_HYPERV_CPUID" },
-      { Cap::DirtyLogRing, "KVM_CAP_DIRTY_LOG_RING" },
-      { Cap::X86BusLockExit, "KVM_CAP_X86_BUS_LOCK_EXIT" },
-      { Cap::PpcDawr1, "KVM_CAP_PPC_DAWR1" },
-      { Cap::SetGuestDebug2, "KVM_CAP_SET_GUEST_DEBUG2" },
-      { Cap::SgxAttribute, "KVM_CAP_SGX_ATTRIBUTE" },
-      { Cap::VmCopyEncContextFrom, "KVM_CAP_VM_COPY_ENC_CONTEXT_FROM" },
-      { Cap::PtpKvm, "KVM_CAP_PTP_KVM" },
-      { Cap::HypervEnforceCpuid, "KVM_CAP_HYPERV_ENFORCE_CPUID" },
-      { Cap::Sregs2, "KVM_CAP_SREGS2" },
-      { Cap::ExitHypercall, "KVM_CAP_EXIT_HYPERCALL" },
-      { Cap::PpcRptInvalidate, "KVM_CAP_PPC_RPT_INVALIDATE" },
-      { Cap::BinaryStatsFd, "KVM_CAP_BINARY_STATS_FD" },
-      { Cap::ExitOnEmulationFailure, "KVM_CAP_EXIT_ON_EMULATION_FAILURE" },
-      { Cap::ArmMte, "KVM_CAP_ARM_MTE" },
-      { Cap::VmMoveEncContextFrom, "KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM" },
-      { Cap::VmGpaBits, "KVM_CAP_VM_GPA_BITS" },
-      { Cap::Xsave2, "KVM_CAP_XSAVE2" },
-      { Cap::SysAttributes, "KVM_CAP_SYS_ATTRIBUTES" },
-      { Cap::PpcAilMode3, "KVM_CAP_PPC_AIL_MODE_3" },
-      { Cap::S390MemOpExtension, "KVM_CAP_S390_MEM_OP_EXTENSION" },
-      { Cap::PmuCapability, "KVM_CAP_PMU_CAPABILITY" },
-      { Cap::DisableQuirks2, "KVM_CAP_DISABLE_QUIRKS2" },
-      { Cap::VmTscControl, "KVM_CAP_VM_TSC_CONTROL" },
-      { Cap::SystemEventData, "KVM_CAP_SYSTEM_EVENT_DATA" },
-      { Cap::ArmSystemSuspend, "KVM_CAP_ARM_SYSTEM_SUSPEND" },
-      { Cap::S390ProtectedDump, "KVM_CAP_S390_PROTECTED_DUMP" },
-      { Cap::X86TripleFaultEvent, "KVM_CAP_X86_TRIPLE_FAULT_EVENT" },
-      { Cap::X86NotifyVmexit, "KVM_CAP_X86_NOTIFY_VMEXIT" },
-      { Cap::VmDisableNxHugePages, "KVM_CAP_VM_DISABLE_NX_HUGE_PAGES" },
-      { Cap::S390ZpciOp, "KVM_CAP_S390_ZPCI_OP" },
-      { Cap::S390CpuTopology, "KVM_CAP_S390_CPU_TOPOLOGY" },
-      { Cap::DirtyLogRingAcqRel, "KVM_CAP_DIRTY_LOG_RING_ACQ_REL" },
-  } };
-};
 
 // ExitReason: 39 members (enum; rule: prefix KVM_EXIT_).
 enum class ExitReason : std::uint32_t {
@@ -491,52 +275,6 @@ enum class ExitReason : std::uint32_t {
   Notify = 37,  // KVM_EXIT_NOTIFY
 };
 
-template <>
-struct EnumTraits<ExitReason> {
-  static constexpr std::string_view family = "ExitReason";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<ExitReason>, 39> entries{ {
-      { ExitReason::FailEntryCpuUnsupported, "KVM_EXIT_FAIL_ENTRY_CPU_UNSUPPORTED" },
-      { ExitReason::Unknown, "KVM_EXIT_UNKNOWN" },
-      { ExitReason::Exception, "KVM_EXIT_EXCEPTION" },
-      { ExitReason::Io, "KVM_EXIT_IO" },
-      { ExitReason::Hypercall, "KVM_EXIT_HYPERCALL" },
-      { ExitReason::Debug, "KVM_EXIT_DEBUG" },
-      { ExitReason::Hlt, "KVM_EXIT_HLT" },
-      { ExitReason::Mmio, "KVM_EXIT_MMIO" },
-      { ExitReason::IrqWindowOpen, "KVM_EXIT_IRQ_WINDOW_OPEN" },
-      { ExitReason::Shutdown, "KVM_EXIT_SHUTDOWN" },
-      { ExitReason::FailEntry, "KVM_EXIT_FAIL_ENTRY" },
-      { ExitReason::Intr, "KVM_EXIT_INTR" },
-      { ExitReason::SetTpr, "KVM_EXIT_SET_TPR" },
-      { ExitReason::TprAccess, "KVM_EXIT_TPR_ACCESS" },
-      { ExitReason::S390Sieic, "KVM_EXIT_S390_SIEIC" },
-      { ExitReason::S390Reset, "KVM_EXIT_S390_RESET" },
-      { ExitReason::Dcr, "KVM_EXIT_DCR" },
-      { ExitReason::Nmi, "KVM_EXIT_NMI" },
-      { ExitReason::InternalError, "KVM_EXIT_INTERNAL_ERROR" },
-      { ExitReason::Osi, "KVM_EXIT_OSI" },
-      { ExitReason::PaprHcall, "KVM_EXIT_PAPR_HCALL" },
-      { ExitReason::S390Ucontrol, "KVM_EXIT_S390_UCONTROL" },
-      { ExitReason::Watchdog, "KVM_EXIT_WATCHDOG" },
-      { ExitReason::S390Tsch, "KVM_EXIT_S390_TSCH" },
-      { ExitReason::Epr, "KVM_EXIT_EPR" },
-      { ExitReason::SystemEvent, "KVM_EXIT_SYSTEM_EVENT" },
-      { ExitReason::S390Stsi, "KVM_EXIT_S390_STSI" },
-      { ExitReason::IoapicEoi, "KVM_EXIT_IOAPIC_EOI" },
-      { ExitReason::Hyperv, "KVM_EXIT_HYPERV" },
-      { ExitReason::ArmNisv, "KVM_EXIT_ARM_NISV" },
-      { ExitReason::X86Rdmsr, "KVM_EXIT_X86_RDMSR" },
-      { ExitReason::X86Wrmsr, "KVM_EXIT_X86_WRMSR" },
-      { ExitReason::DirtyRingFull, "KVM_EXIT_DIRTY_RING_FULL" },
-      { ExitReason::ApResetHold, "KVM_EXIT_AP_RESET_HOLD" },
-      { ExitReason::X86BusLock, "KVM_EXIT_X86_BUS_LOCK" },
-      { ExitReason::Xen, "KVM_EXIT_XEN" },
-      { ExitReason::RiscvSbi, "KVM_EXIT_RISCV_SBI" },
-      { ExitReason::RiscvCsr, "KVM_EXIT_RISCV_CSR" },
-      { ExitReason::Notify, "KVM_EXIT_NOTIFY" },
-  } };
-};
 
 // IoDirection: 2 members (enum; rule: prefix KVM_EXIT_IO_).
 enum class IoDirection : std::uint32_t {
@@ -544,15 +282,6 @@ enum class IoDirection : std::uint32_t {
   Out = 1,  // KVM_EXIT_IO_OUT
 };
 
-template <>
-struct EnumTraits<IoDirection> {
-  static constexpr std::string_view family = "IoDirection";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<IoDirection>, 2> entries{ {
-      { IoDirection::In, "KVM_EXIT_IO_IN" },
-      { IoDirection::Out, "KVM_EXIT_IO_OUT" },
-  } };
-};
 
 // HypervExitType: 3 members (enum; rule: prefix KVM_EXIT_HYPERV_).
 enum class HypervExitType : std::uint32_t {
@@ -561,30 +290,12 @@ enum class HypervExitType : std::uint32_t {
   Syndbg = 3,  // KVM_EXIT_HYPERV_SYNDBG
 };
 
-template <>
-struct EnumTraits<HypervExitType> {
-  static constexpr std::string_view family = "HypervExitType";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<HypervExitType>, 3> entries{ {
-      { HypervExitType::Synic, "KVM_EXIT_HYPERV_SYNIC" },
-      { HypervExitType::Hcall, "KVM_EXIT_HYPERV_HCALL" },
-      { HypervExitType::Syndbg, "KVM_EXIT_HYPERV_SYNDBG" },
-  } };
-};
 
 // XenExitType: 1 members (enum; rule: prefix KVM_EXIT_XEN_).
 enum class XenExitType : std::uint32_t {
   Hcall = 1,  // KVM_EXIT_XEN_HCALL
 };
 
-template <>
-struct EnumTraits<XenExitType> {
-  static constexpr std::string_view family = "XenExitType";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<XenExitType>, 1> entries{ {
-      { XenExitType::Hcall, "KVM_EXIT_XEN_HCALL" },
-  } };
-};
 
 // InternalErrorSuberror: 4 members (enum; rule: prefix KVM_INTERNAL_ERROR_).
 enum class InternalErrorSuberror : std::uint32_t {
@@ -594,17 +305,6 @@ enum class InternalErrorSuberror : std::uint32_t {
   UnexpectedExitReason = 4,  // KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON
 };
 
-template <>
-struct EnumTraits<InternalErrorSuberror> {
-  static constexpr std::string_view family = "InternalErrorSuberror";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<InternalErrorSuberror>, 4> entries{ {
-      { InternalErrorSuberror::Emulation, "KVM_INTERNAL_ERROR_EMULATION" },
-      { InternalErrorSuberror::SimulEx, "KVM_INTERNAL_ERROR_SIMUL_EX" },
-      { InternalErrorSuberror::DeliveryEv, "KVM_INTERNAL_ERROR_DELIVERY_EV" },
-      { InternalErrorSuberror::UnexpectedExitReason, "KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON" },
-  } };
-};
 
 // EmulationFailureFlags: 1 members (flags; rule: prefix KVM_INTERNAL_ERROR_EMULATION_FLAG_).
 enum class EmulationFailureFlags : std::uint32_t {
@@ -612,13 +312,7 @@ enum class EmulationFailureFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<EmulationFailureFlags> {
-  static constexpr std::string_view family = "EmulationFailureFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<EmulationFailureFlags>, 1> entries{ {
-      { EmulationFailureFlags::InstructionBytes, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES" },
-  } };
-};
+inline constexpr bool is_flags_enum<EmulationFailureFlags> = true;
 
 // SystemEventType: 6 members (enum; rule: prefix KVM_SYSTEM_EVENT_).
 enum class SystemEventType : std::uint32_t {
@@ -630,19 +324,6 @@ enum class SystemEventType : std::uint32_t {
   SevTerm = 6,  // KVM_SYSTEM_EVENT_SEV_TERM
 };
 
-template <>
-struct EnumTraits<SystemEventType> {
-  static constexpr std::string_view family = "SystemEventType";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<SystemEventType>, 6> entries{ {
-      { SystemEventType::Shutdown, "KVM_SYSTEM_EVENT_SHUTDOWN" },
-      { SystemEventType::Reset, "KVM_SYSTEM_EVENT_RESET" },
-      { SystemEventType::Crash, "KVM_SYSTEM_EVENT_CRASH" },
-      { SystemEventType::Wakeup, "KVM_SYSTEM_EVENT_WAKEUP" },
-      { SystemEventType::Suspend, "KVM_SYSTEM_EVENT_SUSPEND" },
-      { SystemEventType::SevTerm, "KVM_SYSTEM_EVENT_SEV_TERM" },
-  } };
-};
 
 // SystemEventResetFlags: 1 members (flags; rule: prefix KVM_SYSTEM_EVENT_RESET_FLAG_).
 enum class SystemEventResetFlags : std::uint32_t {
@@ -650,13 +331,7 @@ enum class SystemEventResetFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<SystemEventResetFlags> {
-  static constexpr std::string_view family = "SystemEventResetFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<SystemEventResetFlags>, 1> entries{ {
-      { SystemEventResetFlags::PsciReset2, "KVM_SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2" },
-  } };
-};
+inline constexpr bool is_flags_enum<SystemEventResetFlags> = true;
 
 // MpState: 11 members (enum; rule: prefix KVM_MP_STATE_).
 enum class MpState : std::uint32_t {
@@ -673,24 +348,6 @@ enum class MpState : std::uint32_t {
   Suspended = 10,  // KVM_MP_STATE_SUSPENDED
 };
 
-template <>
-struct EnumTraits<MpState> {
-  static constexpr std::string_view family = "MpState";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<MpState>, 11> entries{ {
-      { MpState::Runnable, "KVM_MP_STATE_RUNNABLE" },
-      { MpState::Uninitialized, "KVM_MP_STATE_UNINITIALIZED" },
-      { MpState::InitReceived, "KVM_MP_STATE_INIT_RECEIVED" },
-      { MpState::Halted, "KVM_MP_STATE_HALTED" },
-      { MpState::SipiReceived, "KVM_MP_STATE_SIPI_RECEIVED" },
-      { MpState::Stopped, "KVM_MP_STATE_STOPPED" },
-      { MpState::CheckStop, "KVM_MP_STATE_CHECK_STOP" },
-      { MpState::Operating, "KVM_MP_STATE_OPERATING" },
-      { MpState::Load, "KVM_MP_STATE_LOAD" },
-      { MpState::ApResetHold, "KVM_MP_STATE_AP_RESET_HOLD" },
-      { MpState::Suspended, "KVM_MP_STATE_SUSPENDED" },
-  } };
-};
 
 // MemoryFlags: 2 members (flags; rule: prefix KVM_MEM_).
 enum class MemoryFlags : std::uint32_t {
@@ -699,14 +356,7 @@ enum class MemoryFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<MemoryFlags> {
-  static constexpr std::string_view family = "MemoryFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<MemoryFlags>, 2> entries{ {
-      { MemoryFlags::LogDirtyPages, "KVM_MEM_LOG_DIRTY_PAGES" },
-      { MemoryFlags::Readonly, "KVM_MEM_READONLY" },
-  } };
-};
+inline constexpr bool is_flags_enum<MemoryFlags> = true;
 
 // IrqfdFlags: 2 members (flags; rule: prefix KVM_IRQFD_FLAG_).
 enum class IrqfdFlags : std::uint32_t {
@@ -715,14 +365,7 @@ enum class IrqfdFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<IrqfdFlags> {
-  static constexpr std::string_view family = "IrqfdFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<IrqfdFlags>, 2> entries{ {
-      { IrqfdFlags::Deassign, "KVM_IRQFD_FLAG_DEASSIGN" },
-      { IrqfdFlags::Resample, "KVM_IRQFD_FLAG_RESAMPLE" },
-  } };
-};
+inline constexpr bool is_flags_enum<IrqfdFlags> = true;
 
 // IoeventfdFlags: 4 members (flags; rule: prefix KVM_IOEVENTFD_FLAG_).
 enum class IoeventfdFlags : std::uint32_t {
@@ -733,16 +376,7 @@ enum class IoeventfdFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<IoeventfdFlags> {
-  static constexpr std::string_view family = "IoeventfdFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<IoeventfdFlags>, 4> entries{ {
-      { IoeventfdFlags::Datamatch, "KVM_IOEVENTFD_FLAG_DATAMATCH" },
-      { IoeventfdFlags::Pio, "KVM_IOEVENTFD_FLAG_PIO" },
-      { IoeventfdFlags::Deassign, "KVM_IOEVENTFD_FLAG_DEASSIGN" },
-      { IoeventfdFlags::VirtioCcwNotify, "KVM_IOEVENTFD_FLAG_VIRTIO_CCW_NOTIFY" },
-  } };
-};
+inline constexpr bool is_flags_enum<IoeventfdFlags> = true;
 
 // CpuidFlags: 0 members (flags; rule: prefix KVM_CPUID_FLAG_).
 enum class CpuidFlags : std::uint32_t {
@@ -750,13 +384,7 @@ enum class CpuidFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<CpuidFlags> {
-  static constexpr std::string_view family = "CpuidFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<CpuidFlags>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<CpuidFlags> = true;
 
 // GuestDebugFlags: 4 members (flags; rule: prefix KVM_GUESTDBG_).
 enum class GuestDebugFlags : std::uint32_t {
@@ -767,16 +395,7 @@ enum class GuestDebugFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<GuestDebugFlags> {
-  static constexpr std::string_view family = "GuestDebugFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<GuestDebugFlags>, 4> entries{ {
-      { GuestDebugFlags::UseSwBp, "KVM_GUESTDBG_USE_SW_BP" },
-      { GuestDebugFlags::UseHw, "KVM_GUESTDBG_USE_HW" },
-      { GuestDebugFlags::Enable, "KVM_GUESTDBG_ENABLE" },
-      { GuestDebugFlags::Singlestep, "KVM_GUESTDBG_SINGLESTEP" },
-  } };
-};
+inline constexpr bool is_flags_enum<GuestDebugFlags> = true;
 
 // DeviceType: 11 members (enum; rule: c-enum kvm_device_type).
 enum class DeviceType : std::uint32_t {
@@ -793,24 +412,6 @@ enum class DeviceType : std::uint32_t {
   DevTypeMax = 11,  // KVM_DEV_TYPE_MAX
 };
 
-template <>
-struct EnumTraits<DeviceType> {
-  static constexpr std::string_view family = "DeviceType";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<DeviceType>, 11> entries{ {
-      { DeviceType::DevTypeFslMpic20, "KVM_DEV_TYPE_FSL_MPIC_20" },
-      { DeviceType::DevTypeFslMpic42, "KVM_DEV_TYPE_FSL_MPIC_42" },
-      { DeviceType::DevTypeXics, "KVM_DEV_TYPE_XICS" },
-      { DeviceType::DevTypeVfio, "KVM_DEV_TYPE_VFIO" },
-      { DeviceType::DevTypeArmVgicV2, "KVM_DEV_TYPE_ARM_VGIC_V2" },
-      { DeviceType::DevTypeFlic, "KVM_DEV_TYPE_FLIC" },
-      { DeviceType::DevTypeArmVgicV3, "KVM_DEV_TYPE_ARM_VGIC_V3" },
-      { DeviceType::DevTypeArmVgicIts, "KVM_DEV_TYPE_ARM_VGIC_ITS" },
-      { DeviceType::DevTypeXive, "KVM_DEV_TYPE_XIVE" },
-      { DeviceType::DevTypeArmPvTime, "KVM_DEV_TYPE_ARM_PV_TIME" },
-      { DeviceType::DevTypeMax, "KVM_DEV_TYPE_MAX" },
-  } };
-};
 
 // IrqRoutingType: 5 members (enum; rule: prefix KVM_IRQ_ROUTING_).
 enum class IrqRoutingType : std::uint32_t {
@@ -821,18 +422,6 @@ enum class IrqRoutingType : std::uint32_t {
   XenEvtchn = 5,  // KVM_IRQ_ROUTING_XEN_EVTCHN
 };
 
-template <>
-struct EnumTraits<IrqRoutingType> {
-  static constexpr std::string_view family = "IrqRoutingType";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<IrqRoutingType>, 5> entries{ {
-      { IrqRoutingType::Irqchip, "KVM_IRQ_ROUTING_IRQCHIP" },
-      { IrqRoutingType::Msi, "KVM_IRQ_ROUTING_MSI" },
-      { IrqRoutingType::S390Adapter, "KVM_IRQ_ROUTING_S390_ADAPTER" },
-      { IrqRoutingType::HvSint, "KVM_IRQ_ROUTING_HV_SINT" },
-      { IrqRoutingType::XenEvtchn, "KVM_IRQ_ROUTING_XEN_EVTCHN" },
-  } };
-};
 
 // DirtyLogFlags: 2 members (flags; rule: prefix KVM_DIRTY_LOG_).
 enum class DirtyLogFlags : std::uint32_t {
@@ -841,14 +430,7 @@ enum class DirtyLogFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<DirtyLogFlags> {
-  static constexpr std::string_view family = "DirtyLogFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<DirtyLogFlags>, 2> entries{ {
-      { DirtyLogFlags::ManualProtectEnable, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE" },
-      { DirtyLogFlags::InitiallySet, "KVM_DIRTY_LOG_INITIALLY_SET" },
-  } };
-};
+inline constexpr bool is_flags_enum<DirtyLogFlags> = true;
 
 // DirtyGfnFlags: 3 members (flags; rule: prefix KVM_DIRTY_GFN_F_).
 enum class DirtyGfnFlags : std::uint32_t {
@@ -858,15 +440,7 @@ enum class DirtyGfnFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<DirtyGfnFlags> {
-  static constexpr std::string_view family = "DirtyGfnFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<DirtyGfnFlags>, 3> entries{ {
-      { DirtyGfnFlags::Dirty, "KVM_DIRTY_GFN_F_DIRTY" },
-      { DirtyGfnFlags::Reset, "KVM_DIRTY_GFN_F_RESET" },
-      { DirtyGfnFlags::Mask, "KVM_DIRTY_GFN_F_MASK" },
-  } };
-};
+inline constexpr bool is_flags_enum<DirtyGfnFlags> = true;
 
 // VcpuEventsValid: 0 members (flags; rule: prefix KVM_VCPUEVENT_VALID_).
 enum class VcpuEventsValid : std::uint32_t {
@@ -874,13 +448,7 @@ enum class VcpuEventsValid : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<VcpuEventsValid> {
-  static constexpr std::string_view family = "VcpuEventsValid";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<VcpuEventsValid>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<VcpuEventsValid> = true;
 
 // SyncRegs: 0 members (flags; rule: prefix KVM_SYNC_X86_).
 enum class SyncRegs : std::uint32_t {
@@ -888,13 +456,7 @@ enum class SyncRegs : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<SyncRegs> {
-  static constexpr std::string_view family = "SyncRegs";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<SyncRegs>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<SyncRegs> = true;
 
 // MsrFilterFlags: 0 members (flags; rule: prefix KVM_MSR_FILTER_).
 enum class MsrFilterFlags : std::uint32_t {
@@ -902,13 +464,7 @@ enum class MsrFilterFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<MsrFilterFlags> {
-  static constexpr std::string_view family = "MsrFilterFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<MsrFilterFlags>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<MsrFilterFlags> = true;
 
 // MsrExitReason: 3 members (flags; rule: prefix KVM_MSR_EXIT_REASON_).
 enum class MsrExitReason : std::uint32_t {
@@ -918,15 +474,7 @@ enum class MsrExitReason : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<MsrExitReason> {
-  static constexpr std::string_view family = "MsrExitReason";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<MsrExitReason>, 3> entries{ {
-      { MsrExitReason::Inval, "KVM_MSR_EXIT_REASON_INVAL" },
-      { MsrExitReason::Unknown, "KVM_MSR_EXIT_REASON_UNKNOWN" },
-      { MsrExitReason::Filter, "KVM_MSR_EXIT_REASON_FILTER" },
-  } };
-};
+inline constexpr bool is_flags_enum<MsrExitReason> = true;
 
 // X86Quirk: 0 members (flags; rule: prefix KVM_X86_QUIRK_).
 enum class X86Quirk : std::uint32_t {
@@ -934,13 +482,7 @@ enum class X86Quirk : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<X86Quirk> {
-  static constexpr std::string_view family = "X86Quirk";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<X86Quirk>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<X86Quirk> = true;
 
 // X86DisableExits: 4 members (flags; rule: prefix KVM_X86_DISABLE_EXITS_).
 enum class X86DisableExits : std::uint32_t {
@@ -951,16 +493,7 @@ enum class X86DisableExits : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<X86DisableExits> {
-  static constexpr std::string_view family = "X86DisableExits";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<X86DisableExits>, 4> entries{ {
-      { X86DisableExits::Mwait, "KVM_X86_DISABLE_EXITS_MWAIT" },
-      { X86DisableExits::Hlt, "KVM_X86_DISABLE_EXITS_HLT" },
-      { X86DisableExits::Pause, "KVM_X86_DISABLE_EXITS_PAUSE" },
-      { X86DisableExits::Cstate, "KVM_X86_DISABLE_EXITS_CSTATE" },
-  } };
-};
+inline constexpr bool is_flags_enum<X86DisableExits> = true;
 
 // X2ApicApi: 2 members (flags; rule: prefix KVM_X2APIC_API_).
 enum class X2ApicApi : std::uint32_t {
@@ -969,14 +502,7 @@ enum class X2ApicApi : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<X2ApicApi> {
-  static constexpr std::string_view family = "X2ApicApi";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<X2ApicApi>, 2> entries{ {
-      { X2ApicApi::Use32bitIds, "KVM_X2APIC_API_USE_32BIT_IDS" },
-      { X2ApicApi::DisableBroadcastQuirk, "KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK" },
-  } };
-};
+inline constexpr bool is_flags_enum<X2ApicApi> = true;
 
 // BusLockDetection: 2 members (flags; rule: prefix KVM_BUS_LOCK_DETECTION_).
 enum class BusLockDetection : std::uint32_t {
@@ -985,14 +511,7 @@ enum class BusLockDetection : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<BusLockDetection> {
-  static constexpr std::string_view family = "BusLockDetection";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<BusLockDetection>, 2> entries{ {
-      { BusLockDetection::Off, "KVM_BUS_LOCK_DETECTION_OFF" },
-      { BusLockDetection::Exit, "KVM_BUS_LOCK_DETECTION_EXIT" },
-  } };
-};
+inline constexpr bool is_flags_enum<BusLockDetection> = true;
 
 // NotifyVmExit: 2 members (flags; rule: prefix KVM_X86_NOTIFY_VMEXIT_).
 enum class NotifyVmExit : std::uint32_t {
@@ -1001,14 +520,7 @@ enum class NotifyVmExit : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<NotifyVmExit> {
-  static constexpr std::string_view family = "NotifyVmExit";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<NotifyVmExit>, 2> entries{ {
-      { NotifyVmExit::Enabled, "KVM_X86_NOTIFY_VMEXIT_ENABLED" },
-      { NotifyVmExit::User, "KVM_X86_NOTIFY_VMEXIT_USER" },
-  } };
-};
+inline constexpr bool is_flags_enum<NotifyVmExit> = true;
 
 // PitFlags: 0 members (flags; rule: prefix KVM_PIT_FLAGS_).
 enum class PitFlags : std::uint32_t {
@@ -1016,13 +528,7 @@ enum class PitFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<PitFlags> {
-  static constexpr std::string_view family = "PitFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<PitFlags>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<PitFlags> = true;
 
 // ClockFlags: 3 members (flags; rule: prefix KVM_CLOCK_).
 enum class ClockFlags : std::uint32_t {
@@ -1032,15 +538,7 @@ enum class ClockFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<ClockFlags> {
-  static constexpr std::string_view family = "ClockFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<ClockFlags>, 3> entries{ {
-      { ClockFlags::TscStable, "KVM_CLOCK_TSC_STABLE" },
-      { ClockFlags::Realtime, "KVM_CLOCK_REALTIME" },
-      { ClockFlags::HostTsc, "KVM_CLOCK_HOST_TSC" },
-  } };
-};
+inline constexpr bool is_flags_enum<ClockFlags> = true;
 
 // StatsType: 8 members (enum; rule: prefix KVM_STATS_TYPE_).
 enum class StatsType : std::uint32_t {
@@ -1054,21 +552,6 @@ enum class StatsType : std::uint32_t {
   Max = 4,  // KVM_STATS_TYPE_MAX
 };
 
-template <>
-struct EnumTraits<StatsType> {
-  static constexpr std::string_view family = "StatsType";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<StatsType>, 8> entries{ {
-      { StatsType::Cumulative, "KVM_STATS_TYPE_CUMULATIVE" },
-      { StatsType::Instant, "KVM_STATS_TYPE_INSTANT" },
-      { StatsType::Peak, "KVM_STATS_TYPE_PEAK" },
-      { StatsType::LinearHist, "KVM_STATS_TYPE_LINEAR_HIST" },
-      { StatsType::LogHist, "KVM_STATS_TYPE_LOG_HIST" },
-      { StatsType::Shift, "KVM_STATS_TYPE_SHIFT" },
-      { StatsType::Mask, "KVM_STATS_TYPE_MASK" },
-      { StatsType::Max, "KVM_STATS_TYPE_MAX" },
-  } };
-};
 
 // StatsUnit: 8 members (enum; rule: prefix KVM_STATS_UNIT_).
 enum class StatsUnit : std::uint32_t {
@@ -1082,21 +565,6 @@ enum class StatsUnit : std::uint32_t {
   Max = 64,  // KVM_STATS_UNIT_MAX
 };
 
-template <>
-struct EnumTraits<StatsUnit> {
-  static constexpr std::string_view family = "StatsUnit";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<StatsUnit>, 8> entries{ {
-      { StatsUnit::None, "KVM_STATS_UNIT_NONE" },
-      { StatsUnit::Bytes, "KVM_STATS_UNIT_BYTES" },
-      { StatsUnit::Seconds, "KVM_STATS_UNIT_SECONDS" },
-      { StatsUnit::Cycles, "KVM_STATS_UNIT_CYCLES" },
-      { StatsUnit::Boolean, "KVM_STATS_UNIT_BOOLEAN" },
-      { StatsUnit::Shift, "KVM_STATS_UNIT_SHIFT" },
-      { StatsUnit::Mask, "KVM_STATS_UNIT_MASK" },
-      { StatsUnit::Max, "KVM_STATS_UNIT_MAX" },
-  } };
-};
 
 // StatsBase: 5 members (enum; rule: prefix KVM_STATS_BASE_).
 enum class StatsBase : std::uint32_t {
@@ -1107,18 +575,6 @@ enum class StatsBase : std::uint32_t {
   Max = 256,  // KVM_STATS_BASE_MAX
 };
 
-template <>
-struct EnumTraits<StatsBase> {
-  static constexpr std::string_view family = "StatsBase";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<StatsBase>, 5> entries{ {
-      { StatsBase::Pow10, "KVM_STATS_BASE_POW10" },
-      { StatsBase::Pow2, "KVM_STATS_BASE_POW2" },
-      { StatsBase::Shift, "KVM_STATS_BASE_SHIFT" },
-      { StatsBase::Mask, "KVM_STATS_BASE_MASK" },
-      { StatsBase::Max, "KVM_STATS_BASE_MAX" },
-  } };
-};
 
 // NestedStateFlags: 0 members (flags; rule: prefix KVM_STATE_NESTED_).
 enum class NestedStateFlags : std::uint32_t {
@@ -1126,27 +582,13 @@ enum class NestedStateFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<NestedStateFlags> {
-  static constexpr std::string_view family = "NestedStateFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<NestedStateFlags>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<NestedStateFlags> = true;
 
 // NestedStateFormat: 0 members (enum; rule: prefix KVM_STATE_NESTED_FORMAT_).
 enum class NestedStateFormat : std::uint32_t {
 
 };
 
-template <>
-struct EnumTraits<NestedStateFormat> {
-  static constexpr std::string_view family = "NestedStateFormat";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<NestedStateFormat>, 0> entries{ {
-
-  } };
-};
 
 // NestedStateSmmFlags: 0 members (flags; rule: prefix KVM_STATE_NESTED_SMM_).
 enum class NestedStateSmmFlags : std::uint32_t {
@@ -1154,13 +596,7 @@ enum class NestedStateSmmFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<NestedStateSmmFlags> {
-  static constexpr std::string_view family = "NestedStateSmmFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<NestedStateSmmFlags>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<NestedStateSmmFlags> = true;
 
 // RunFlags: 0 members (flags; rule: prefix KVM_RUN_X86_).
 enum class RunFlags : std::uint32_t {
@@ -1168,13 +604,7 @@ enum class RunFlags : std::uint32_t {
 };
 
 template <>
-struct EnumTraits<RunFlags> {
-  static constexpr std::string_view family = "RunFlags";
-  static constexpr bool is_flags = true;
-  static constexpr std::array<EnumEntry<RunFlags>, 0> entries{ {
-
-  } };
-};
+inline constexpr bool is_flags_enum<RunFlags> = true;
 
 // ExceptionVector: 2 members (enum; rule: suffix _VECTOR).
 enum class ExceptionVector : std::uint32_t {
@@ -1182,15 +612,6 @@ enum class ExceptionVector : std::uint32_t {
   KvmXenVcpuAttrTypeUpcall = 8,  // KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR
 };
 
-template <>
-struct EnumTraits<ExceptionVector> {
-  static constexpr std::string_view family = "ExceptionVector";
-  static constexpr bool is_flags = false;
-  static constexpr std::array<EnumEntry<ExceptionVector>, 2> entries{ {
-      { ExceptionVector::KvmXenAttrTypeUpcall, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR" },
-      { ExceptionVector::KvmXenVcpuAttrTypeUpcall, "KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR" },
-  } };
-};
 
 // Constants that no family rule claims, under camel-cased names; the comment gives the macro.
 namespace consts {

@@ -2,63 +2,32 @@
 // Regenerate with `bazel run //generator:regenerate`; change generator/ or templates/ instead.
 
 //
-// Typed constant families: every generated enum and flag type has an EnumTraits
-// specialisation listing its members with their kernel names, which gives it to_string(),
-// from_string() and, for flag types, the bitwise operators.
+// What the typed constant families need at their lightest: to_underlying() and, for flag
+// families (is_flags_enum<E>), the bitwise operators. Deliberately free of standard library
+// headers beyond <cstdint>, so that the bindings cost little to compile; the kernel names of
+// the values (to_string, from_string) are in kvm/abi/names.h.
 #pragma once
 
-#include <array>
-#include <concepts>
-#include <cstddef>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
+#include <cstdint>
 
 namespace kvm::abi {
 
+// True for the generated flag families (specialised in constants.h).
 template <class E>
-struct EnumEntry {
-  E value;
-  std::string_view name;  // the kernel's macro name, e.g. "KVM_CAP_IRQCHIP"
-};
-
-// Specialised for every generated family.
-template <class E>
-struct EnumTraits;
+inline constexpr bool is_flags_enum = false;
 
 template <class E>
-concept KvmEnum = requires {
-  EnumTraits<E>::entries;
-  EnumTraits<E>::is_flags;
-};
+concept KvmFlags = is_flags_enum<E>;
+
+// std::underlying_type_t without <type_traits>.
+template <class E>
+  requires __is_enum(E)
+using underlying_t = __underlying_type(E);
 
 template <class E>
-concept KvmFlags = KvmEnum<E> && EnumTraits<E>::is_flags;
-
-template <KvmEnum E>
-constexpr auto to_underlying(E v) noexcept {
-  return static_cast<std::underlying_type_t<E>>(v);
-}
-
-// The kernel name of a value, or "" for a value the headers do not name (a cap or exit
-// reason newer than the headers, say). For flag types this names single flags only; use
-// flags_to_string() for combinations.
-template <KvmEnum E>
-constexpr std::string_view to_string(E v) noexcept {
-  for (const auto& e : EnumTraits<E>::entries) {
-    if (e.value == v) return e.name;
-  }
-  return {};
-}
-
-// Looks a member up by its kernel name ("KVM_EXIT_IO"); std::nullopt when unknown.
-template <KvmEnum E>
-constexpr std::optional<E> from_string(std::string_view name) noexcept {
-  for (const auto& e : EnumTraits<E>::entries) {
-    if (e.name == name) return e.value;
-  }
-  return std::nullopt;
+  requires __is_enum(E)
+constexpr auto to_underlying(E v) noexcept {  // auto: g++ cannot mangle __underlying_type
+  return static_cast<underlying_t<E>>(v);
 }
 
 template <KvmFlags E>
@@ -91,37 +60,8 @@ constexpr E& operator^=(E& a, E b) noexcept {
 }
 // True when any bit of `mask` is set in `v`.
 template <KvmFlags E>
-constexpr bool any(E v, E mask = static_cast<E>(~std::underlying_type_t<E>{})) noexcept {
+constexpr bool any(E v, E mask = static_cast<E>(~underlying_t<E>{})) noexcept {
   return (to_underlying(v) & to_underlying(mask)) != 0;
-}
-
-// "KVM_MEM_LOG_DIRTY_PAGES|KVM_MEM_READONLY"; bits no member names are shown in hex.
-template <KvmFlags E>
-std::string flags_to_string(E v) {
-  using U = std::underlying_type_t<E>;
-  U rest = to_underlying(v);
-  std::string out;
-  for (const auto& e : EnumTraits<E>::entries) {
-    U bits = to_underlying(e.value);
-    if (bits != 0 && (rest & bits) == bits) {
-      if (!out.empty()) out += '|';
-      out += e.name;
-      rest = static_cast<U>(rest & ~bits);
-    }
-  }
-  if (rest != 0 || out.empty()) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string hex;
-    using W = std::make_unsigned_t<U>;
-    W w = static_cast<W>(rest);
-    do {
-      hex.insert(hex.begin(), digits[w & 0xf]);
-      w = static_cast<W>(w >> 4);
-    } while (w != 0);
-    if (!out.empty()) out += '|';
-    out += "0x" + hex;
-  }
-  return out;
 }
 
 }  // namespace kvm::abi

@@ -2,7 +2,8 @@
 // Regenerate with `bazel run //generator:regenerate`; change generator/ or templates/ instead.
 
 //
-// Everything kvmgen generates for riscv64: constants, structs and ioctl descriptors.
+// The riscv64 bindings: constants, structs and ioctl descriptors. Include kvm/abi/names.h as
+// well for the kernel names of constants (to_string, from_string); kvm/kvm.h does both.
 #pragma once
 
 #include "kvm/abi/constants.h"
@@ -11,7 +12,7 @@
 #include "kvm/abi/structs.h"
 
 namespace kvm::abi {
-inline constexpr std::string_view generated_from = "linux/kvm.h";
-inline constexpr std::string_view linux_version = "6.1.4";
-inline constexpr std::string_view target_arch = "riscv64";
+inline constexpr char generated_from[] = "linux/kvm.h";
+inline constexpr char linux_version[] = "6.1.4";
+inline constexpr char target_arch[] = "riscv64";
 }  // namespace kvm::abi

@@ -10,11 +10,8 @@
 // both at compile time.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
-#include <string_view>
 
 #include "kvm/abi/constants.h"
 #include "kvm/abi/structs.h"
@@ -35,9 +32,20 @@ constexpr bool has_scope(Scope set, Scope one) noexcept {
 // (KVM_SET_IRQCHIP is _IOR), so the runtime passes every argument by pointer either way.
 enum class Direction : unsigned { None = 0, Write = 1, Read = 2, ReadWrite = 3 };
 
+// The capability an ioctl's header comment names, if any: `capability == Cap::Xsave`,
+// `if (Io::capability) use(Io::capability.value)`. (Not std::optional, to keep this header
+// free of standard library headers.)
+struct OptionalCap {
+  bool present;
+  Cap value;
+  constexpr explicit operator bool() const noexcept { return present; }
+  friend constexpr bool operator==(OptionalCap a, Cap b) noexcept { return a.present && a.value == b; }
+};
+inline constexpr OptionalCap kNoCap{false, Cap{}};
+
 // A summary of one ioctl, for tables and messages.
 struct IoctlInfo {
-  std::string_view name;
+  const char* name;
   std::uint64_t request;  // 0 when unavailable on this arch
   Direction direction;
   Scope scopes;
@@ -50,7 +58,7 @@ namespace ioctl {
 
 // KVM_GET_API_VERSION (linux/kvm.h:916)
 struct GetApiVersion {
-  static constexpr std::string_view name = "KVM_GET_API_VERSION";
+  static constexpr char name[] = "KVM_GET_API_VERSION";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae00;
@@ -59,12 +67,12 @@ struct GetApiVersion {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_CREATE_VM (linux/kvm.h:917)
 struct CreateVm {
-  static constexpr std::string_view name = "KVM_CREATE_VM";
+  static constexpr char name[] = "KVM_CREATE_VM";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae01;
@@ -73,12 +81,12 @@ struct CreateVm {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_MSR_INDEX_LIST (linux/kvm.h:918)
 struct GetMsrIndexList {
-  static constexpr std::string_view name = "KVM_GET_MSR_INDEX_LIST";
+  static constexpr char name[] = "KVM_GET_MSR_INDEX_LIST";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc004ae02;
@@ -87,12 +95,12 @@ struct GetMsrIndexList {
   static constexpr Scope scopes = Scope::System;
   using arg_type = kvm_msr_list;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_ENABLE_SIE (linux/kvm.h:920)
 struct S390EnableSie {
-  static constexpr std::string_view name = "KVM_S390_ENABLE_SIE";
+  static constexpr char name[] = "KVM_S390_ENABLE_SIE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae06;
@@ -101,12 +109,12 @@ struct S390EnableSie {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_CHECK_EXTENSION (linux/kvm.h:925)
 struct CheckExtension {
-  static constexpr std::string_view name = "KVM_CHECK_EXTENSION";
+  static constexpr char name[] = "KVM_CHECK_EXTENSION";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae03;
@@ -115,12 +123,12 @@ struct CheckExtension {
   static constexpr Scope scopes = Scope::System | Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_VCPU_MMAP_SIZE (linux/kvm.h:929)
 struct GetVcpuMmapSize {
-  static constexpr std::string_view name = "KVM_GET_VCPU_MMAP_SIZE";
+  static constexpr char name[] = "KVM_GET_VCPU_MMAP_SIZE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae04;
@@ -129,12 +137,12 @@ struct GetVcpuMmapSize {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_SUPPORTED_CPUID (linux/kvm.h:930)
 struct GetSupportedCpuid {
-  static constexpr std::string_view name = "KVM_GET_SUPPORTED_CPUID";
+  static constexpr char name[] = "KVM_GET_SUPPORTED_CPUID";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008ae05;
@@ -143,12 +151,12 @@ struct GetSupportedCpuid {
   static constexpr Scope scopes = Scope::System;
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_TRACE_ENABLE (linux/kvm.h:931); deprecated
 struct TraceEnable {
-  static constexpr std::string_view name = "KVM_TRACE_ENABLE";
+  static constexpr char name[] = "KVM_TRACE_ENABLE";
   static constexpr bool available = true;
   static constexpr bool deprecated = true;
   static constexpr std::uint64_t request = 0x4008ae06;
@@ -157,12 +165,12 @@ struct TraceEnable {
   static constexpr Scope scopes = Scope::System;
   using arg_type = kvm_user_trace_setup;  // struct kvm_user_trace_setup
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_TRACE_PAUSE (linux/kvm.h:932); deprecated
 struct TracePause {
-  static constexpr std::string_view name = "KVM_TRACE_PAUSE";
+  static constexpr char name[] = "KVM_TRACE_PAUSE";
   static constexpr bool available = true;
   static constexpr bool deprecated = true;
   static constexpr std::uint64_t request = 0xae07;
@@ -171,12 +179,12 @@ struct TracePause {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_TRACE_DISABLE (linux/kvm.h:933); deprecated
 struct TraceDisable {
-  static constexpr std::string_view name = "KVM_TRACE_DISABLE";
+  static constexpr char name[] = "KVM_TRACE_DISABLE";
   static constexpr bool available = true;
   static constexpr bool deprecated = true;
   static constexpr std::uint64_t request = 0xae08;
@@ -185,12 +193,12 @@ struct TraceDisable {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_EMULATED_CPUID (linux/kvm.h:934)
 struct GetEmulatedCpuid {
-  static constexpr std::string_view name = "KVM_GET_EMULATED_CPUID";
+  static constexpr char name[] = "KVM_GET_EMULATED_CPUID";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008ae09;
@@ -199,12 +207,12 @@ struct GetEmulatedCpuid {
   static constexpr Scope scopes = Scope::System;
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_MSR_FEATURE_INDEX_LIST (linux/kvm.h:935)
 struct GetMsrFeatureIndexList {
-  static constexpr std::string_view name = "KVM_GET_MSR_FEATURE_INDEX_LIST";
+  static constexpr char name[] = "KVM_GET_MSR_FEATURE_INDEX_LIST";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc004ae0a;
@@ -213,12 +221,12 @@ struct GetMsrFeatureIndexList {
   static constexpr Scope scopes = Scope::System;
   using arg_type = kvm_msr_list;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_MEMORY_REGION (linux/kvm.h:1442)
 struct SetMemoryRegion {
-  static constexpr std::string_view name = "KVM_SET_MEMORY_REGION";
+  static constexpr char name[] = "KVM_SET_MEMORY_REGION";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018ae40;
@@ -227,12 +235,12 @@ struct SetMemoryRegion {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_memory_region;  // struct kvm_memory_region
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_CREATE_VCPU (linux/kvm.h:1447)
 struct CreateVcpu {
-  static constexpr std::string_view name = "KVM_CREATE_VCPU";
+  static constexpr char name[] = "KVM_CREATE_VCPU";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae41;
@@ -241,12 +249,12 @@ struct CreateVcpu {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_DIRTY_LOG (linux/kvm.h:1448)
 struct GetDirtyLog {
-  static constexpr std::string_view name = "KVM_GET_DIRTY_LOG";
+  static constexpr char name[] = "KVM_GET_DIRTY_LOG";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae42;
@@ -255,12 +263,12 @@ struct GetDirtyLog {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_dirty_log;  // struct kvm_dirty_log
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_MEMORY_ALIAS (linux/kvm.h:1450)
 struct SetMemoryAlias {
-  static constexpr std::string_view name = "KVM_SET_MEMORY_ALIAS";
+  static constexpr char name[] = "KVM_SET_MEMORY_ALIAS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020ae43;
@@ -269,12 +277,12 @@ struct SetMemoryAlias {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_memory_alias;  // struct kvm_memory_alias
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_NR_MMU_PAGES (linux/kvm.h:1451)
 struct SetNrMmuPages {
-  static constexpr std::string_view name = "KVM_SET_NR_MMU_PAGES";
+  static constexpr char name[] = "KVM_SET_NR_MMU_PAGES";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae44;
@@ -283,12 +291,12 @@ struct SetNrMmuPages {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_NR_MMU_PAGES (linux/kvm.h:1452)
 struct GetNrMmuPages {
-  static constexpr std::string_view name = "KVM_GET_NR_MMU_PAGES";
+  static constexpr char name[] = "KVM_GET_NR_MMU_PAGES";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae45;
@@ -297,12 +305,12 @@ struct GetNrMmuPages {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_USER_MEMORY_REGION (linux/kvm.h:1453)
 struct SetUserMemoryRegion {
-  static constexpr std::string_view name = "KVM_SET_USER_MEMORY_REGION";
+  static constexpr char name[] = "KVM_SET_USER_MEMORY_REGION";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020ae46;
@@ -311,12 +319,12 @@ struct SetUserMemoryRegion {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_userspace_memory_region;  // struct kvm_userspace_memory_region
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_TSS_ADDR (linux/kvm.h:1455)
 struct SetTssAddr {
-  static constexpr std::string_view name = "KVM_SET_TSS_ADDR";
+  static constexpr char name[] = "KVM_SET_TSS_ADDR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae47;
@@ -325,12 +333,12 @@ struct SetTssAddr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_IDENTITY_MAP_ADDR (linux/kvm.h:1456)
 struct SetIdentityMapAddr {
-  static constexpr std::string_view name = "KVM_SET_IDENTITY_MAP_ADDR";
+  static constexpr char name[] = "KVM_SET_IDENTITY_MAP_ADDR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae48;
@@ -339,12 +347,12 @@ struct SetIdentityMapAddr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_UCAS_MAP (linux/kvm.h:1464)
 struct S390UcasMap {
-  static constexpr std::string_view name = "KVM_S390_UCAS_MAP";
+  static constexpr char name[] = "KVM_S390_UCAS_MAP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018ae50;
@@ -353,12 +361,12 @@ struct S390UcasMap {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_ucas_mapping;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_UCAS_UNMAP (linux/kvm.h:1465)
 struct S390UcasUnmap {
-  static constexpr std::string_view name = "KVM_S390_UCAS_UNMAP";
+  static constexpr char name[] = "KVM_S390_UCAS_UNMAP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018ae51;
@@ -367,12 +375,12 @@ struct S390UcasUnmap {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_ucas_mapping;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_VCPU_FAULT (linux/kvm.h:1466)
 struct S390VcpuFault {
-  static constexpr std::string_view name = "KVM_S390_VCPU_FAULT";
+  static constexpr char name[] = "KVM_S390_VCPU_FAULT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae52;
@@ -381,12 +389,12 @@ struct S390VcpuFault {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_CREATE_IRQCHIP (linux/kvm.h:1469)
 struct CreateIrqchip {
-  static constexpr std::string_view name = "KVM_CREATE_IRQCHIP";
+  static constexpr char name[] = "KVM_CREATE_IRQCHIP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae60;
@@ -395,12 +403,12 @@ struct CreateIrqchip {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_IRQ_LINE (linux/kvm.h:1470)
 struct IrqLine {
-  static constexpr std::string_view name = "KVM_IRQ_LINE";
+  static constexpr char name[] = "KVM_IRQ_LINE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae61;
@@ -409,12 +417,12 @@ struct IrqLine {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_IRQCHIP (linux/kvm.h:1471)
 struct GetIrqchip {
-  static constexpr std::string_view name = "KVM_GET_IRQCHIP";
+  static constexpr char name[] = "KVM_GET_IRQCHIP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc208ae62;
@@ -423,12 +431,12 @@ struct GetIrqchip {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_IRQCHIP (linux/kvm.h:1472)
 struct SetIrqchip {
-  static constexpr std::string_view name = "KVM_SET_IRQCHIP";
+  static constexpr char name[] = "KVM_SET_IRQCHIP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8208ae63;
@@ -437,12 +445,12 @@ struct SetIrqchip {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_CREATE_PIT (linux/kvm.h:1473)
 struct CreatePit {
-  static constexpr std::string_view name = "KVM_CREATE_PIT";
+  static constexpr char name[] = "KVM_CREATE_PIT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae64;
@@ -451,12 +459,12 @@ struct CreatePit {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_PIT (linux/kvm.h:1474)
 struct GetPit {
-  static constexpr std::string_view name = "KVM_GET_PIT";
+  static constexpr char name[] = "KVM_GET_PIT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc048ae65;
@@ -465,12 +473,12 @@ struct GetPit {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pit_state;  // struct kvm_pit_state
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_PIT (linux/kvm.h:1475)
 struct SetPit {
-  static constexpr std::string_view name = "KVM_SET_PIT";
+  static constexpr char name[] = "KVM_SET_PIT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8048ae66;
@@ -479,12 +487,12 @@ struct SetPit {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pit_state;  // struct kvm_pit_state
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_IRQ_LINE_STATUS (linux/kvm.h:1476)
 struct IrqLineStatus {
-  static constexpr std::string_view name = "KVM_IRQ_LINE_STATUS";
+  static constexpr char name[] = "KVM_IRQ_LINE_STATUS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008ae67;
@@ -493,12 +501,12 @@ struct IrqLineStatus {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_REGISTER_COALESCED_MMIO (linux/kvm.h:1477)
 struct RegisterCoalescedMmio {
-  static constexpr std::string_view name = "KVM_REGISTER_COALESCED_MMIO";
+  static constexpr char name[] = "KVM_REGISTER_COALESCED_MMIO";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae67;
@@ -507,12 +515,12 @@ struct RegisterCoalescedMmio {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_UNREGISTER_COALESCED_MMIO (linux/kvm.h:1479)
 struct UnregisterCoalescedMmio {
-  static constexpr std::string_view name = "KVM_UNREGISTER_COALESCED_MMIO";
+  static constexpr char name[] = "KVM_UNREGISTER_COALESCED_MMIO";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae68;
@@ -521,12 +529,12 @@ struct UnregisterCoalescedMmio {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ASSIGN_PCI_DEVICE (linux/kvm.h:1481)
 struct AssignPciDevice {
-  static constexpr std::string_view name = "KVM_ASSIGN_PCI_DEVICE";
+  static constexpr char name[] = "KVM_ASSIGN_PCI_DEVICE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8040ae69;
@@ -535,12 +543,12 @@ struct AssignPciDevice {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_pci_dev;  // struct kvm_assigned_pci_dev
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_GSI_ROUTING (linux/kvm.h:1483)
 struct SetGsiRouting {
-  static constexpr std::string_view name = "KVM_SET_GSI_ROUTING";
+  static constexpr char name[] = "KVM_SET_GSI_ROUTING";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae6a;
@@ -549,12 +557,12 @@ struct SetGsiRouting {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_routing;  // struct kvm_irq_routing
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ASSIGN_IRQ (linux/kvm.h:1485); deprecated
 struct AssignIrq {
-  static constexpr std::string_view name = "KVM_ASSIGN_IRQ";
+  static constexpr char name[] = "KVM_ASSIGN_IRQ";
   static constexpr bool available = true;
   static constexpr bool deprecated = true;
   static constexpr std::uint64_t request = 0x8040ae70;
@@ -563,12 +571,12 @@ struct AssignIrq {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_irq;  // struct kvm_assigned_irq
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ASSIGN_DEV_IRQ (linux/kvm.h:1486)
 struct AssignDevIrq {
-  static constexpr std::string_view name = "KVM_ASSIGN_DEV_IRQ";
+  static constexpr char name[] = "KVM_ASSIGN_DEV_IRQ";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae70;
@@ -577,12 +585,12 @@ struct AssignDevIrq {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_irq;  // struct kvm_assigned_irq
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_REINJECT_CONTROL (linux/kvm.h:1487)
 struct ReinjectControl {
-  static constexpr std::string_view name = "KVM_REINJECT_CONTROL";
+  static constexpr char name[] = "KVM_REINJECT_CONTROL";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae71;
@@ -591,12 +599,12 @@ struct ReinjectControl {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_DEASSIGN_PCI_DEVICE (linux/kvm.h:1488)
 struct DeassignPciDevice {
-  static constexpr std::string_view name = "KVM_DEASSIGN_PCI_DEVICE";
+  static constexpr char name[] = "KVM_DEASSIGN_PCI_DEVICE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae72;
@@ -605,12 +613,12 @@ struct DeassignPciDevice {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_pci_dev;  // struct kvm_assigned_pci_dev
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ASSIGN_SET_MSIX_NR (linux/kvm.h:1490)
 struct AssignSetMsixNr {
-  static constexpr std::string_view name = "KVM_ASSIGN_SET_MSIX_NR";
+  static constexpr char name[] = "KVM_ASSIGN_SET_MSIX_NR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae73;
@@ -619,12 +627,12 @@ struct AssignSetMsixNr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_msix_nr;  // struct kvm_assigned_msix_nr
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ASSIGN_SET_MSIX_ENTRY (linux/kvm.h:1492)
 struct AssignSetMsixEntry {
-  static constexpr std::string_view name = "KVM_ASSIGN_SET_MSIX_ENTRY";
+  static constexpr char name[] = "KVM_ASSIGN_SET_MSIX_ENTRY";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae74;
@@ -633,12 +641,12 @@ struct AssignSetMsixEntry {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_msix_entry;  // struct kvm_assigned_msix_entry
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_DEASSIGN_DEV_IRQ (linux/kvm.h:1494)
 struct DeassignDevIrq {
-  static constexpr std::string_view name = "KVM_DEASSIGN_DEV_IRQ";
+  static constexpr char name[] = "KVM_DEASSIGN_DEV_IRQ";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae75;
@@ -647,12 +655,12 @@ struct DeassignDevIrq {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_irq;  // struct kvm_assigned_irq
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_IRQFD (linux/kvm.h:1495)
 struct Irqfd {
-  static constexpr std::string_view name = "KVM_IRQFD";
+  static constexpr char name[] = "KVM_IRQFD";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020ae76;
@@ -661,12 +669,12 @@ struct Irqfd {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqfd;  // struct kvm_irqfd
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_CREATE_PIT2 (linux/kvm.h:1496)
 struct CreatePit2 {
-  static constexpr std::string_view name = "KVM_CREATE_PIT2";
+  static constexpr char name[] = "KVM_CREATE_PIT2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae77;
@@ -675,12 +683,12 @@ struct CreatePit2 {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pit_config;  // struct kvm_pit_config
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_BOOT_CPU_ID (linux/kvm.h:1497)
 struct SetBootCpuId {
-  static constexpr std::string_view name = "KVM_SET_BOOT_CPU_ID";
+  static constexpr char name[] = "KVM_SET_BOOT_CPU_ID";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae78;
@@ -689,12 +697,12 @@ struct SetBootCpuId {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_IOEVENTFD (linux/kvm.h:1498)
 struct Ioeventfd {
-  static constexpr std::string_view name = "KVM_IOEVENTFD";
+  static constexpr char name[] = "KVM_IOEVENTFD";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae79;
@@ -703,12 +711,12 @@ struct Ioeventfd {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ioeventfd;  // struct kvm_ioeventfd
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_XEN_HVM_CONFIG (linux/kvm.h:1499)
 struct XenHvmConfig {
-  static constexpr std::string_view name = "KVM_XEN_HVM_CONFIG";
+  static constexpr char name[] = "KVM_XEN_HVM_CONFIG";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4038ae7a;
@@ -717,12 +725,12 @@ struct XenHvmConfig {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_xen_hvm_config;  // struct kvm_xen_hvm_config
   static constexpr std::size_t arg_size = 56;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_CLOCK (linux/kvm.h:1500)
 struct SetClock {
-  static constexpr std::string_view name = "KVM_SET_CLOCK";
+  static constexpr char name[] = "KVM_SET_CLOCK";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4030ae7b;
@@ -731,12 +739,12 @@ struct SetClock {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_CLOCK (linux/kvm.h:1501)
 struct GetClock {
-  static constexpr std::string_view name = "KVM_GET_CLOCK";
+  static constexpr char name[] = "KVM_GET_CLOCK";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8030ae7c;
@@ -745,12 +753,12 @@ struct GetClock {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_PIT2 (linux/kvm.h:1503), available with KVM_CAP_PIT_STATE2
 struct GetPit2 {
-  static constexpr std::string_view name = "KVM_GET_PIT2";
+  static constexpr char name[] = "KVM_GET_PIT2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8070ae9f;
@@ -759,12 +767,12 @@ struct GetPit2 {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pit_state2;  // struct kvm_pit_state2
   static constexpr std::size_t arg_size = 112;
-  static constexpr std::optional<Cap> capability = Cap::PitState2;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PitState2 };
 };
 
 // KVM_SET_PIT2 (linux/kvm.h:1504), available with KVM_CAP_PIT_STATE2
 struct SetPit2 {
-  static constexpr std::string_view name = "KVM_SET_PIT2";
+  static constexpr char name[] = "KVM_SET_PIT2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4070aea0;
@@ -773,12 +781,12 @@ struct SetPit2 {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pit_state2;  // struct kvm_pit_state2
   static constexpr std::size_t arg_size = 112;
-  static constexpr std::optional<Cap> capability = Cap::PitState2;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PitState2 };
 };
 
 // KVM_PPC_GET_PVINFO (linux/kvm.h:1506), available with KVM_CAP_PPC_GET_PVINFO
 struct PpcGetPvinfo {
-  static constexpr std::string_view name = "KVM_PPC_GET_PVINFO";
+  static constexpr char name[] = "KVM_PPC_GET_PVINFO";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4080aea1;
@@ -787,12 +795,12 @@ struct PpcGetPvinfo {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ppc_pvinfo;  // struct kvm_ppc_pvinfo
   static constexpr std::size_t arg_size = 128;
-  static constexpr std::optional<Cap> capability = Cap::PpcGetPvinfo;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetPvinfo };
 };
 
 // KVM_SET_TSC_KHZ (linux/kvm.h:1509), available with KVM_CAP_TSC_CONTROL
 struct SetTscKhz {
-  static constexpr std::string_view name = "KVM_SET_TSC_KHZ";
+  static constexpr char name[] = "KVM_SET_TSC_KHZ";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaea2;
@@ -801,12 +809,12 @@ struct SetTscKhz {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::TscControl;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl };
 };
 
 // KVM_GET_TSC_KHZ (linux/kvm.h:1510), available with KVM_CAP_TSC_CONTROL
 struct GetTscKhz {
-  static constexpr std::string_view name = "KVM_GET_TSC_KHZ";
+  static constexpr char name[] = "KVM_GET_TSC_KHZ";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaea3;
@@ -815,12 +823,12 @@ struct GetTscKhz {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::TscControl;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl };
 };
 
 // KVM_ASSIGN_SET_INTX_MASK (linux/kvm.h:1512), available with KVM_CAP_PCI_2_3
 struct AssignSetIntxMask {
-  static constexpr std::string_view name = "KVM_ASSIGN_SET_INTX_MASK";
+  static constexpr char name[] = "KVM_ASSIGN_SET_INTX_MASK";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040aea4;
@@ -829,12 +837,12 @@ struct AssignSetIntxMask {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_assigned_pci_dev;  // struct kvm_assigned_pci_dev
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = Cap::Pci2_3;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Pci2_3 };
 };
 
 // KVM_SIGNAL_MSI (linux/kvm.h:1515), available with KVM_CAP_SIGNAL_MSI
 struct SignalMsi {
-  static constexpr std::string_view name = "KVM_SIGNAL_MSI";
+  static constexpr char name[] = "KVM_SIGNAL_MSI";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aea5;
@@ -843,12 +851,12 @@ struct SignalMsi {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_msi;  // struct kvm_msi
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::SignalMsi;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SignalMsi };
 };
 
 // KVM_PPC_GET_SMMU_INFO (linux/kvm.h:1517), available with KVM_CAP_PPC_GET_SMMU_INFO
 struct PpcGetSmmuInfo {
-  static constexpr std::string_view name = "KVM_PPC_GET_SMMU_INFO";
+  static constexpr char name[] = "KVM_PPC_GET_SMMU_INFO";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8250aea6;
@@ -857,12 +865,12 @@ struct PpcGetSmmuInfo {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ppc_smmu_info;  // struct kvm_ppc_smmu_info
   static constexpr std::size_t arg_size = 592;
-  static constexpr std::optional<Cap> capability = Cap::PpcGetSmmuInfo;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetSmmuInfo };
 };
 
 // KVM_PPC_ALLOCATE_HTAB (linux/kvm.h:1519), available with KVM_CAP_PPC_ALLOC_HTAB
 struct PpcAllocateHtab {
-  static constexpr std::string_view name = "KVM_PPC_ALLOCATE_HTAB";
+  static constexpr char name[] = "KVM_PPC_ALLOCATE_HTAB";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc004aea7;
@@ -871,12 +879,12 @@ struct PpcAllocateHtab {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint32_t;  // __u32
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = Cap::PpcAllocHtab;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
 };
 
 // KVM_CREATE_SPAPR_TCE (linux/kvm.h:1520), available with KVM_CAP_PPC_ALLOC_HTAB; unavailable: argument type 'struct kvm_create_spapr_tce' is not defined for x86_64
 struct CreateSpaprTce {
-  static constexpr std::string_view name = "KVM_CREATE_SPAPR_TCE";
+  static constexpr char name[] = "KVM_CREATE_SPAPR_TCE";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -885,12 +893,12 @@ struct CreateSpaprTce {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_create_spapr_tce
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PpcAllocHtab;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
 };
 
 // KVM_CREATE_SPAPR_TCE_64 (linux/kvm.h:1521), available with KVM_CAP_PPC_ALLOC_HTAB; unavailable: argument type 'struct kvm_create_spapr_tce_64' is not defined for x86_64
 struct CreateSpaprTce64 {
-  static constexpr std::string_view name = "KVM_CREATE_SPAPR_TCE_64";
+  static constexpr char name[] = "KVM_CREATE_SPAPR_TCE_64";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -899,12 +907,12 @@ struct CreateSpaprTce64 {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_create_spapr_tce_64
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PpcAllocHtab;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
 };
 
 // KVM_ALLOCATE_RMA (linux/kvm.h:1524); unavailable: argument type 'struct kvm_allocate_rma' is not defined for x86_64
 struct AllocateRma {
-  static constexpr std::string_view name = "KVM_ALLOCATE_RMA";
+  static constexpr char name[] = "KVM_ALLOCATE_RMA";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -913,12 +921,12 @@ struct AllocateRma {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_allocate_rma
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_PPC_GET_HTAB_FD (linux/kvm.h:1526), available with KVM_CAP_PPC_HTAB_FD; unavailable: argument type 'struct kvm_get_htab_fd' is not defined for x86_64
 struct PpcGetHtabFd {
-  static constexpr std::string_view name = "KVM_PPC_GET_HTAB_FD";
+  static constexpr char name[] = "KVM_PPC_GET_HTAB_FD";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -927,12 +935,12 @@ struct PpcGetHtabFd {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_get_htab_fd
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PpcHtabFd;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcHtabFd };
 };
 
 // KVM_ARM_SET_DEVICE_ADDR (linux/kvm.h:1528), available with KVM_CAP_ARM_SET_DEVICE_ADDR
 struct ArmSetDeviceAddr {
-  static constexpr std::string_view name = "KVM_ARM_SET_DEVICE_ADDR";
+  static constexpr char name[] = "KVM_ARM_SET_DEVICE_ADDR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeab;
@@ -941,12 +949,12 @@ struct ArmSetDeviceAddr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_arm_device_addr;  // struct kvm_arm_device_addr
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::ArmSetDeviceAddr;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSetDeviceAddr };
 };
 
 // KVM_PPC_RTAS_DEFINE_TOKEN (linux/kvm.h:1530), available with KVM_CAP_PPC_RTAS; unavailable: argument type 'struct kvm_rtas_token_args' is not defined for x86_64
 struct PpcRtasDefineToken {
-  static constexpr std::string_view name = "KVM_PPC_RTAS_DEFINE_TOKEN";
+  static constexpr char name[] = "KVM_PPC_RTAS_DEFINE_TOKEN";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -955,12 +963,12 @@ struct PpcRtasDefineToken {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_rtas_token_args
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PpcRtas;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRtas };
 };
 
 // KVM_PPC_RESIZE_HPT_PREPARE (linux/kvm.h:1532), available with KVM_CAP_SPAPR_RESIZE_HPT
 struct PpcResizeHptPrepare {
-  static constexpr std::string_view name = "KVM_PPC_RESIZE_HPT_PREPARE";
+  static constexpr char name[] = "KVM_PPC_RESIZE_HPT_PREPARE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8010aead;
@@ -969,12 +977,12 @@ struct PpcResizeHptPrepare {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ppc_resize_hpt;  // struct kvm_ppc_resize_hpt
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::SpaprResizeHpt;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
 };
 
 // KVM_PPC_RESIZE_HPT_COMMIT (linux/kvm.h:1533), available with KVM_CAP_SPAPR_RESIZE_HPT
 struct PpcResizeHptCommit {
-  static constexpr std::string_view name = "KVM_PPC_RESIZE_HPT_COMMIT";
+  static constexpr char name[] = "KVM_PPC_RESIZE_HPT_COMMIT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8010aeae;
@@ -983,12 +991,12 @@ struct PpcResizeHptCommit {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ppc_resize_hpt;  // struct kvm_ppc_resize_hpt
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::SpaprResizeHpt;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
 };
 
 // KVM_PPC_CONFIGURE_V3_MMU (linux/kvm.h:1535); unavailable: argument type 'struct kvm_ppc_mmuv3_cfg' is not defined for x86_64
 struct PpcConfigureV3Mmu {
-  static constexpr std::string_view name = "KVM_PPC_CONFIGURE_V3_MMU";
+  static constexpr char name[] = "KVM_PPC_CONFIGURE_V3_MMU";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -997,12 +1005,12 @@ struct PpcConfigureV3Mmu {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_mmuv3_cfg
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_PPC_GET_RMMU_INFO (linux/kvm.h:1537); unavailable: argument type 'struct kvm_ppc_rmmu_info' is not defined for x86_64
 struct PpcGetRmmuInfo {
-  static constexpr std::string_view name = "KVM_PPC_GET_RMMU_INFO";
+  static constexpr char name[] = "KVM_PPC_GET_RMMU_INFO";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -1011,12 +1019,12 @@ struct PpcGetRmmuInfo {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_rmmu_info
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_PPC_GET_CPU_CHAR (linux/kvm.h:1539), available with KVM_CAP_PPC_GET_CPU_CHAR; unavailable: argument type 'struct kvm_ppc_cpu_char' is not defined for x86_64
 struct PpcGetCpuChar {
-  static constexpr std::string_view name = "KVM_PPC_GET_CPU_CHAR";
+  static constexpr char name[] = "KVM_PPC_GET_CPU_CHAR";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -1025,12 +1033,12 @@ struct PpcGetCpuChar {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_cpu_char
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PpcGetCpuChar;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetCpuChar };
 };
 
 // KVM_SET_PMU_EVENT_FILTER (linux/kvm.h:1541), available with KVM_CAP_PMU_EVENT_FILTER
 struct SetPmuEventFilter {
-  static constexpr std::string_view name = "KVM_SET_PMU_EVENT_FILTER";
+  static constexpr char name[] = "KVM_SET_PMU_EVENT_FILTER";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aeb2;
@@ -1039,12 +1047,12 @@ struct SetPmuEventFilter {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pmu_event_filter;  // struct kvm_pmu_event_filter
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::PmuEventFilter;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
 };
 
 // KVM_PPC_SVM_OFF (linux/kvm.h:1542), available with KVM_CAP_PMU_EVENT_FILTER
 struct PpcSvmOff {
-  static constexpr std::string_view name = "KVM_PPC_SVM_OFF";
+  static constexpr char name[] = "KVM_PPC_SVM_OFF";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaeb3;
@@ -1053,12 +1061,12 @@ struct PpcSvmOff {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PmuEventFilter;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
 };
 
 // KVM_ARM_MTE_COPY_TAGS (linux/kvm.h:1543), available with KVM_CAP_PMU_EVENT_FILTER; unavailable: argument type 'struct kvm_arm_copy_mte_tags' is not defined for x86_64
 struct ArmMteCopyTags {
-  static constexpr std::string_view name = "KVM_ARM_MTE_COPY_TAGS";
+  static constexpr char name[] = "KVM_ARM_MTE_COPY_TAGS";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -1067,12 +1075,12 @@ struct ArmMteCopyTags {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_arm_copy_mte_tags
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::PmuEventFilter;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
 };
 
 // KVM_CREATE_DEVICE (linux/kvm.h:1546)
 struct CreateDevice {
-  static constexpr std::string_view name = "KVM_CREATE_DEVICE";
+  static constexpr char name[] = "KVM_CREATE_DEVICE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc00caee0;
@@ -1081,12 +1089,12 @@ struct CreateDevice {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_create_device;  // struct kvm_create_device
   static constexpr std::size_t arg_size = 12;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_DEVICE_ATTR (linux/kvm.h:1549)
 struct SetDeviceAttr {
-  static constexpr std::string_view name = "KVM_SET_DEVICE_ATTR";
+  static constexpr char name[] = "KVM_SET_DEVICE_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aee1;
@@ -1095,12 +1103,12 @@ struct SetDeviceAttr {
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_DEVICE_ATTR (linux/kvm.h:1550)
 struct GetDeviceAttr {
-  static constexpr std::string_view name = "KVM_GET_DEVICE_ATTR";
+  static constexpr char name[] = "KVM_GET_DEVICE_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aee2;
@@ -1109,12 +1117,12 @@ struct GetDeviceAttr {
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_HAS_DEVICE_ATTR (linux/kvm.h:1551)
 struct HasDeviceAttr {
-  static constexpr std::string_view name = "KVM_HAS_DEVICE_ATTR";
+  static constexpr char name[] = "KVM_HAS_DEVICE_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aee3;
@@ -1123,12 +1131,12 @@ struct HasDeviceAttr {
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_RUN (linux/kvm.h:1556)
 struct Run {
-  static constexpr std::string_view name = "KVM_RUN";
+  static constexpr char name[] = "KVM_RUN";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae80;
@@ -1137,12 +1145,12 @@ struct Run {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_REGS (linux/kvm.h:1557)
 struct GetRegs {
-  static constexpr std::string_view name = "KVM_GET_REGS";
+  static constexpr char name[] = "KVM_GET_REGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8090ae81;
@@ -1151,12 +1159,12 @@ struct GetRegs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_regs;  // struct kvm_regs
   static constexpr std::size_t arg_size = 144;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_REGS (linux/kvm.h:1558)
 struct SetRegs {
-  static constexpr std::string_view name = "KVM_SET_REGS";
+  static constexpr char name[] = "KVM_SET_REGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4090ae82;
@@ -1165,12 +1173,12 @@ struct SetRegs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_regs;  // struct kvm_regs
   static constexpr std::size_t arg_size = 144;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_SREGS (linux/kvm.h:1559)
 struct GetSregs {
-  static constexpr std::string_view name = "KVM_GET_SREGS";
+  static constexpr char name[] = "KVM_GET_SREGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8138ae83;
@@ -1179,12 +1187,12 @@ struct GetSregs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_sregs;  // struct kvm_sregs
   static constexpr std::size_t arg_size = 312;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_SREGS (linux/kvm.h:1560)
 struct SetSregs {
-  static constexpr std::string_view name = "KVM_SET_SREGS";
+  static constexpr char name[] = "KVM_SET_SREGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4138ae84;
@@ -1193,12 +1201,12 @@ struct SetSregs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_sregs;  // struct kvm_sregs
   static constexpr std::size_t arg_size = 312;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_TRANSLATE (linux/kvm.h:1561)
 struct Translate {
-  static constexpr std::string_view name = "KVM_TRANSLATE";
+  static constexpr char name[] = "KVM_TRANSLATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc018ae85;
@@ -1207,12 +1215,12 @@ struct Translate {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_translation;  // struct kvm_translation
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_INTERRUPT (linux/kvm.h:1562)
 struct Interrupt {
-  static constexpr std::string_view name = "KVM_INTERRUPT";
+  static constexpr char name[] = "KVM_INTERRUPT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004ae86;
@@ -1221,12 +1229,12 @@ struct Interrupt {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_interrupt;  // struct kvm_interrupt
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_DEBUG_GUEST (linux/kvm.h:1564); deprecated
 struct DebugGuest {
-  static constexpr std::string_view name = "KVM_DEBUG_GUEST";
+  static constexpr char name[] = "KVM_DEBUG_GUEST";
   static constexpr bool available = true;
   static constexpr bool deprecated = true;
   static constexpr std::uint64_t request = 0x4050ae87;
@@ -1235,12 +1243,12 @@ struct DebugGuest {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_debug_guest;  // struct kvm_debug_guest
   static constexpr std::size_t arg_size = 80;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_MSRS (linux/kvm.h:1565)
 struct GetMsrs {
-  static constexpr std::string_view name = "KVM_GET_MSRS";
+  static constexpr char name[] = "KVM_GET_MSRS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008ae88;
@@ -1249,12 +1257,12 @@ struct GetMsrs {
   static constexpr Scope scopes = Scope::System | Scope::Vcpu;
   using arg_type = kvm_msrs;  // struct kvm_msrs
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_MSRS (linux/kvm.h:1566)
 struct SetMsrs {
-  static constexpr std::string_view name = "KVM_SET_MSRS";
+  static constexpr char name[] = "KVM_SET_MSRS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae89;
@@ -1263,12 +1271,12 @@ struct SetMsrs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_msrs;  // struct kvm_msrs
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_CPUID (linux/kvm.h:1567)
 struct SetCpuid {
-  static constexpr std::string_view name = "KVM_SET_CPUID";
+  static constexpr char name[] = "KVM_SET_CPUID";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae8a;
@@ -1277,12 +1285,12 @@ struct SetCpuid {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_cpuid;  // struct kvm_cpuid
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_SIGNAL_MASK (linux/kvm.h:1568)
 struct SetSignalMask {
-  static constexpr std::string_view name = "KVM_SET_SIGNAL_MASK";
+  static constexpr char name[] = "KVM_SET_SIGNAL_MASK";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004ae8b;
@@ -1291,12 +1299,12 @@ struct SetSignalMask {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_signal_mask;  // struct kvm_signal_mask
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_FPU (linux/kvm.h:1569)
 struct GetFpu {
-  static constexpr std::string_view name = "KVM_GET_FPU";
+  static constexpr char name[] = "KVM_GET_FPU";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x81a0ae8c;
@@ -1305,12 +1313,12 @@ struct GetFpu {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_fpu;  // struct kvm_fpu
   static constexpr std::size_t arg_size = 416;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_FPU (linux/kvm.h:1570)
 struct SetFpu {
-  static constexpr std::string_view name = "KVM_SET_FPU";
+  static constexpr char name[] = "KVM_SET_FPU";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x41a0ae8d;
@@ -1319,12 +1327,12 @@ struct SetFpu {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_fpu;  // struct kvm_fpu
   static constexpr std::size_t arg_size = 416;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_LAPIC (linux/kvm.h:1571)
 struct GetLapic {
-  static constexpr std::string_view name = "KVM_GET_LAPIC";
+  static constexpr char name[] = "KVM_GET_LAPIC";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8400ae8e;
@@ -1333,12 +1341,12 @@ struct GetLapic {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_lapic_state;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 1024;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_LAPIC (linux/kvm.h:1572)
 struct SetLapic {
-  static constexpr std::string_view name = "KVM_SET_LAPIC";
+  static constexpr char name[] = "KVM_SET_LAPIC";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4400ae8f;
@@ -1347,12 +1355,12 @@ struct SetLapic {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_lapic_state;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 1024;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_CPUID2 (linux/kvm.h:1573)
 struct SetCpuid2 {
-  static constexpr std::string_view name = "KVM_SET_CPUID2";
+  static constexpr char name[] = "KVM_SET_CPUID2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae90;
@@ -1361,12 +1369,12 @@ struct SetCpuid2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_CPUID2 (linux/kvm.h:1574)
 struct GetCpuid2 {
-  static constexpr std::string_view name = "KVM_GET_CPUID2";
+  static constexpr char name[] = "KVM_GET_CPUID2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008ae91;
@@ -1375,12 +1383,12 @@ struct GetCpuid2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_TPR_ACCESS_REPORTING (linux/kvm.h:1576), available with KVM_CAP_VAPIC
 struct TprAccessReporting {
-  static constexpr std::string_view name = "KVM_TPR_ACCESS_REPORTING";
+  static constexpr char name[] = "KVM_TPR_ACCESS_REPORTING";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc028ae92;
@@ -1389,12 +1397,12 @@ struct TprAccessReporting {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_tpr_access_ctl;  // struct kvm_tpr_access_ctl
   static constexpr std::size_t arg_size = 40;
-  static constexpr std::optional<Cap> capability = Cap::Vapic;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
 };
 
 // KVM_SET_VAPIC_ADDR (linux/kvm.h:1578), available with KVM_CAP_VAPIC
 struct SetVapicAddr {
-  static constexpr std::string_view name = "KVM_SET_VAPIC_ADDR";
+  static constexpr char name[] = "KVM_SET_VAPIC_ADDR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae93;
@@ -1403,12 +1411,12 @@ struct SetVapicAddr {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vapic_addr;  // struct kvm_vapic_addr
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = Cap::Vapic;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
 };
 
 // KVM_S390_INTERRUPT (linux/kvm.h:1580)
 struct S390Interrupt {
-  static constexpr std::string_view name = "KVM_S390_INTERRUPT";
+  static constexpr char name[] = "KVM_S390_INTERRUPT";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae94;
@@ -1417,12 +1425,12 @@ struct S390Interrupt {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = kvm_s390_interrupt;  // struct kvm_s390_interrupt
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_STORE_STATUS (linux/kvm.h:1584)
 struct S390StoreStatus {
-  static constexpr std::string_view name = "KVM_S390_STORE_STATUS";
+  static constexpr char name[] = "KVM_S390_STORE_STATUS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae95;
@@ -1431,12 +1439,12 @@ struct S390StoreStatus {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_SET_INITIAL_PSW (linux/kvm.h:1586)
 struct S390SetInitialPsw {
-  static constexpr std::string_view name = "KVM_S390_SET_INITIAL_PSW";
+  static constexpr char name[] = "KVM_S390_SET_INITIAL_PSW";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae96;
@@ -1445,12 +1453,12 @@ struct S390SetInitialPsw {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_psw;  // struct kvm_s390_psw
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_INITIAL_RESET (linux/kvm.h:1588)
 struct S390InitialReset {
-  static constexpr std::string_view name = "KVM_S390_INITIAL_RESET";
+  static constexpr char name[] = "KVM_S390_INITIAL_RESET";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae97;
@@ -1459,12 +1467,12 @@ struct S390InitialReset {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_MP_STATE (linux/kvm.h:1589)
 struct GetMpState {
-  static constexpr std::string_view name = "KVM_GET_MP_STATE";
+  static constexpr char name[] = "KVM_GET_MP_STATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8004ae98;
@@ -1473,12 +1481,12 @@ struct GetMpState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_MP_STATE (linux/kvm.h:1590)
 struct SetMpState {
-  static constexpr std::string_view name = "KVM_SET_MP_STATE";
+  static constexpr char name[] = "KVM_SET_MP_STATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004ae99;
@@ -1487,12 +1495,12 @@ struct SetMpState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_NMI (linux/kvm.h:1592), available with KVM_CAP_USER_NMI
 struct Nmi {
-  static constexpr std::string_view name = "KVM_NMI";
+  static constexpr char name[] = "KVM_NMI";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae9a;
@@ -1501,12 +1509,12 @@ struct Nmi {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::UserNmi;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::UserNmi };
 };
 
 // KVM_SET_GUEST_DEBUG (linux/kvm.h:1594), available with KVM_CAP_SET_GUEST_DEBUG
 struct SetGuestDebug {
-  static constexpr std::string_view name = "KVM_SET_GUEST_DEBUG";
+  static constexpr char name[] = "KVM_SET_GUEST_DEBUG";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4048ae9b;
@@ -1515,12 +1523,12 @@ struct SetGuestDebug {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_guest_debug;  // struct kvm_guest_debug
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = Cap::SetGuestDebug;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetGuestDebug };
 };
 
 // KVM_X86_SETUP_MCE (linux/kvm.h:1596)
 struct X86SetupMce {
-  static constexpr std::string_view name = "KVM_X86_SETUP_MCE";
+  static constexpr char name[] = "KVM_X86_SETUP_MCE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae9c;
@@ -1529,12 +1537,12 @@ struct X86SetupMce {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_X86_GET_MCE_CAP_SUPPORTED (linux/kvm.h:1597)
 struct X86GetMceCapSupported {
-  static constexpr std::string_view name = "KVM_X86_GET_MCE_CAP_SUPPORTED";
+  static constexpr char name[] = "KVM_X86_GET_MCE_CAP_SUPPORTED";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8008ae9d;
@@ -1543,12 +1551,12 @@ struct X86GetMceCapSupported {
   static constexpr Scope scopes = Scope::System;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_X86_SET_MCE (linux/kvm.h:1598)
 struct X86SetMce {
-  static constexpr std::string_view name = "KVM_X86_SET_MCE";
+  static constexpr char name[] = "KVM_X86_SET_MCE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae9e;
@@ -1557,12 +1565,12 @@ struct X86SetMce {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_x86_mce;  // struct kvm_x86_mce
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_VCPU_EVENTS (linux/kvm.h:1600), available with KVM_CAP_VCPU_EVENTS
 struct GetVcpuEvents {
-  static constexpr std::string_view name = "KVM_GET_VCPU_EVENTS";
+  static constexpr char name[] = "KVM_GET_VCPU_EVENTS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8040ae9f;
@@ -1571,12 +1579,12 @@ struct GetVcpuEvents {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vcpu_events;  // struct kvm_vcpu_events
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = Cap::VcpuEvents;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents };
 };
 
 // KVM_SET_VCPU_EVENTS (linux/kvm.h:1601), available with KVM_CAP_VCPU_EVENTS
 struct SetVcpuEvents {
-  static constexpr std::string_view name = "KVM_SET_VCPU_EVENTS";
+  static constexpr char name[] = "KVM_SET_VCPU_EVENTS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040aea0;
@@ -1585,12 +1593,12 @@ struct SetVcpuEvents {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vcpu_events;  // struct kvm_vcpu_events
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = Cap::VcpuEvents;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents };
 };
 
 // KVM_GET_DEBUGREGS (linux/kvm.h:1603), available with KVM_CAP_DEBUGREGS
 struct GetDebugregs {
-  static constexpr std::string_view name = "KVM_GET_DEBUGREGS";
+  static constexpr char name[] = "KVM_GET_DEBUGREGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8080aea1;
@@ -1599,12 +1607,12 @@ struct GetDebugregs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_debugregs;  // struct kvm_debugregs
   static constexpr std::size_t arg_size = 128;
-  static constexpr std::optional<Cap> capability = Cap::Debugregs;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Debugregs };
 };
 
 // KVM_SET_DEBUGREGS (linux/kvm.h:1604), available with KVM_CAP_DEBUGREGS
 struct SetDebugregs {
-  static constexpr std::string_view name = "KVM_SET_DEBUGREGS";
+  static constexpr char name[] = "KVM_SET_DEBUGREGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4080aea2;
@@ -1613,12 +1621,12 @@ struct SetDebugregs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_debugregs;  // struct kvm_debugregs
   static constexpr std::size_t arg_size = 128;
-  static constexpr std::optional<Cap> capability = Cap::Debugregs;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Debugregs };
 };
 
 // KVM_ENABLE_CAP (linux/kvm.h:1609)
 struct EnableCap {
-  static constexpr std::string_view name = "KVM_ENABLE_CAP";
+  static constexpr char name[] = "KVM_ENABLE_CAP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4068aea3;
@@ -1627,12 +1635,12 @@ struct EnableCap {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = kvm_enable_cap;  // struct kvm_enable_cap
   static constexpr std::size_t arg_size = 104;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_XSAVE (linux/kvm.h:1611), available with KVM_CAP_XSAVE
 struct GetXsave {
-  static constexpr std::string_view name = "KVM_GET_XSAVE";
+  static constexpr char name[] = "KVM_GET_XSAVE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x9000aea4;
@@ -1641,12 +1649,12 @@ struct GetXsave {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xsave;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 4096;
-  static constexpr std::optional<Cap> capability = Cap::Xsave;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave };
 };
 
 // KVM_SET_XSAVE (linux/kvm.h:1612), available with KVM_CAP_XSAVE
 struct SetXsave {
-  static constexpr std::string_view name = "KVM_SET_XSAVE";
+  static constexpr char name[] = "KVM_SET_XSAVE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x5000aea5;
@@ -1655,12 +1663,12 @@ struct SetXsave {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xsave;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 4096;
-  static constexpr std::optional<Cap> capability = Cap::Xsave;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave };
 };
 
 // KVM_GET_XCRS (linux/kvm.h:1614), available with KVM_CAP_XCRS
 struct GetXcrs {
-  static constexpr std::string_view name = "KVM_GET_XCRS";
+  static constexpr char name[] = "KVM_GET_XCRS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8188aea6;
@@ -1669,12 +1677,12 @@ struct GetXcrs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xcrs;  // struct kvm_xcrs
   static constexpr std::size_t arg_size = 392;
-  static constexpr std::optional<Cap> capability = Cap::Xcrs;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xcrs };
 };
 
 // KVM_SET_XCRS (linux/kvm.h:1615), available with KVM_CAP_XCRS
 struct SetXcrs {
-  static constexpr std::string_view name = "KVM_SET_XCRS";
+  static constexpr char name[] = "KVM_SET_XCRS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4188aea7;
@@ -1683,12 +1691,12 @@ struct SetXcrs {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xcrs;  // struct kvm_xcrs
   static constexpr std::size_t arg_size = 392;
-  static constexpr std::optional<Cap> capability = Cap::Xcrs;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xcrs };
 };
 
 // KVM_DIRTY_TLB (linux/kvm.h:1617), available with KVM_CAP_SW_TLB
 struct DirtyTlb {
-  static constexpr std::string_view name = "KVM_DIRTY_TLB";
+  static constexpr char name[] = "KVM_DIRTY_TLB";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeaa;
@@ -1697,12 +1705,12 @@ struct DirtyTlb {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_dirty_tlb;  // struct kvm_dirty_tlb
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::SwTlb;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SwTlb };
 };
 
 // KVM_GET_ONE_REG (linux/kvm.h:1619), available with KVM_CAP_ONE_REG
 struct GetOneReg {
-  static constexpr std::string_view name = "KVM_GET_ONE_REG";
+  static constexpr char name[] = "KVM_GET_ONE_REG";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeab;
@@ -1711,12 +1719,12 @@ struct GetOneReg {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_one_reg;  // struct kvm_one_reg
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::OneReg;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
 };
 
 // KVM_SET_ONE_REG (linux/kvm.h:1620), available with KVM_CAP_ONE_REG
 struct SetOneReg {
-  static constexpr std::string_view name = "KVM_SET_ONE_REG";
+  static constexpr char name[] = "KVM_SET_ONE_REG";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeac;
@@ -1725,12 +1733,12 @@ struct SetOneReg {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_one_reg;  // struct kvm_one_reg
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = Cap::OneReg;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
 };
 
 // KVM_KVMCLOCK_CTRL (linux/kvm.h:1622)
 struct KvmclockCtrl {
-  static constexpr std::string_view name = "KVM_KVMCLOCK_CTRL";
+  static constexpr char name[] = "KVM_KVMCLOCK_CTRL";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaead;
@@ -1739,12 +1747,12 @@ struct KvmclockCtrl {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ARM_VCPU_INIT (linux/kvm.h:1623); unavailable: argument type 'struct kvm_vcpu_init' is not defined for x86_64
 struct ArmVcpuInit {
-  static constexpr std::string_view name = "KVM_ARM_VCPU_INIT";
+  static constexpr char name[] = "KVM_ARM_VCPU_INIT";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -1753,12 +1761,12 @@ struct ArmVcpuInit {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_ARM_PREFERRED_TARGET (linux/kvm.h:1624); unavailable: argument type 'struct kvm_vcpu_init' is not defined for x86_64
 struct ArmPreferredTarget {
-  static constexpr std::string_view name = "KVM_ARM_PREFERRED_TARGET";
+  static constexpr char name[] = "KVM_ARM_PREFERRED_TARGET";
   static constexpr bool available = false;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
@@ -1767,12 +1775,12 @@ struct ArmPreferredTarget {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_REG_LIST (linux/kvm.h:1625)
 struct GetRegList {
-  static constexpr std::string_view name = "KVM_GET_REG_LIST";
+  static constexpr char name[] = "KVM_GET_REG_LIST";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008aeb0;
@@ -1781,12 +1789,12 @@ struct GetRegList {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_reg_list;  // struct kvm_reg_list
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_S390_MEM_OP (linux/kvm.h:1627), available with KVM_CAP_S390_MEM_OP
 struct S390MemOp {
-  static constexpr std::string_view name = "KVM_S390_MEM_OP";
+  static constexpr char name[] = "KVM_S390_MEM_OP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040aeb1;
@@ -1795,12 +1803,12 @@ struct S390MemOp {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = kvm_s390_mem_op;  // struct kvm_s390_mem_op
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = Cap::S390MemOp;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390MemOp };
 };
 
 // KVM_S390_GET_SKEYS (linux/kvm.h:1629), available with KVM_CAP_S390_SKEYS
 struct S390GetSkeys {
-  static constexpr std::string_view name = "KVM_S390_GET_SKEYS";
+  static constexpr char name[] = "KVM_S390_GET_SKEYS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040aeb2;
@@ -1809,12 +1817,12 @@ struct S390GetSkeys {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_s390_skeys;  // struct kvm_s390_skeys
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = Cap::S390Skeys;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
 };
 
 // KVM_S390_SET_SKEYS (linux/kvm.h:1630), available with KVM_CAP_S390_SKEYS
 struct S390SetSkeys {
-  static constexpr std::string_view name = "KVM_S390_SET_SKEYS";
+  static constexpr char name[] = "KVM_S390_SET_SKEYS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040aeb3;
@@ -1823,12 +1831,12 @@ struct S390SetSkeys {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_s390_skeys;  // struct kvm_s390_skeys
   static constexpr std::size_t arg_size = 64;
-  static constexpr std::optional<Cap> capability = Cap::S390Skeys;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
 };
 
 // KVM_S390_IRQ (linux/kvm.h:1632), available with KVM_CAP_S390_INJECT_IRQ
 struct S390Irq {
-  static constexpr std::string_view name = "KVM_S390_IRQ";
+  static constexpr char name[] = "KVM_S390_IRQ";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4048aeb4;
@@ -1837,12 +1845,12 @@ struct S390Irq {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_irq;  // struct kvm_s390_irq
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = Cap::S390InjectIrq;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390InjectIrq };
 };
 
 // KVM_S390_SET_IRQ_STATE (linux/kvm.h:1634), available with KVM_CAP_S390_IRQ_STATE
 struct S390SetIrqState {
-  static constexpr std::string_view name = "KVM_S390_SET_IRQ_STATE";
+  static constexpr char name[] = "KVM_S390_SET_IRQ_STATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aeb5;
@@ -1851,12 +1859,12 @@ struct S390SetIrqState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_irq_state;  // struct kvm_s390_irq_state
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::S390IrqState;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
 };
 
 // KVM_S390_GET_IRQ_STATE (linux/kvm.h:1635), available with KVM_CAP_S390_IRQ_STATE
 struct S390GetIrqState {
-  static constexpr std::string_view name = "KVM_S390_GET_IRQ_STATE";
+  static constexpr char name[] = "KVM_S390_GET_IRQ_STATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aeb6;
@@ -1865,12 +1873,12 @@ struct S390GetIrqState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_irq_state;  // struct kvm_s390_irq_state
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::S390IrqState;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
 };
 
 // KVM_SMI (linux/kvm.h:1637), available with KVM_CAP_X86_SMM
 struct Smi {
-  static constexpr std::string_view name = "KVM_SMI";
+  static constexpr char name[] = "KVM_SMI";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaeb7;
@@ -1879,12 +1887,12 @@ struct Smi {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::X86Smm;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::X86Smm };
 };
 
 // KVM_S390_GET_CMMA_BITS (linux/kvm.h:1639), available with KVM_CAP_S390_CMMA_MIGRATION
 struct S390GetCmmaBits {
-  static constexpr std::string_view name = "KVM_S390_GET_CMMA_BITS";
+  static constexpr char name[] = "KVM_S390_GET_CMMA_BITS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc020aeb8;
@@ -1893,12 +1901,12 @@ struct S390GetCmmaBits {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_s390_cmma_log;  // struct kvm_s390_cmma_log
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::S390CmmaMigration;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
 };
 
 // KVM_S390_SET_CMMA_BITS (linux/kvm.h:1640), available with KVM_CAP_S390_CMMA_MIGRATION
 struct S390SetCmmaBits {
-  static constexpr std::string_view name = "KVM_S390_SET_CMMA_BITS";
+  static constexpr char name[] = "KVM_S390_SET_CMMA_BITS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aeb9;
@@ -1907,12 +1915,12 @@ struct S390SetCmmaBits {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_s390_cmma_log;  // struct kvm_s390_cmma_log
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::S390CmmaMigration;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
 };
 
 // KVM_MEMORY_ENCRYPT_OP (linux/kvm.h:1642)
 struct MemoryEncryptOp {
-  static constexpr std::string_view name = "KVM_MEMORY_ENCRYPT_OP";
+  static constexpr char name[] = "KVM_MEMORY_ENCRYPT_OP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008aeba;
@@ -1921,12 +1929,12 @@ struct MemoryEncryptOp {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_MEMORY_ENCRYPT_REG_REGION (linux/kvm.h:1649)
 struct MemoryEncryptRegRegion {
-  static constexpr std::string_view name = "KVM_MEMORY_ENCRYPT_REG_REGION";
+  static constexpr char name[] = "KVM_MEMORY_ENCRYPT_REG_REGION";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8010aebb;
@@ -1935,12 +1943,12 @@ struct MemoryEncryptRegRegion {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_enc_region;  // struct kvm_enc_region
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_MEMORY_ENCRYPT_UNREG_REGION (linux/kvm.h:1650)
 struct MemoryEncryptUnregRegion {
-  static constexpr std::string_view name = "KVM_MEMORY_ENCRYPT_UNREG_REGION";
+  static constexpr char name[] = "KVM_MEMORY_ENCRYPT_UNREG_REGION";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8010aebc;
@@ -1949,12 +1957,12 @@ struct MemoryEncryptUnregRegion {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_enc_region;  // struct kvm_enc_region
   static constexpr std::size_t arg_size = 16;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_HYPERV_EVENTFD (linux/kvm.h:1653), available with KVM_CAP_HYPERV_EVENTFD
 struct HypervEventfd {
-  static constexpr std::string_view name = "KVM_HYPERV_EVENTFD";
+  static constexpr char name[] = "KVM_HYPERV_EVENTFD";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aebd;
@@ -1963,12 +1971,12 @@ struct HypervEventfd {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_hyperv_eventfd;  // struct kvm_hyperv_eventfd
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = Cap::HypervEventfd;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervEventfd };
 };
 
 // KVM_GET_NESTED_STATE (linux/kvm.h:1656), available with KVM_CAP_NESTED_STATE
 struct GetNestedState {
-  static constexpr std::string_view name = "KVM_GET_NESTED_STATE";
+  static constexpr char name[] = "KVM_GET_NESTED_STATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc080aebe;
@@ -1977,12 +1985,12 @@ struct GetNestedState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_nested_state;  // struct kvm_nested_state
   static constexpr std::size_t arg_size = 128;
-  static constexpr std::optional<Cap> capability = Cap::NestedState;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
 };
 
 // KVM_SET_NESTED_STATE (linux/kvm.h:1657), available with KVM_CAP_NESTED_STATE
 struct SetNestedState {
-  static constexpr std::string_view name = "KVM_SET_NESTED_STATE";
+  static constexpr char name[] = "KVM_SET_NESTED_STATE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4080aebf;
@@ -1991,12 +1999,12 @@ struct SetNestedState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_nested_state;  // struct kvm_nested_state
   static constexpr std::size_t arg_size = 128;
-  static constexpr std::optional<Cap> capability = Cap::NestedState;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
 };
 
 // KVM_CLEAR_DIRTY_LOG (linux/kvm.h:1660)
 struct ClearDirtyLog {
-  static constexpr std::string_view name = "KVM_CLEAR_DIRTY_LOG";
+  static constexpr char name[] = "KVM_CLEAR_DIRTY_LOG";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc018aec0;
@@ -2005,12 +2013,12 @@ struct ClearDirtyLog {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clear_dirty_log;  // struct kvm_clear_dirty_log
   static constexpr std::size_t arg_size = 24;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_SUPPORTED_HV_CPUID (linux/kvm.h:1663), available with KVM_CAP_HYPERV_CPUID
 struct GetSupportedHvCpuid {
-  static constexpr std::string_view name = "KVM_GET_SUPPORTED_HV_CPUID";
+  static constexpr char name[] = "KVM_GET_SUPPORTED_HV_CPUID";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008aec1;
@@ -2019,12 +2027,12 @@ struct GetSupportedHvCpuid {
   static constexpr Scope scopes = Scope::System | Scope::Vcpu;
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
-  static constexpr std::optional<Cap> capability = Cap::HypervCpuid;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervCpuid };
 };
 
 // KVM_ARM_VCPU_FINALIZE (linux/kvm.h:1666), available with KVM_CAP_ARM_SVE
 struct ArmVcpuFinalize {
-  static constexpr std::string_view name = "KVM_ARM_VCPU_FINALIZE";
+  static constexpr char name[] = "KVM_ARM_VCPU_FINALIZE";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004aec2;
@@ -2033,12 +2041,12 @@ struct ArmVcpuFinalize {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::int32_t;  // int
   static constexpr std::size_t arg_size = 4;
-  static constexpr std::optional<Cap> capability = Cap::ArmSve;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSve };
 };
 
 // KVM_S390_NORMAL_RESET (linux/kvm.h:1669), available with KVM_CAP_S390_VCPU_RESETS
 struct S390NormalReset {
-  static constexpr std::string_view name = "KVM_S390_NORMAL_RESET";
+  static constexpr char name[] = "KVM_S390_NORMAL_RESET";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaec3;
@@ -2047,12 +2055,12 @@ struct S390NormalReset {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::S390VcpuResets;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
 };
 
 // KVM_S390_CLEAR_RESET (linux/kvm.h:1670), available with KVM_CAP_S390_VCPU_RESETS
 struct S390ClearReset {
-  static constexpr std::string_view name = "KVM_S390_CLEAR_RESET";
+  static constexpr char name[] = "KVM_S390_CLEAR_RESET";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaec4;
@@ -2061,12 +2069,12 @@ struct S390ClearReset {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::S390VcpuResets;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
 };
 
 // KVM_S390_PV_COMMAND (linux/kvm.h:1754), available with KVM_CAP_S390_PROTECTED
 struct S390PvCommand {
-  static constexpr std::string_view name = "KVM_S390_PV_COMMAND";
+  static constexpr char name[] = "KVM_S390_PV_COMMAND";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc020aec5;
@@ -2075,12 +2083,12 @@ struct S390PvCommand {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pv_cmd;  // struct kvm_pv_cmd
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::S390Protected;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Protected };
 };
 
 // KVM_X86_SET_MSR_FILTER (linux/kvm.h:1757), available with KVM_CAP_X86_MSR_FILTER
 struct X86SetMsrFilter {
-  static constexpr std::string_view name = "KVM_X86_SET_MSR_FILTER";
+  static constexpr char name[] = "KVM_X86_SET_MSR_FILTER";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4188aec6;
@@ -2089,12 +2097,12 @@ struct X86SetMsrFilter {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_msr_filter;  // struct kvm_msr_filter
   static constexpr std::size_t arg_size = 392;
-  static constexpr std::optional<Cap> capability = Cap::X86MsrFilter;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::X86MsrFilter };
 };
 
 // KVM_RESET_DIRTY_RINGS (linux/kvm.h:1760), available with KVM_CAP_DIRTY_LOG_RING
 struct ResetDirtyRings {
-  static constexpr std::string_view name = "KVM_RESET_DIRTY_RINGS";
+  static constexpr char name[] = "KVM_RESET_DIRTY_RINGS";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaec7;
@@ -2103,12 +2111,12 @@ struct ResetDirtyRings {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = Cap::DirtyLogRing;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DirtyLogRing };
 };
 
 // KVM_XEN_HVM_GET_ATTR (linux/kvm.h:1763)
 struct XenHvmGetAttr {
-  static constexpr std::string_view name = "KVM_XEN_HVM_GET_ATTR";
+  static constexpr char name[] = "KVM_XEN_HVM_GET_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc048aec8;
@@ -2117,12 +2125,12 @@ struct XenHvmGetAttr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_xen_hvm_attr;  // struct kvm_xen_hvm_attr
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_XEN_HVM_SET_ATTR (linux/kvm.h:1764)
 struct XenHvmSetAttr {
-  static constexpr std::string_view name = "KVM_XEN_HVM_SET_ATTR";
+  static constexpr char name[] = "KVM_XEN_HVM_SET_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4048aec9;
@@ -2131,12 +2139,12 @@ struct XenHvmSetAttr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_xen_hvm_attr;  // struct kvm_xen_hvm_attr
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_XEN_VCPU_GET_ATTR (linux/kvm.h:1814)
 struct XenVcpuGetAttr {
-  static constexpr std::string_view name = "KVM_XEN_VCPU_GET_ATTR";
+  static constexpr char name[] = "KVM_XEN_VCPU_GET_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc048aeca;
@@ -2145,12 +2153,12 @@ struct XenVcpuGetAttr {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xen_vcpu_attr;  // struct kvm_xen_vcpu_attr
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_XEN_VCPU_SET_ATTR (linux/kvm.h:1815)
 struct XenVcpuSetAttr {
-  static constexpr std::string_view name = "KVM_XEN_VCPU_SET_ATTR";
+  static constexpr char name[] = "KVM_XEN_VCPU_SET_ATTR";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4048aecb;
@@ -2159,12 +2167,12 @@ struct XenVcpuSetAttr {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xen_vcpu_attr;  // struct kvm_xen_vcpu_attr
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_XEN_HVM_EVTCHN_SEND (linux/kvm.h:1818), available with KVM_CAP_XEN_HVM
 struct XenHvmEvtchnSend {
-  static constexpr std::string_view name = "KVM_XEN_HVM_EVTCHN_SEND";
+  static constexpr char name[] = "KVM_XEN_HVM_EVTCHN_SEND";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x400caed0;
@@ -2173,12 +2181,12 @@ struct XenHvmEvtchnSend {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_routing_xen_evtchn;  // struct kvm_irq_routing_xen_evtchn
   static constexpr std::size_t arg_size = 12;
-  static constexpr std::optional<Cap> capability = Cap::XenHvm;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
 };
 
 // KVM_GET_SREGS2 (linux/kvm.h:1820)
 struct GetSregs2 {
-  static constexpr std::string_view name = "KVM_GET_SREGS2";
+  static constexpr char name[] = "KVM_GET_SREGS2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8140aecc;
@@ -2187,12 +2195,12 @@ struct GetSregs2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_sregs2;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 320;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_SET_SREGS2 (linux/kvm.h:1821)
 struct SetSregs2 {
-  static constexpr std::string_view name = "KVM_SET_SREGS2";
+  static constexpr char name[] = "KVM_SET_SREGS2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4140aecd;
@@ -2201,12 +2209,12 @@ struct SetSregs2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_sregs2;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 320;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_STATS_FD (linux/kvm.h:2188)
 struct GetStatsFd {
-  static constexpr std::string_view name = "KVM_GET_STATS_FD";
+  static constexpr char name[] = "KVM_GET_STATS_FD";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaece;
@@ -2215,12 +2223,12 @@ struct GetStatsFd {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr std::optional<Cap> capability = std::nullopt;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 // KVM_GET_XSAVE2 (linux/kvm.h:2191), available with KVM_CAP_XSAVE2
 struct GetXsave2 {
-  static constexpr std::string_view name = "KVM_GET_XSAVE2";
+  static constexpr char name[] = "KVM_GET_XSAVE2";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x9000aecf;
@@ -2229,12 +2237,12 @@ struct GetXsave2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_xsave;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 4096;
-  static constexpr std::optional<Cap> capability = Cap::Xsave2;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave2 };
 };
 
 // KVM_S390_PV_CPU_COMMAND (linux/kvm.h:2194), available with KVM_CAP_S390_PROTECTED_DUMP
 struct S390PvCpuCommand {
-  static constexpr std::string_view name = "KVM_S390_PV_CPU_COMMAND";
+  static constexpr char name[] = "KVM_S390_PV_CPU_COMMAND";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc020aed0;
@@ -2243,12 +2251,12 @@ struct S390PvCpuCommand {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_pv_cmd;  // struct kvm_pv_cmd
   static constexpr std::size_t arg_size = 32;
-  static constexpr std::optional<Cap> capability = Cap::S390ProtectedDump;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ProtectedDump };
 };
 
 // KVM_S390_ZPCI_OP (linux/kvm.h:2201), available with KVM_CAP_S390_ZPCI_OP
 struct S390ZpciOp {
-  static constexpr std::string_view name = "KVM_S390_ZPCI_OP";
+  static constexpr char name[] = "KVM_S390_ZPCI_OP";
   static constexpr bool available = true;
   static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4048aed1;
@@ -2257,12 +2265,12 @@ struct S390ZpciOp {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_s390_zpci_op;  // struct kvm_s390_zpci_op
   static constexpr std::size_t arg_size = 72;
-  static constexpr std::optional<Cap> capability = Cap::S390ZpciOp;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ZpciOp };
 };
 
 }  // namespace ioctl
 
-inline constexpr std::array<IoctlInfo, 158> all_ioctls{ {
+inline constexpr IoctlInfo all_ioctls[158] = {
     { ioctl::GetApiVersion::name, ioctl::GetApiVersion::request, ioctl::GetApiVersion::direction, ioctl::GetApiVersion::scopes, ioctl::GetApiVersion::arg_size, ioctl::GetApiVersion::available, ioctl::GetApiVersion::deprecated },
     { ioctl::CreateVm::name, ioctl::CreateVm::request, ioctl::CreateVm::direction, ioctl::CreateVm::scopes, ioctl::CreateVm::arg_size, ioctl::CreateVm::available, ioctl::CreateVm::deprecated },
     { ioctl::GetMsrIndexList::name, ioctl::GetMsrIndexList::request, ioctl::GetMsrIndexList::direction, ioctl::GetMsrIndexList::scopes, ioctl::GetMsrIndexList::arg_size, ioctl::GetMsrIndexList::available, ioctl::GetMsrIndexList::deprecated },
@@ -2421,14 +2429,14 @@ inline constexpr std::array<IoctlInfo, 158> all_ioctls{ {
     { ioctl::GetXsave2::name, ioctl::GetXsave2::request, ioctl::GetXsave2::direction, ioctl::GetXsave2::scopes, ioctl::GetXsave2::arg_size, ioctl::GetXsave2::available, ioctl::GetXsave2::deprecated },
     { ioctl::S390PvCpuCommand::name, ioctl::S390PvCpuCommand::request, ioctl::S390PvCpuCommand::direction, ioctl::S390PvCpuCommand::scopes, ioctl::S390PvCpuCommand::arg_size, ioctl::S390PvCpuCommand::available, ioctl::S390PvCpuCommand::deprecated },
     { ioctl::S390ZpciOp::name, ioctl::S390ZpciOp::request, ioctl::S390ZpciOp::direction, ioctl::S390ZpciOp::scopes, ioctl::S390ZpciOp::arg_size, ioctl::S390ZpciOp::available, ioctl::S390ZpciOp::deprecated },
-} };
+};
 
 // The name of a request number ("" when no ioctl of these headers has it).
-constexpr std::string_view ioctl_name(std::uint64_t request) noexcept {
+constexpr const char* ioctl_name(std::uint64_t request) noexcept {
   for (const auto& i : all_ioctls) {
     if (i.available && i.request == request) return i.name;
   }
-  return {};
+  return "";
 }
 
 }  // namespace kvm::abi
