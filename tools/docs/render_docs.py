@@ -207,7 +207,9 @@ def runtime_view(api):
     anchors = set()  # overloads share a name: one anchor each
     for c in api.classes:
         groups = []
-        for m in c.methods:
+        # Only the methods that issue ioctls: the rest of the API can change without making
+        # the manual stale.
+        for m in [m for m in c.methods if m.issues]:
             if groups and groups[-1]["comment"] == m.comment and groups[-1]["line_end"] + 1 >= m.line:
                 g = groups[-1]
             else:
