@@ -5,14 +5,14 @@
 // refuses to grow past its capacity or the kernel's limit.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <memory>
+#include <initializer_list>
 #include <new>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "kvm/error.h"
 
@@ -31,17 +31,27 @@ class FlexBuffer {
     for (const Entry& e : entries) push_back(e);
   }
   FlexBuffer(const FlexBuffer& other) : FlexBuffer(other.capacity_) {
-    std::memcpy(storage_.get(), other.storage_.get(), bytes_for(capacity_));
+    std::memcpy(storage_, other.storage_, bytes_for(capacity_));
   }
   FlexBuffer& operator=(const FlexBuffer& other) {
     if (this != &other) *this = FlexBuffer(other);
     return *this;
   }
-  FlexBuffer(FlexBuffer&&) noexcept = default;
-  FlexBuffer& operator=(FlexBuffer&&) noexcept = default;
+  FlexBuffer(FlexBuffer&& o) noexcept
+      : storage_(std::exchange(o.storage_, nullptr)), capacity_(std::exchange(o.capacity_, 0)) {}
+  FlexBuffer& operator=(FlexBuffer&& o) noexcept {
+    if (this != &o) {
+      release(storage_);
+      storage_ = std::exchange(o.storage_, nullptr);
+      capacity_ = std::exchange(o.capacity_, 0);
+    }
+    return *this;
+  }
+  ~FlexBuffer() { release(storage_); }
 
-  Header& header() noexcept { return *reinterpret_cast<Header*>(storage_.get()); }
-  const Header& header() const noexcept { return *reinterpret_cast<const Header*>(storage_.get()); }
+  // A moved-from buffer has no storage; using it other than assigning to it is a bug.
+  Header& header() noexcept { return *reinterpret_cast<Header*>(storage_); }
+  const Header& header() const noexcept { return *reinterpret_cast<const Header*>(storage_); }
   // What the ioctl takes: the header, with the entries right behind it.
   Header* get() noexcept { return &header(); }
 
@@ -81,19 +91,15 @@ class FlexBuffer {
   void clear() noexcept { set_size(0); }
 
  private:
-  struct Free {
-    void operator()(std::byte* p) const noexcept {
-      ::operator delete[](p, std::align_val_t{kAlign});
-    }
-  };
+  static void release(std::byte* p) noexcept {
+    if (p) ::operator delete[](p, std::align_val_t{kAlign});
+  }
   static constexpr std::size_t kAlign = alignof(Header) > alignof(Entry) ? alignof(Header)
                                                                          : alignof(Entry);
 
   static std::size_t bytes_for(std::size_t n) { return sizeof(Header) + n * sizeof(Entry); }
 
-  Entry* entry_ptr() const noexcept {
-    return reinterpret_cast<Entry*>(storage_.get() + sizeof(Header));
-  }
+  Entry* entry_ptr() const noexcept { return reinterpret_cast<Entry*>(storage_ + sizeof(Header)); }
 
   std::size_t checked(std::size_t i) const {
     if (i >= size()) {
@@ -112,11 +118,11 @@ class FlexBuffer {
           "kvm::FlexBuffer", E2BIG,
           std::to_string(n) + " entries > the kernel's limit of " + std::to_string(kKernelMax));
     }
-    std::unique_ptr<std::byte[], Free> fresh(
-        static_cast<std::byte*>(::operator new[](bytes_for(n), std::align_val_t{kAlign})));
-    std::memset(fresh.get(), 0, bytes_for(n));
-    if (storage_) std::memcpy(fresh.get(), storage_.get(), bytes_for(size()));
-    storage_ = std::move(fresh);
+    auto* fresh = static_cast<std::byte*>(::operator new[](bytes_for(n), std::align_val_t{kAlign}));
+    std::memset(fresh, 0, bytes_for(n));
+    if (storage_) std::memcpy(fresh, storage_, bytes_for(size()));
+    release(storage_);
+    storage_ = fresh;
     capacity_ = n;
   }
 
@@ -124,10 +130,12 @@ class FlexBuffer {
   // limit, and throws when n itself is past it.
   void grow(std::size_t n) {
     if (n > kKernelMax) reserve_exact(n);  // throws E2BIG naming the limit
-    reserve_exact(std::min(std::max({n, capacity_ * 2, std::size_t{8}}), kKernelMax));
+    std::size_t want = capacity_ * 2 > n ? capacity_ * 2 : n;
+    if (want < 8) want = 8;
+    reserve_exact(want < kKernelMax ? want : kKernelMax);
   }
 
-  std::unique_ptr<std::byte[], Free> storage_;
+  std::byte* storage_ = nullptr;
   std::size_t capacity_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -20,7 +21,15 @@ void on_kick(int) {}  // its only job is to make KVM_RUN return EINTR
 
 }  // namespace
 
-detail::RunMapping::~RunMapping() { ::munmap(addr, size); }
+detail::RunMapping* detail::RunMapping::adopt(void* addr, std::size_t size) {
+  return new RunMapping(addr, size);
+}
+
+void detail::RunMapping::release() noexcept {
+  if (__atomic_sub_fetch(&refs_, 1, __ATOMIC_ACQ_REL) == 0) delete this;
+}
+
+detail::RunMapping::~RunMapping() { ::munmap(addr_, size_); }
 
 void set_kick_signal(int signo) {
   if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) {
@@ -52,9 +61,9 @@ void detail::install_kick_handler() {
 }
 
 void Kicker::kick() const noexcept {
-  auto* run = static_cast<abi::kvm_run*>(m_->addr);
+  auto* run = static_cast<abi::kvm_run*>(m_->addr());
   std::atomic_ref<std::uint8_t>(run->immediate_exit).store(1, std::memory_order_seq_cst);
-  pid_t tid = m_->running_tid.load(std::memory_order_seq_cst);
+  pid_t tid = m_->running_tid();
   if (tid != 0) {
     int saved = errno;
     ::syscall(SYS_tgkill, ::getpid(), tid, kick_signal());

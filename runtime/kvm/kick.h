@@ -15,25 +15,62 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <cstddef>
-#include <memory>
+#include <utility>
 
 namespace kvm {
 
 namespace detail {
 
-// The mapped kvm_run region of one vCPU plus the thread running it. Shared between the Vcpu
-// and its Kickers.
-struct RunMapping {
-  RunMapping(void* addr, std::size_t size) noexcept : addr(addr), size(size) {}
-  ~RunMapping();
-  RunMapping(const RunMapping&) = delete;
-  RunMapping& operator=(const RunMapping&) = delete;
+// The mapped kvm_run region of one vCPU plus the thread running it, shared by the Vcpu and its
+// Kickers and unmapped when the last of them lets go. Counted by hand with the compiler's
+// atomic builtins: <memory> and <atomic> would double the cost of compiling kvm/kvm.h.
+class RunMapping {
+ public:
+  // Takes ownership of an mmap'd region; throws nothing.
+  static RunMapping* adopt(void* addr, std::size_t size);
+  void retain() noexcept { __atomic_fetch_add(&refs_, 1, __ATOMIC_RELAXED); }
+  void release() noexcept;
 
-  void* const addr;
-  const std::size_t size;
-  std::atomic<pid_t> running_tid{0};  // the thread inside KVM_RUN, 0 when none
+  void* addr() const noexcept { return addr_; }
+  std::size_t size() const noexcept { return size_; }
+  // The thread inside KVM_RUN (a kernel tid), 0 when none.
+  void set_running_tid(pid_t tid) noexcept {
+    __atomic_store_n(&running_tid_, tid, __ATOMIC_SEQ_CST);
+  }
+  pid_t running_tid() const noexcept { return __atomic_load_n(&running_tid_, __ATOMIC_SEQ_CST); }
+
+ private:
+  RunMapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
+  ~RunMapping();
+
+  void* const addr_;
+  const std::size_t size_;
+  int refs_ = 1;
+  pid_t running_tid_ = 0;
+};
+
+// A counted reference to a RunMapping.
+class RunMappingRef {
+ public:
+  RunMappingRef() noexcept = default;
+  explicit RunMappingRef(RunMapping* m) noexcept : m_(m) {}  // adopts one reference
+  RunMappingRef(const RunMappingRef& o) noexcept : m_(o.m_) {
+    if (m_) m_->retain();
+  }
+  RunMappingRef(RunMappingRef&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+  RunMappingRef& operator=(RunMappingRef o) noexcept {
+    std::swap(m_, o.m_);
+    return *this;
+  }
+  ~RunMappingRef() {
+    if (m_) m_->release();
+  }
+  RunMapping* operator->() const noexcept { return m_; }
+  RunMapping* get() const noexcept { return m_; }
+
+ private:
+  RunMapping* m_ = nullptr;
 };
 
 }  // namespace detail
@@ -44,12 +81,12 @@ int kick_signal() noexcept;
 
 class Kicker {
  public:
-  explicit Kicker(std::shared_ptr<detail::RunMapping> mapping) noexcept : m_(std::move(mapping)) {}
+  explicit Kicker(detail::RunMappingRef mapping) noexcept : m_(std::move(mapping)) {}
   // Async-signal-safe: no allocation, no locks.
   void kick() const noexcept;
 
  private:
-  std::shared_ptr<detail::RunMapping> m_;
+  detail::RunMappingRef m_;
 };
 
 namespace detail {

@@ -46,7 +46,7 @@ HostMapping::~HostMapping() {
 
 std::uint32_t GuestMemory::next_slot(const Vm& vm) const {
   std::uint32_t slot = 0;
-  while (vm.memory_regions().count(slot)) ++slot;
+  while (vm.memory_region(slot)) ++slot;
   return slot;
 }
 

@@ -34,7 +34,7 @@ CoalescedRing::CoalescedRing(const Vcpu& vcpu) {
                                     sizeof(abi::kvm_coalesced_mmio));
 }
 
-std::size_t CoalescedRing::drain(const std::function<void(const CoalescedWrite&)>& f) {
+std::size_t CoalescedRing::drain(FunctionRef<void(const CoalescedWrite&)> f) {
   std::size_t n = 0;
   std::atomic_ref<std::uint32_t> first(ring_->first), last(ring_->last);
   for (;;) {
@@ -91,7 +91,7 @@ DirtyRing::~DirtyRing() {
 DirtyRing::DirtyRing(DirtyRing&& o) noexcept
     : gfns_(std::exchange(o.gfns_, nullptr)), count_(o.count_), bytes_(o.bytes_), next_(o.next_) {}
 
-std::size_t DirtyRing::harvest(const std::function<void(const DirtyGfn&)>& f) {
+std::size_t DirtyRing::harvest(FunctionRef<void(const DirtyGfn&)> f) {
   constexpr std::uint32_t kDirty = abi::to_underlying(abi::DirtyGfnFlags::Dirty);
   constexpr std::uint32_t kReset = abi::to_underlying(abi::DirtyGfnFlags::Reset);
   std::size_t n = 0;

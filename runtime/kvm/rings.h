@@ -6,12 +6,12 @@
 // Both readers validate the indices and lengths the kernel wrote before using them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <span>
 
 #include "kvm/abi/kvm_abi.h"
+#include "kvm/function_ref.h"
 
 namespace kvm {
 
@@ -31,7 +31,7 @@ class CoalescedRing {
  public:
   explicit CoalescedRing(const Vcpu& vcpu);
   // Calls f for each queued write, oldest first, and frees its slot. Returns the count.
-  std::size_t drain(const std::function<void(const CoalescedWrite&)>& f);
+  std::size_t drain(FunctionRef<void(const CoalescedWrite&)> f);
   std::size_t capacity() const noexcept { return max_; }
 
  private:
@@ -61,7 +61,7 @@ class DirtyRing {
 
   // Calls f for every frame dirtied since the last harvest and marks it for reset; then the
   // caller runs Vm::reset_dirty_rings() to re-protect the pages. Returns the count.
-  std::size_t harvest(const std::function<void(const DirtyGfn&)>& f);
+  std::size_t harvest(FunctionRef<void(const DirtyGfn&)> f);
   std::size_t entries() const noexcept { return count_; }
 
  private:

@@ -20,7 +20,7 @@ pid_t current_tid() noexcept {
   return tid;
 }
 
-std::shared_ptr<detail::RunMapping> map_run(int fd, unsigned id, std::size_t size) {
+detail::RunMappingRef map_run(int fd, unsigned id, std::size_t size) {
   if (size < sizeof(abi::kvm_run)) {
     throw Error("mmap", EINVAL,
                 "vcpu " + std::to_string(id) + ": KVM_GET_VCPU_MMAP_SIZE " + std::to_string(size) +
@@ -28,7 +28,12 @@ std::shared_ptr<detail::RunMapping> map_run(int fd, unsigned id, std::size_t siz
   }
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) throw_error("mmap", errno, "kvm_run of vcpu " + std::to_string(id));
-  return std::make_shared<detail::RunMapping>(p, size);  // unmaps on the last release
+  try {
+    return detail::RunMappingRef(detail::RunMapping::adopt(p, size));  // unmaps on the last release
+  } catch (...) {
+    ::munmap(p, size);
+    throw;
+  }
 }
 
 }  // namespace
@@ -42,22 +47,22 @@ Vcpu::Vcpu(Fd fd, unsigned id, std::size_t mmap_size, std::uint64_t sync_mask)
 Exit Vcpu::run() {
   abi::kvm_run& r = run_struct();
   r.kvm_valid_regs = sync_mask_;
-  map_->running_tid.store(current_tid(), std::memory_order_seq_cst);
+  map_->set_running_tid(current_tid());
   int rc = ::ioctl(fd_.get(), static_cast<unsigned long>(abi::ioctl::Run::request), 0);
   int err = rc < 0 ? errno : 0;
-  map_->running_tid.store(0, std::memory_order_seq_cst);
+  map_->set_running_tid(0);
   if (rc < 0) {
     if (err == EINTR || err == EAGAIN) {
       // A kick leaves immediate_exit set; this run consumed it.
       std::atomic_ref<std::uint8_t>(r.immediate_exit).store(0, std::memory_order_seq_cst);
       sync_valid_ = sync_mask_ != 0;
-      return Exit(r, map_->size, RunStatus::Interrupted, err);
+      return Exit(r, map_->size(), RunStatus::Interrupted, err);
     }
     sync_valid_ = false;
     throw_error("KVM_RUN", err, "vcpu " + std::to_string(id_));
   }
   sync_valid_ = sync_mask_ != 0;
-  return Exit(r, map_->size, RunStatus::Exited);
+  return Exit(r, map_->size(), RunStatus::Exited);
 }
 
 void Vcpu::enable_cap(abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <vector>
 
@@ -34,8 +33,8 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   unsigned id() const noexcept { return id_; }
 
   // The shared kvm_run structure and the size of the whole mapping.
-  abi::kvm_run& run_struct() const noexcept { return *static_cast<abi::kvm_run*>(map_->addr); }
-  std::size_t mmap_size() const noexcept { return map_->size; }
+  abi::kvm_run& run_struct() const noexcept { return *static_cast<abi::kvm_run*>(map_->addr()); }
+  std::size_t mmap_size() const noexcept { return map_->size(); }
 
   // KVM_RUN: runs the guest until it exits. EINTR/EAGAIN (a kick, a signal) come back as
   // Exit::interrupted(), not as errors; other failures throw.
@@ -139,7 +138,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
 
   Fd fd_;
   unsigned id_ = 0;
-  std::shared_ptr<detail::RunMapping> map_;
+  detail::RunMappingRef map_;
   std::uint64_t sync_mask_ = 0;
   bool sync_valid_ = false;  // kvm_run.s.regs holds the state of the last exit
 };

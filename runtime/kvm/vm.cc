@@ -38,20 +38,32 @@ int Vm::check_extension(abi::Cap cap) const {
   return ioctl<abi::ioctl::CheckExtension>(static_cast<unsigned long>(abi::to_underlying(cap)));
 }
 
+const MemoryRegion* Vm::memory_region(std::uint32_t slot) const noexcept {
+  for (const MemoryRegion& r : slots_) {
+    if (r.slot == slot) return &r;
+  }
+  return nullptr;
+}
+
 int Vm::cached_cap(abi::Cap cap, int& cache) const {
   if (cache < 0) cache = check_extension(cap);
   return cache;
 }
 
 unsigned Vm::phys_addr_bits() const {
+  // Asked once per process: CPUID traps to the hypervisor when this VMM itself runs in a VM
+  // (tens of µs on our hosts), and the answer cannot change.
+  static const unsigned bits = [] {
 #if defined(__x86_64__)
-  // CPUID leaf 0x80000008, EAX[7:0]: the host's physical-address width.
-  unsigned eax = 0, ebx, ecx, edx;
-  if (__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx) && (eax & 0xff) >= 32) return eax & 0xff;
-  return 36;  // the architectural minimum with PAE
+    // CPUID leaf 0x80000008, EAX[7:0]: the host's physical-address width.
+    unsigned eax = 0, ebx, ecx, edx;
+    if (__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx) && (eax & 0xff) >= 32) return eax & 0xff;
+    return 36u;  // the architectural minimum with PAE
 #else
-  return 48;
+    return 48u;
 #endif
+  }();
+  return bits;
 }
 
 Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {
@@ -114,7 +126,8 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
   if (nslots > 0 && (r.slot & 0xffff) >= static_cast<std::uint32_t>(nslots)) {
     throw Error(kSetRegion, EINVAL, what + " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(nslots));
   }
-  for (const auto& [slot, other] : slots_) {
+  for (const MemoryRegion& other : slots_) {
+    const std::uint32_t slot = other.slot;
     if (slot == r.slot || (slot >> 16) != (r.slot >> 16)) continue;
     bool disjoint = r.guest_phys_addr + r.size <= other.guest_phys_addr ||
                     other.guest_phys_addr + other.size <= r.guest_phys_addr;
@@ -131,28 +144,34 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
   k.memory_size = r.size;
   k.userspace_addr = reinterpret_cast<std::uint64_t>(r.host_addr);
   ioctl<abi::ioctl::SetUserMemoryRegion>(k, what + " " + range(r.guest_phys_addr, r.size));
-  slots_[r.slot] = r;
+  auto at = slots_.begin();
+  while (at != slots_.end() && at->slot < r.slot) ++at;
+  if (at != slots_.end() && at->slot == r.slot) {
+    *at = r;
+  } else {
+    slots_.insert(at, r);
+  }
 }
 
 void Vm::delete_memory_region(std::uint32_t slot) {
-  auto it = slots_.find(slot);
-  if (it == slots_.end()) {
+  const MemoryRegion* found = memory_region(slot);
+  if (!found) {
     throw Error(kSetRegion, ENOENT, "slot " + std::to_string(slot) + " was never set on this VM");
   }
   abi::kvm_userspace_memory_region k{};
   k.slot = slot;
-  k.guest_phys_addr = it->second.guest_phys_addr;
+  k.guest_phys_addr = found->guest_phys_addr;
   ioctl<abi::ioctl::SetUserMemoryRegion>(k, "deleting slot " + std::to_string(slot));
-  slots_.erase(it);
+  slots_.erase(slots_.begin() + (found - slots_.data()));
 }
 
 std::vector<std::uint64_t> Vm::dirty_log(std::uint32_t slot) const {
-  auto it = slots_.find(slot);
-  if (it == slots_.end()) {
+  const MemoryRegion* region = memory_region(slot);
+  if (!region) {
     throw Error("KVM_GET_DIRTY_LOG", ENOENT,
                 "slot " + std::to_string(slot) + " was never set on this VM");
   }
-  std::uint64_t pages = it->second.size / kPageSize;
+  std::uint64_t pages = region->size / kPageSize;
   std::vector<std::uint64_t> bitmap((pages + 63) / 64);
   abi::kvm_dirty_log log{};
   log.slot = slot;

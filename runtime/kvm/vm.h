@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <span>
 #include <vector>
@@ -69,8 +68,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR
   // on x86).
   unsigned phys_addr_bits() const;
-  // The slots this Vm has set, by slot number.
-  const std::map<std::uint32_t, MemoryRegion>& memory_regions() const noexcept { return slots_; }
+  // The slots this Vm has set, sorted by slot number.
+  const std::vector<MemoryRegion>& memory_regions() const noexcept { return slots_; }
+  // The region set in `slot`, or nullptr.
+  const MemoryRegion* memory_region(std::uint32_t slot) const noexcept;
 
   // KVM_GET_DIRTY_LOG: the slot's dirty bitmap (one bit per 4 KiB page, in 64-bit words),
   // needs KVM_MEM_LOG_DIRTY_PAGES on the slot. Without manual protect, reading also clears it.
@@ -159,7 +160,7 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 
   Fd fd_;
   std::size_t vcpu_mmap_size_ = 0;
-  std::map<std::uint32_t, MemoryRegion> slots_;
+  std::vector<MemoryRegion> slots_;  // sorted by slot; a VM has few, a vector beats a map
   // Capability answers that cannot change for a VM, asked once (-1: not asked yet).
   mutable int nr_memslots_ = -1;
   mutable int max_vcpu_id_ = -1;
