@@ -47,7 +47,8 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   void enable_cap(abi::Cap cap, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
                   std::uint64_t arg2 = 0, std::uint64_t arg3 = 0, std::uint32_t flags = 0) const;
 
-  // KVM_GET_ONE_REG-style device attributes on the vCPU (KVM_CAP_VCPU_ATTRIBUTES).
+  // KVM_HAS_DEVICE_ATTR / KVM_GET_DEVICE_ATTR / KVM_SET_DEVICE_ATTR on the vCPU fd
+  // (KVM_CAP_VCPU_ATTRIBUTES): per-vCPU controls such as arm64's timer and PMU settings.
   bool has_attr(std::uint32_t group, std::uint64_t attr) const;
   void get_attr(std::uint32_t group, std::uint64_t attr, void* value) const;
   void set_attr(std::uint32_t group, std::uint64_t attr, const void* value) const;
@@ -96,7 +97,8 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   abi::kvm_xsave xsave() const;
   void set_xsave(const abi::kvm_xsave& xsave) const;
   // KVM_GET_XSAVE2 (KVM_CAP_XSAVE2): the whole XSAVE area, whose size the VM reports; the
-  // result can be given back to set_xsave2().
+  // result can be given back to set_xsave2(), which writes it with KVM_SET_XSAVE (the kernel
+  // takes the larger area through the same ioctl).
   std::vector<std::uint32_t> xsave2(std::size_t size_bytes) const;
   void set_xsave2(std::span<const std::uint32_t> area) const;
   // KVM_GET_XCRS / KVM_SET_XCRS (KVM_CAP_XCRS): extended control registers (XCR0).
