@@ -53,6 +53,7 @@ void check_io(const kvm::Exit& e, const std::uint8_t* base, std::size_t size) {
   const auto& io = e.run().io;
   bool valid = !e.interrupted() && e.reason() == ExitReason::Io &&
                (io.size == 1 || io.size == 2 || io.size == 4) &&
+               io.data_offset >= sizeof(kvm::abi::kvm_run) &&
                static_cast<unsigned __int128>(io.data_offset) +
                        static_cast<unsigned __int128>(io.size) * io.count <=
                    size;

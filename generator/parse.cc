@@ -3,14 +3,15 @@
 #include <clang-c/Index.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "generator/naming.h"
 
@@ -484,12 +485,27 @@ struct Section {
   unsigned scopes;
 };
 
+// Plain string scanning, not std::regex: libstdc++'s regex recurses once per input character
+// and a hostile header with a very long line would overflow the stack.
+std::string lowercase(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// True when `line` (lowercase) says "ioctl for <what>" or "ioctls for <what>".
+bool names_ioctls_for(const std::string& line, std::string_view what) {
+  for (std::string_view lead : {"ioctl for ", "ioctls for "}) {
+    std::string needle = std::string(lead) + std::string(what);
+    if (line.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
 std::vector<Section> find_sections(const std::string& path) {
-  static const std::vector<std::pair<std::regex, unsigned>> markers = {
-      {std::regex(R"(ioctls? for /dev/kvm fds)", std::regex::icase), kSystem},
-      {std::regex(R"(ioctls? for fds returned by KVM_CREATE_DEVICE)", std::regex::icase), kDevice},
-      {std::regex(R"(ioctls? for vcpu fds?)", std::regex::icase), kVcpu},
-      {std::regex(R"(ioctls? for (vm|virtual machine) fds?)", std::regex::icase), kVm},
+  static const std::vector<std::pair<std::string_view, unsigned>> markers = {
+      {"/dev/kvm fds", kSystem},   {"fds returned by kvm_create_device", kDevice},
+      {"vcpu fd", kVcpu},          {"vm fd", kVm},
+      {"virtual machine fd", kVm},
   };
   std::vector<Section> out;
   std::ifstream in(path);
@@ -497,8 +513,9 @@ std::vector<Section> find_sections(const std::string& path) {
   unsigned n = 0;
   while (std::getline(in, line)) {
     ++n;
-    for (const auto& [re, scope] : markers) {
-      if (std::regex_search(line, re)) {
+    std::string low = lowercase(line);
+    for (const auto& [what, scope] : markers) {
+      if (names_ioctls_for(low, what)) {
         out.push_back({n, scope});
         break;
       }
@@ -510,14 +527,24 @@ std::vector<Section> find_sections(const std::string& path) {
 // "Available with KVM_CAP_X" comments directly above an ioctl name the capability gating it.
 std::map<unsigned, std::string> find_cap_comments(const std::string& path) {
   std::map<unsigned, std::string> out;  // line of the comment -> cap
-  static const std::regex re(R"(Available with\s+(KVM_CAP_[A-Z0-9_]+))");
   std::ifstream in(path);
   std::string line;
   unsigned n = 0;
   while (std::getline(in, line)) {
     ++n;
-    std::smatch m;
-    if (std::regex_search(line, m, re)) out[n] = m[1];
+    std::size_t at = line.find("Available with");
+    if (at == std::string::npos) continue;
+    std::size_t i = at + std::string_view("Available with").size();
+    std::size_t spaces = i;
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    if (i == spaces || line.compare(i, 8, "KVM_CAP_") != 0) continue;
+    std::size_t end = i;
+    while (end < line.size() &&
+           (std::isupper(static_cast<unsigned char>(line[end])) ||
+            std::isdigit(static_cast<unsigned char>(line[end])) || line[end] == '_')) {
+      ++end;
+    }
+    out[n] = line.substr(i, end - i);
   }
   return out;
 }
@@ -824,7 +851,8 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       io.gating_cap.clear();
     }
   }
-  for (const auto& [name, ex] : rules.scopes) {
+  for (const auto& entry : rules.scopes) {
+    const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
     bool found = std::any_of(model.ioctls.begin(), model.ioctls.end(),
                              [&](const Ioctl& io) { return io.name == name; });
     if (!found)

@@ -25,16 +25,16 @@ std::string reason_name(std::uint32_t raw) {
 
 std::uint32_t IoExit::value() const noexcept {
   return static_cast<std::uint32_t>(
-      load_le(data_.data(), std::min<std::size_t>(io_.size, data_.size())));
+      load_le(data_.data(), std::min<std::size_t>(size_, data_.size())));
 }
 
 void IoExit::set_value(std::uint32_t v) const noexcept {
-  store_le(data_.data(), std::min<std::size_t>(io_.size, data_.size()), v);
+  store_le(data_.data(), std::min<std::size_t>(size_, data_.size()), v);
 }
 
-std::uint64_t MmioExit::value() const noexcept { return load_le(mmio_.data, mmio_.len); }
+std::uint64_t MmioExit::value() const noexcept { return load_le(mmio_.data, len_); }
 
-void MmioExit::set_value(std::uint64_t v) const noexcept { store_le(mmio_.data, mmio_.len, v); }
+void MmioExit::set_value(std::uint64_t v) const noexcept { store_le(mmio_.data, len_, v); }
 
 std::string Exit::name() const { return reason_name(run_->exit_reason); }
 
@@ -64,6 +64,10 @@ IoExit Exit::io() const {
   if (io.size != 1 && io.size != 2 && io.size != 4) {
     throw WrongExitError("Exit::io(): access size " + std::to_string(io.size) +
                          " is not 1, 2 or 4");
+  }
+  if (io.data_offset < sizeof(abi::kvm_run)) {
+    throw WrongExitError("Exit::io(): data at offset " + std::to_string(io.data_offset) +
+                         " would overlap struct kvm_run itself");
   }
   if (io.data_offset > size_ || bytes > size_ - io.data_offset) {
     throw WrongExitError("Exit::io(): data at offset " + std::to_string(io.data_offset) + " of " +

@@ -24,12 +24,12 @@ using abi::ExitReason;
 // KVM_EXIT_IO: a port access by the guest. For `in`, fill data() before the next run.
 class IoExit {
  public:
-  bool is_in() const noexcept { return io_.direction == 0; }  // KVM_EXIT_IO_IN
+  bool is_in() const noexcept { return direction_ == 0; }  // KVM_EXIT_IO_IN
   bool is_out() const noexcept { return !is_in(); }
-  std::uint16_t port() const noexcept { return io_.port; }
-  std::uint8_t size() const noexcept { return io_.size; }     // bytes per access: 1, 2 or 4
-  std::uint32_t count() const noexcept { return io_.count; }  // accesses (>1 for rep ins/outs)
-  // size() * count() bytes inside the kvm_run mapping.
+  std::uint16_t port() const noexcept { return port_; }
+  std::uint8_t size() const noexcept { return size_; }     // bytes per access: 1, 2 or 4
+  std::uint32_t count() const noexcept { return count_; }  // accesses (>1 for rep ins/outs)
+  // size() * count() bytes inside the kvm_run mapping, after struct kvm_run.
   std::span<std::uint8_t> data() const noexcept { return data_; }
   // The first access's value, little endian (for the common count == 1 case).
   std::uint32_t value() const noexcept;
@@ -38,8 +38,14 @@ class IoExit {
 
  private:
   friend class Exit;
-  IoExit(decltype(abi::kvm_run::io)& io, std::span<std::uint8_t> data) : io_(io), data_(data) {}
-  decltype(abi::kvm_run::io)& io_;
+  // The header fields are copied when Exit::io() has validated them: the data span cannot
+  // change them afterwards.
+  IoExit(const decltype(abi::kvm_run::io)& io, std::span<std::uint8_t> data) noexcept
+      : direction_(io.direction), size_(io.size), port_(io.port), count_(io.count), data_(data) {}
+  std::uint8_t direction_;
+  std::uint8_t size_;
+  std::uint16_t port_;
+  std::uint32_t count_;
   std::span<std::uint8_t> data_;
 };
 
@@ -49,15 +55,17 @@ class MmioExit {
  public:
   std::uint64_t phys_addr() const noexcept { return mmio_.phys_addr; }
   bool is_write() const noexcept { return mmio_.is_write != 0; }
-  std::uint32_t len() const noexcept { return mmio_.len; }  // 1..8
-  std::span<std::uint8_t> data() const noexcept { return {mmio_.data, mmio_.len}; }
+  std::uint32_t len() const noexcept { return len_; }  // 1..8
+  std::span<std::uint8_t> data() const noexcept { return {mmio_.data, len_}; }
   std::uint64_t value() const noexcept;  // little endian
   void set_value(std::uint64_t v) const noexcept;
 
  private:
   friend class Exit;
-  explicit MmioExit(decltype(abi::kvm_run::mmio)& m) : mmio_(m) {}
+  // len is copied once Exit::mmio() has checked it (<= 8).
+  explicit MmioExit(decltype(abi::kvm_run::mmio)& m) noexcept : mmio_(m), len_(m.len) {}
   decltype(abi::kvm_run::mmio)& mmio_;
+  std::uint32_t len_;
 };
 
 // KVM_EXIT_SYSTEM_EVENT: shutdown, reset, crash... with up to 16 words of data.

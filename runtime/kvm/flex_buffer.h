@@ -120,7 +120,12 @@ class FlexBuffer {
     }
     auto* fresh = static_cast<std::byte*>(::operator new[](bytes_for(n), std::align_val_t{kAlign}));
     std::memset(fresh, 0, bytes_for(n));
-    if (storage_) std::memcpy(fresh, storage_, bytes_for(size()));
+    // The count may already say more than the old storage holds (the kernel writes the needed
+    // count into it when it answers E2BIG); copy only what exists.
+    if (storage_) {
+      std::size_t keep = size() < capacity_ ? size() : capacity_;
+      std::memcpy(fresh, storage_, bytes_for(keep < n ? keep : n));
+    }
     release(storage_);
     storage_ = fresh;
     capacity_ = n;

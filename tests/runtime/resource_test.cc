@@ -51,5 +51,10 @@ TEST_CASE("10,000 VMs with a vCPU and memory: fds and RSS return to their starti
   CHECK(open_fds() == fds);
   long grown = rss_kib() - rss;
   INFO("RSS grew by " << grown << " KiB");
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's quarantine and shadow memory grow by design; LeakSanitizer checks for leaks instead.
+  std::fprintf(stderr, "NOTE: RSS check skipped under AddressSanitizer (grew %ld KiB)\n", grown);
+#else
   CHECK(grown < 2048);  // allocator slack, not 10,000 leaked kvm_run pages (40 MiB)
+#endif
 }
