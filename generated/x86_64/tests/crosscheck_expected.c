@@ -2031,7 +2031,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.delivery_mode = ~0ull;
+    v.redirtbl[0].fields.delivery_mode = (1ull << 3) - 1;  /* all ones in a 3-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2039,7 +2039,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.dest_mode = ~0ull;
+    v.redirtbl[0].fields.dest_mode = (1ull << 1) - 1;  /* all ones in a 1-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2047,7 +2047,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.delivery_status = ~0ull;
+    v.redirtbl[0].fields.delivery_status = (1ull << 1) - 1;  /* all ones in a 1-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2055,7 +2055,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.polarity = ~0ull;
+    v.redirtbl[0].fields.polarity = (1ull << 1) - 1;  /* all ones in a 1-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2063,7 +2063,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.remote_irr = ~0ull;
+    v.redirtbl[0].fields.remote_irr = (1ull << 1) - 1;  /* all ones in a 1-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2071,7 +2071,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.trig_mode = ~0ull;
+    v.redirtbl[0].fields.trig_mode = (1ull << 1) - 1;  /* all ones in a 1-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2079,7 +2079,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.mask = ~0ull;
+    v.redirtbl[0].fields.mask = (1ull << 1) - 1;  /* all ones in a 1-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2087,7 +2087,7 @@ size_t kvmgen_expected_bitfield(size_t index, unsigned char* buf, size_t cap) {
   if (index == i++) {
     struct kvm_ioapic_state v;
     memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.reserve = ~0ull;
+    v.redirtbl[0].fields.reserve = (1ull << 7) - 1;  /* all ones in a 7-bit field */
     if (cap < sizeof(v)) return 0;
     memcpy(buf, &v, sizeof(v));
     return sizeof(v);

@@ -2048,7 +2048,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.delivery_mode = static_cast<decltype(v.redirtbl[0].fields.delivery_mode)>(~0ull);
+    v.redirtbl[0].fields.delivery_mode = static_cast<decltype(v.redirtbl[0].fields.delivery_mode)>((1ull << 3) - 1);  // all ones, 3 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2056,7 +2056,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.dest_mode = static_cast<decltype(v.redirtbl[0].fields.dest_mode)>(~0ull);
+    v.redirtbl[0].fields.dest_mode = static_cast<decltype(v.redirtbl[0].fields.dest_mode)>((1ull << 1) - 1);  // all ones, 1 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2064,7 +2064,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.delivery_status = static_cast<decltype(v.redirtbl[0].fields.delivery_status)>(~0ull);
+    v.redirtbl[0].fields.delivery_status = static_cast<decltype(v.redirtbl[0].fields.delivery_status)>((1ull << 1) - 1);  // all ones, 1 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2072,7 +2072,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.polarity = static_cast<decltype(v.redirtbl[0].fields.polarity)>(~0ull);
+    v.redirtbl[0].fields.polarity = static_cast<decltype(v.redirtbl[0].fields.polarity)>((1ull << 1) - 1);  // all ones, 1 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2080,7 +2080,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.remote_irr = static_cast<decltype(v.redirtbl[0].fields.remote_irr)>(~0ull);
+    v.redirtbl[0].fields.remote_irr = static_cast<decltype(v.redirtbl[0].fields.remote_irr)>((1ull << 1) - 1);  // all ones, 1 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2088,7 +2088,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.trig_mode = static_cast<decltype(v.redirtbl[0].fields.trig_mode)>(~0ull);
+    v.redirtbl[0].fields.trig_mode = static_cast<decltype(v.redirtbl[0].fields.trig_mode)>((1ull << 1) - 1);  // all ones, 1 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2096,7 +2096,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.mask = static_cast<decltype(v.redirtbl[0].fields.mask)>(~0ull);
+    v.redirtbl[0].fields.mask = static_cast<decltype(v.redirtbl[0].fields.mask)>((1ull << 1) - 1);  // all ones, 1 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
@@ -2104,7 +2104,7 @@ std::size_t actual_bitfield(std::size_t index, unsigned char* buf, std::size_t c
   if (index == i++) {
     kvm_ioapic_state v;
     std::memset(&v, 0, sizeof(v));
-    v.redirtbl[0].fields.reserve = static_cast<decltype(v.redirtbl[0].fields.reserve)>(~0ull);
+    v.redirtbl[0].fields.reserve = static_cast<decltype(v.redirtbl[0].fields.reserve)>((1ull << 7) - 1);  // all ones, 7 bits
     if (cap < sizeof(v)) return 0;
     std::memcpy(buf, &v, sizeof(v));
     return sizeof(v);
