@@ -35,8 +35,16 @@ std::size_t System::vcpu_mmap_size() const {
 
 Vm System::create_vm(unsigned long type) const {
   std::size_t size = vcpu_mmap_size();
+  if (!have_limits_ && type == 0) {
+    // Asked once per System; for the default machine type the system-wide answers are the
+    // VM's. Other types keep asking their VM.
+    limits_.nr_memslots = check_extension(abi::Cap::NrMemslots);
+    limits_.max_vcpu_id = check_extension(abi::Cap::MaxVcpuId);
+    limits_.max_vcpus = check_extension(abi::Cap::MaxVcpus);
+    have_limits_ = true;
+  }
   int fd = ioctl<abi::ioctl::CreateVm>(type, "machine type " + std::to_string(type));
-  return Vm(Fd(fd), size);
+  return Vm(Fd(fd), size, type == 0 ? limits_ : VmLimits{});
 }
 
 #if defined(__x86_64__)

@@ -9,6 +9,7 @@
 #include "kvm/abi/kvm_abi.h"
 #include "kvm/fd.h"
 #include "kvm/ioctl.h"
+#include "kvm/vm.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
@@ -60,6 +61,8 @@ class System : public IoctlTarget<System, abi::Scope::System> {
  private:
   Fd fd_;
   mutable std::size_t mmap_size_ = 0;
+  mutable bool have_limits_ = false;
+  mutable VmLimits limits_;
 };
 
 }  // namespace kvm

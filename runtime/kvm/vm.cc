@@ -30,7 +30,8 @@ std::string range(std::uint64_t start, std::uint64_t size) {
 
 }  // namespace
 
-Vm::Vm(Fd fd, std::size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {
+Vm::Vm(Fd fd, std::size_t vcpu_mmap_size, VmLimits limits)
+    : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size), limits_(limits) {
   if (!fd_) throw Error("kvm::Vm", EBADF, "no VM fd");
 }
 
@@ -67,10 +68,10 @@ unsigned Vm::phys_addr_bits() const {
 }
 
 Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {
-  int max_id = cached_cap(abi::Cap::MaxVcpuId, max_vcpu_id_);
+  int max_id = cached_cap(abi::Cap::MaxVcpuId, limits_.max_vcpu_id);
   const char* cap_name = "KVM_CAP_MAX_VCPU_ID";
   if (max_id <= 0) {
-    max_id = cached_cap(abi::Cap::MaxVcpus, max_vcpus_);
+    max_id = cached_cap(abi::Cap::MaxVcpus, limits_.max_vcpus);
     cap_name = "KVM_CAP_MAX_VCPUS";
   }
   if (max_id > 0 && id >= static_cast<unsigned>(max_id)) {
@@ -122,7 +123,7 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
                 what + " " + range(r.guest_phys_addr, r.size) + " reaches beyond the host's " +
                     std::to_string(bits) + "-bit physical address space");
   }
-  int nslots = cached_cap(abi::Cap::NrMemslots, nr_memslots_);
+  int nslots = cached_cap(abi::Cap::NrMemslots, limits_.nr_memslots);
   if (nslots > 0 && (r.slot & 0xffff) >= static_cast<std::uint32_t>(nslots)) {
     throw Error(kSetRegion, EINVAL, what + " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(nslots));
   }

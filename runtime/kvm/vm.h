@@ -42,11 +42,20 @@ struct VcpuOptions {
   bool sync_regs = true;
 };
 
+// Limits the runtime checks input against, from KVM_CHECK_EXTENSION; -1 means "not asked yet".
+// A System asks once and hands them to every VM it creates (they are the same for every VM of
+// a host), which saves a VM its own ioctls for them.
+struct VmLimits {
+  int nr_memslots = -1;  // KVM_CAP_NR_MEMSLOTS
+  int max_vcpu_id = -1;  // KVM_CAP_MAX_VCPU_ID
+  int max_vcpus = -1;    // KVM_CAP_MAX_VCPUS
+};
+
 class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
  public:
   // Takes ownership of a VM fd; `vcpu_mmap_size` is KVM_GET_VCPU_MMAP_SIZE. System::create_vm
   // is the usual way to get one.
-  Vm(Fd fd, std::size_t vcpu_mmap_size);
+  Vm(Fd fd, std::size_t vcpu_mmap_size, VmLimits limits = {});
   Vm(Vm&&) noexcept = default;
   Vm& operator=(Vm&&) noexcept = default;
 
@@ -162,9 +171,7 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   std::size_t vcpu_mmap_size_ = 0;
   std::vector<MemoryRegion> slots_;  // sorted by slot; a VM has few, a vector beats a map
   // Capability answers that cannot change for a VM, asked once (-1: not asked yet).
-  mutable int nr_memslots_ = -1;
-  mutable int max_vcpu_id_ = -1;
-  mutable int max_vcpus_ = -1;
+  mutable VmLimits limits_;
 };
 
 }  // namespace kvm
