@@ -1,18 +1,16 @@
 // Runs the example VMM end to end and checks what it printed.
 #include <catch2/catch.hpp>
 
+#include "tests/run_command.h"
+
 #include <cstdio>
 #include <string>
 
 TEST_CASE("hello_vmm boots its guest and prints what the guest said") {
-  FILE* p = popen("examples/hello/hello_vmm 2>&1", "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  int status = pclose(p);
+  testing::CommandResult r = testing::run_command("examples/hello/hello_vmm");
+  const std::string& out = r.output;
   INFO(out);
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(r.status == 0);
   CHECK(out.find("guest said: Hello from a 64-bit guest!\n") != std::string::npos);
   CHECK(out.find("guest computed 1+...+100 = 5050") != std::string::npos);
   CHECK(out.find("guest status register: 0x600d") != std::string::npos);

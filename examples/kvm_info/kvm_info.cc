@@ -15,8 +15,8 @@ int main(int argc, char** argv) {
     kvm::System sys;
     std::printf("KVM API version: %d\n", sys.api_version());
     std::printf("vCPU mmap size:  %zu bytes\n", sys.vcpu_mmap_size());
-    std::printf("bindings:        generated from %s (Linux %s) for %s\n",
-                kvm::abi::generated_from, kvm::abi::linux_version, kvm::abi::target_arch);
+    std::printf("bindings:        generated from %s (Linux %s) for %s\n", kvm::abi::generated_from,
+                kvm::abi::linux_version, kvm::abi::target_arch);
 
     // Probe past the highest known capability: a newer kernel reports caps we cannot name.
     std::uint32_t highest = 0;

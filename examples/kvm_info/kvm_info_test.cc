@@ -1,20 +1,18 @@
 // Runs kvm-info and checks it against what the runtime reports directly.
 #include <catch2/catch.hpp>
 
+#include "tests/run_command.h"
+
 #include <cstdio>
 #include <string>
 
 #include "kvm/kvm.h"
 
 TEST_CASE("kvm-info prints the API version, named and unnamed capabilities, and CPUID") {
-  FILE* p = popen("examples/kvm_info/kvm_info 2>&1", "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  int status = pclose(p);
+  testing::CommandResult r = testing::run_command("examples/kvm_info/kvm_info");
+  const std::string& out = r.output;
   INFO(out);
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(r.status == 0);
   CHECK(out.find("KVM API version: 12") != std::string::npos);
   kvm::System sys;
   std::string sync = "KVM_CAP_SYNC_REGS";

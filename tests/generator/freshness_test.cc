@@ -4,6 +4,8 @@
 // edit in any arch, and a missing arch.
 #include <catch2/catch.hpp>
 
+#include "tests/run_command.h"
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -16,21 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status;
-  std::string output;
-};
+using Result = testing::CommandResult;
 
-Result run(const std::string& cmd) {
-  Result r{-1, ""};
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.output.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Result run(const std::string& cmd) { return testing::run_command(cmd); }
 
 const std::string kKvmgen = "generator/kvmgen";
 const std::string kArgs = " --rules generator --templates templates";

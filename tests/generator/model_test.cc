@@ -169,10 +169,9 @@ TEST_CASE("ioctls: numbers, directions, argument types, scopes, availability") {
   CHECK(ioctl("KVM_GET_API_VERSION").scopes == kSystem);
   CHECK(ioctl("KVM_CHECK_EXTENSION").scopes == (kSystem | kVm));  // from ioctl_scopes.rules
   std::string h = rendered("kvm/abi/ioctls.h");
-  CHECK(contains(
-      h,
-      "struct FxMissing {\n  static constexpr char name[] = \"KVM_FX_MISSING\";\n"
-      "  static constexpr bool available = false;"));
+  CHECK(contains(h,
+                 "struct FxMissing {\n  static constexpr char name[] = \"KVM_FX_MISSING\";\n"
+                 "  static constexpr bool available = false;"));
   CHECK(contains(h, "static constexpr OptionalCap capability = OptionalCap{true, Cap::Hlt };"));
 }
 
