@@ -87,7 +87,7 @@ struct Comparison {
   std::string baseline;   // side names
   std::string candidate;
   Goal goal = Goal::Info;
-  double target = 0;      // ratio, speedup or nanoseconds, per goal
+  double target = 0;  // ratio, speedup or nanoseconds, per goal
   // Set when the candidate side belongs to another benchmark: the ratio is then the ratio of
   // the two medians, not a median of interleaved ratios.
   std::string candidate_benchmark = {};

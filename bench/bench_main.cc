@@ -52,7 +52,8 @@ class CollectingReporter : public benchmark::ConsoleReporter {
         r_.errors.push_back(name + ": " + run.error_message);
         continue;
       }
-      for (const auto& [counter, value] : run.counters) r_.counters[name][counter].push_back(value.value);
+      for (const auto& [counter, value] : run.counters)
+        r_.counters[name][counter].push_back(value.value);
     }
   }
 
@@ -63,10 +64,14 @@ class CollectingReporter : public benchmark::ConsoleReporter {
 std::string format_time(double ns) {
   if (std::isnan(ns)) return "-";
   char buf[32];
-  if (ns < 1e3) std::snprintf(buf, sizeof buf, "%.1f ns", ns);
-  else if (ns < 1e6) std::snprintf(buf, sizeof buf, "%.2f us", ns / 1e3);
-  else if (ns < 1e9) std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
+  if (ns < 1e3)
+    std::snprintf(buf, sizeof buf, "%.1f ns", ns);
+  else if (ns < 1e6)
+    std::snprintf(buf, sizeof buf, "%.2f us", ns / 1e3);
+  else if (ns < 1e9)
+    std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
   return buf;
 }
 
@@ -81,7 +86,7 @@ struct Row {
   const Comparison* c;
   double base_ns, cand_ns, ratio;  // ratio: median of candidate / baseline turn ratios
   std::size_t runs;
-  std::string target, verdict;     // verdict: "yes", "NO", "" (info) or "?" (no data)
+  std::string target, verdict;  // verdict: "yes", "NO", "" (info) or "?" (no data)
 };
 
 Row evaluate(const Comparison& c, const Results& r) {
@@ -92,7 +97,8 @@ Row evaluate(const Comparison& c, const Results& r) {
     auto it = b->second.find(counter);
     return it == b->second.end() ? std::vector<double>{} : it->second;
   };
-  const std::string& cand_bench = c.candidate_benchmark.empty() ? c.benchmark : c.candidate_benchmark;
+  const std::string& cand_bench =
+      c.candidate_benchmark.empty() ? c.benchmark : c.candidate_benchmark;
   row.base_ns = median(get(c.benchmark, c.baseline)) * 1e9;
   row.cand_ns = median(get(cand_bench, c.candidate)) * 1e9;
   row.runs = get(cand_bench, c.candidate).size();
@@ -104,8 +110,10 @@ Row evaluate(const Comparison& c, const Results& r) {
       // two sides' ratios to the first side.
       for (const auto& [counter, values] : r.counters.at(c.benchmark)) {
         if (counter.rfind(c.candidate + "/", 0) != 0) continue;
-        std::vector<double> base = get(c.benchmark, c.baseline + counter.substr(c.candidate.size()));
-        for (std::size_t i = 0; i < values.size() && i < base.size(); ++i) ratios.push_back(values[i] / base[i]);
+        std::vector<double> base =
+            get(c.benchmark, c.baseline + counter.substr(c.candidate.size()));
+        for (std::size_t i = 0; i < values.size() && i < base.size(); ++i)
+          ratios.push_back(values[i] / base[i]);
       }
     }
   }
@@ -156,10 +164,9 @@ void print_table(const std::vector<Row>& rows) {
     const bool cross = !r.c->candidate_benchmark.empty();
     std::string base = cross ? r.c->benchmark + " " + r.c->baseline : r.c->baseline;
     std::string cand = cross ? r.c->candidate_benchmark + " " + r.c->candidate : r.c->candidate;
-    std::printf("%-44s %-16s %10s  %-16s %10s %9s  %-18s %s\n", r.c->title.c_str(),
-                base.c_str(), format_time(r.base_ns).c_str(), cand.c_str(),
-                format_time(r.cand_ns).c_str(), format_number(r.ratio, "%.3f").c_str(),
-                r.target.c_str(), r.verdict.c_str());
+    std::printf("%-44s %-16s %10s  %-16s %10s %9s  %-18s %s\n", r.c->title.c_str(), base.c_str(),
+                format_time(r.base_ns).c_str(), cand.c_str(), format_time(r.cand_ns).c_str(),
+                format_number(r.ratio, "%.3f").c_str(), r.target.c_str(), r.verdict.c_str());
   }
   std::fflush(stdout);
 }
@@ -174,9 +181,10 @@ void write_summary(const std::string& path, const std::vector<Row>& rows) {
         << "\", \"candidate\": \"" << json_escape(r.c->candidate)
         << "\", \"candidate_benchmark\": \"" << json_escape(r.c->candidate_benchmark)
         << "\", \"baseline_ns\": " << json_number(r.base_ns)
-        << ", \"candidate_ns\": " << json_number(r.cand_ns) << ", \"ratio\": " << json_number(r.ratio)
-        << ", \"runs\": " << r.runs << ", \"target\": \"" << json_escape(r.target)
-        << "\", \"met\": \"" << r.verdict << "\"}" << (i + 1 < rows.size() ? ",\n" : "\n");
+        << ", \"candidate_ns\": " << json_number(r.cand_ns)
+        << ", \"ratio\": " << json_number(r.ratio) << ", \"runs\": " << r.runs << ", \"target\": \""
+        << json_escape(r.target) << "\", \"met\": \"" << r.verdict << "\"}"
+        << (i + 1 < rows.size() ? ",\n" : "\n");
   }
   out << "]\n";
 }
@@ -263,6 +271,7 @@ int main(int argc, char** argv) {
   }
   if (!rows.empty()) bench::print_table(rows);
   if (!summary.empty()) bench::write_summary(summary, rows);
-  for (const std::string& e : results.errors) std::fprintf(stderr, "benchmark error: %s\n", e.c_str());
+  for (const std::string& e : results.errors)
+    std::fprintf(stderr, "benchmark error: %s\n", e.c_str());
   return results.errors.empty() ? 0 : 1;
 }

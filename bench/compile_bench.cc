@@ -30,9 +30,9 @@ extern char** environ;
 namespace bench {
 namespace {
 
-const bool flags_declared = declare_flag("cxx", "g++") && declare_flag("cxxflags", "-std=c++20 -O2") &&
-                            declare_flag("generated_dir", "generated/x86_64") &&
-                            declare_flag("runtime_dir", "runtime");
+const bool flags_declared =
+    declare_flag("cxx", "g++") && declare_flag("cxxflags", "-std=c++20 -O2") &&
+    declare_flag("generated_dir", "generated/x86_64") && declare_flag("runtime_dir", "runtime");
 
 struct Failure {
   std::string what;
@@ -64,7 +64,8 @@ struct Sources {
     dir = buf.data();
   }
   ~Sources() {
-    for (const char* f : {"linux_kvm_h.cc", "kvm_abi_h.cc", "kvm_h.cc"}) unlink((dir + "/" + f).c_str());
+    for (const char* f : {"linux_kvm_h.cc", "kvm_abi_h.cc", "kvm_h.cc"})
+      unlink((dir + "/" + f).c_str());
     rmdir(dir.c_str());
   }
   std::string write(const std::string& name, const std::string& include) const {
@@ -77,7 +78,8 @@ struct Sources {
 // Compiles one translation unit per call; run(n) returns the compiler's CPU seconds.
 class CompileSide final : public Side {
  public:
-  CompileSide(std::string name, std::vector<std::string> argv) : Side(std::move(name)), argv_(std::move(argv)) {}
+  CompileSide(std::string name, std::vector<std::string> argv)
+      : Side(std::move(name)), argv_(std::move(argv)) {}
 
   double run(std::size_t n) override {
     double cpu = 0;
@@ -99,7 +101,8 @@ class CompileSide final : public Side {
     if (rc != 0) throw Failure{"cannot run " + argv_[0] + ": " + std::strerror(rc)};
     int status = 0;
     struct rusage ru {};
-    if (wait4(pid, &status, 0, &ru) != pid) throw Failure{"wait4: " + std::string(std::strerror(errno))};
+    if (wait4(pid, &status, 0, &ru) != pid)
+      throw Failure{"wait4: " + std::string(std::strerror(errno))};
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       std::string cmd;
       for (const std::string& a : argv_) cmd += a + " ";
@@ -119,26 +122,32 @@ void compile_bench(benchmark::State& st) {
     auto command = [&](const std::string& name, const std::string& include) {
       std::vector<std::string> argv{flag("cxx")};
       for (const std::string& f : split(flag("cxxflags"))) argv.push_back(f);
-      argv.insert(argv.end(), {"-I" + absolute(flag("generated_dir")), "-I" + absolute(flag("runtime_dir")),
-                               "-c", src.write(name, include), "-o", "/dev/null"});
+      argv.insert(argv.end(),
+                  {"-I" + absolute(flag("generated_dir")), "-I" + absolute(flag("runtime_dir")),
+                   "-c", src.write(name, include), "-o", "/dev/null"});
       return std::make_unique<CompileSide>(name, std::move(argv));
     };
-    interleave(st,
-               sides(command("linux_kvm_h", "<linux/kvm.h>"), command("kvm_abi_h", "\"kvm/abi/kvm_abi.h\""),
-                     command("kvm_h", "\"kvm/kvm.h\"")),
-               1);
+    interleave(
+        st,
+        sides(command("linux_kvm_h", "<linux/kvm.h>"),
+              command("kvm_abi_h", "\"kvm/abi/kvm_abi.h\""), command("kvm_h", "\"kvm/kvm.h\"")),
+        1);
   } catch (const Failure& f) {
     st.SkipWithError(f.what.c_str());
   }
 }
 
 const bool registered = [] {
-  benchmark::RegisterBenchmark("compile", compile_bench)->UseRealTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("compile", compile_bench)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   compare({"compile: generated bindings vs <linux/kvm.h>", "compile", "linux_kvm_h", "kvm_abi_h",
            Goal::MaxRatio, 3.0});
   compare({"compile: whole runtime header", "compile", "linux_kvm_h", "kvm_h", Goal::MaxTime, 1e9});
-  compare({"compile, wall time: generated bindings", "compile", "linux_kvm_h_wall", "kvm_abi_h_wall"});
-  compare({"compile, wall time: whole runtime header", "compile", "linux_kvm_h_wall", "kvm_h_wall"});
+  compare(
+      {"compile, wall time: generated bindings", "compile", "linux_kvm_h_wall", "kvm_abi_h_wall"});
+  compare(
+      {"compile, wall time: whole runtime header", "compile", "linux_kvm_h_wall", "kvm_h_wall"});
   return true;
 }();
 

@@ -56,10 +56,14 @@ std::string errno_text(const char* what) { return std::string(what) + ": " + std
 
 const char* program_name(Program p) {
   switch (p) {
-    case Program::OutLoop: return "out loop";
-    case Program::MmioLoop: return "mmio loop";
-    case Program::HltLoop: return "hlt loop";
-    case Program::Boot: return "boot";
+    case Program::OutLoop:
+      return "out loop";
+    case Program::MmioLoop:
+      return "mmio loop";
+    case Program::HltLoop:
+      return "hlt loop";
+    case Program::Boot:
+      return "boot";
   }
   return "?";
 }
@@ -107,7 +111,8 @@ RawGuest::RawGuest(Program p) {
   region.guest_phys_addr = 0;
   region.memory_size = kRamSize;
   region.userspace_addr = reinterpret_cast<std::uint64_t>(ram);
-  if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) fail(errno_text("KVM_SET_USER_MEMORY_REGION"));
+  if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+    fail(errno_text("KVM_SET_USER_MEMORY_REGION"));
   write_image({ram, kRamSize}, p);
 
   vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
@@ -140,7 +145,8 @@ void RawGuest::run_once() const {
   if (rc < 0) fail(errno_text("KVM_RUN"));
 }
 
-// ---- ours ----------------------------------------------------------------------------------------
+// ---- ours
+// ----------------------------------------------------------------------------------------
 
 const kvm::System& system() {
   static const kvm::System sys;

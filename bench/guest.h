@@ -22,11 +22,11 @@
 
 namespace bench {
 
-inline constexpr std::uint64_t kRamSize = 1 << 20;        // everything of GuestLayout{} fits
-inline constexpr std::uint16_t kPort = 0x10;              // port of the `out` guests
-inline constexpr std::uint64_t kMmioAddr = 0x10000000;    // identity-mapped, in no slot
-inline constexpr std::uint32_t kMmioValue = 0x12345678;   // what the MMIO guest writes
-inline constexpr std::uint64_t kCounterAddr = 0x20000;    // the boot guest's counter
+inline constexpr std::uint64_t kRamSize = 1 << 20;       // everything of GuestLayout{} fits
+inline constexpr std::uint16_t kPort = 0x10;             // port of the `out` guests
+inline constexpr std::uint64_t kMmioAddr = 0x10000000;   // identity-mapped, in no slot
+inline constexpr std::uint32_t kMmioValue = 0x12345678;  // what the MMIO guest writes
+inline constexpr std::uint64_t kCounterAddr = 0x20000;   // the boot guest's counter
 
 enum class Program {
   OutLoop,   // for (;;) out(kPort, al)                  -> KVM_EXIT_IO per run

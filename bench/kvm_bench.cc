@@ -78,12 +78,14 @@ void check_raw_exit(const struct kvm_run& r, Program p) {
     }
     case Program::HltLoop:
     case Program::Boot:
-      if (r.exit_reason != KVM_EXIT_HLT) fail("raw: expected hlt, got exit " + std::to_string(r.exit_reason));
+      if (r.exit_reason != KVM_EXIT_HLT)
+        fail("raw: expected hlt, got exit " + std::to_string(r.exit_reason));
       return;
   }
 }
 
-// ---- ours ----------------------------------------------------------------------------------------
+// ---- ours
+// ----------------------------------------------------------------------------------------
 
 kvm::Exit run_ours(kvm::Vcpu& vcpu) {
   for (;;) {
@@ -116,8 +118,9 @@ void check_our_exit(const kvm::Exit& e, Program p) {
   }
 }
 
-// ---- 1. exit round trip --------------------------------------------------------------------------
-// One operation: KVM_RUN until the guest's next exit, and that exit's data checked.
+// ---- 1. exit round trip
+// -------------------------------------------------------------------------- One operation: KVM_RUN
+// until the guest's next exit, and that exit's data checked.
 
 auto raw_exit_op(RawGuest& g, Program p) {
   return [&g, p] {
@@ -142,9 +145,9 @@ void exit_bench(benchmark::State& st, Program p) {
   });
 }
 
-// ---- 2. registers read and written on every exit -------------------------------------------------
-// The guest outs al in a loop; the VMM checks rax and sets rax + 1, so each exit's value is
-// the previous one plus one.
+// ---- 2. registers read and written on every exit
+// ------------------------------------------------- The guest outs al in a loop; the VMM checks rax
+// and sets rax + 1, so each exit's value is the previous one plus one.
 
 void check_counter(std::uint64_t rax, std::uint64_t want, std::uint8_t out_value) {
   if (rax != want || out_value != static_cast<std::uint8_t>(want)) {
@@ -205,14 +208,16 @@ void regs_bench(benchmark::State& st) {
     OurGuest nosync(Program::OutLoop, kvm::VcpuOptions{.sync_regs = false});
     std::uint64_t ours_n = 0, nosync_n = 0;
 
-    interleave(st,
-               sides(side("raw", raw_op), side("raw_sync", hand_op), side("ours", our_op(ours, ours_n)),
-                     side("ours_nosync", our_op(nosync, nosync_n))),
-               16);
+    interleave(
+        st,
+        sides(side("raw", raw_op), side("raw_sync", hand_op), side("ours", our_op(ours, ours_n)),
+              side("ours_nosync", our_op(nosync, nosync_n))),
+        16);
   });
 }
 
-// ---- 3. VM lifecycle and reset --------------------------------------------------------------------
+// ---- 3. VM lifecycle and reset
+// --------------------------------------------------------------------
 
 void check_counter_in(const std::uint8_t* ram) {
   std::uint64_t counter;
@@ -305,9 +310,10 @@ void reset_bench(benchmark::State& st) {
   });
 }
 
-// ---- 4. exit decoding without ioctls ---------------------------------------------------------------
-// Three kvm_run pages as KVM leaves them after an `out`, an MMIO write and a hlt, visited in a
-// fixed pseudo-random order; each iteration decodes one exit and folds its data into a sum.
+// ---- 4. exit decoding without ioctls
+// --------------------------------------------------------------- Three kvm_run pages as KVM leaves
+// them after an `out`, an MMIO write and a hlt, visited in a fixed pseudo-random order; each
+// iteration decodes one exit and folds its data into a sum.
 
 constexpr std::size_t kRunBytes = 3 * 4096;  // KVM_GET_VCPU_MMAP_SIZE on x86
 constexpr std::size_t kOrder = 256;
@@ -424,7 +430,8 @@ void decode_bench(benchmark::State& st) {
   });
 }
 
-// ---- registration -------------------------------------------------------------------------------------
+// ---- registration
+// -------------------------------------------------------------------------------------
 
 void reg(const char* name, void (*fn)(benchmark::State&)) {
   benchmark::RegisterBenchmark(name, fn)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -448,15 +455,20 @@ const bool compared = [] {
   }
   for (const char* tag : {"out", "mmio", "hlt"}) {
     std::string b = std::string("exit/") + tag;
-    compare({"exit round trip, " + std::string(tag) + ", sync_regs=false", b, "raw", "ours_nosync"});
+    compare(
+        {"exit round trip, " + std::string(tag) + ", sync_regs=false", b, "raw", "ours_nosync"});
   }
-  compare({"regs on every exit: ours vs GET/SET_REGS", "regs", "raw", "ours", Goal::MinSpeedup, 1.5});
+  compare(
+      {"regs on every exit: ours vs GET/SET_REGS", "regs", "raw", "ours", Goal::MinSpeedup, 1.5});
   compare({"regs on every exit: ours vs hand-made sync", "regs", "raw_sync", "ours"});
-  compare({"regs on every exit: sync_regs=false vs raw", "regs", "raw", "ours_nosync", Goal::MaxRatio, 1.02});
-  compare({"VM lifecycle: create, run to HLT, destroy", "lifecycle", "raw", "ours", Goal::MaxRatio, 1.02});
+  compare({"regs on every exit: sync_regs=false vs raw", "regs", "raw", "ours_nosync",
+           Goal::MaxRatio, 1.02});
+  compare({"VM lifecycle: create, run to HLT, destroy", "lifecycle", "raw", "ours", Goal::MaxRatio,
+           1.02});
   compare({"VM lifecycle: raw + 1 CPUID vs raw", "lifecycle", "raw", "raw_cpuid"});
   compare({"VM lifecycle: ours vs raw + 1 CPUID", "lifecycle", "raw_cpuid", "ours"});
-  compare({"reset instead of re-creating (ours)", "lifecycle", "ours", "ours", Goal::Info, 0, "reset"});
+  compare(
+      {"reset instead of re-creating (ours)", "lifecycle", "ours", "ours", Goal::Info, 0, "reset"});
   compare({"reset: memory + regs, run to HLT", "reset", "raw", "ours"});
   compare({"reset, sync_regs=false", "reset", "raw", "ours_nosync", Goal::MaxRatio, 1.02});
   compare({"exit decoding, per exit", "decode", "raw", "ours", Goal::MaxTime, 20});

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& p : inputs) {
     std::ifstream in(p, std::ios::binary);
-    std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
     if (!in.good() && !in.eof()) {
       std::fprintf(stderr, "cannot read %s\n", p.c_str());
       return 1;

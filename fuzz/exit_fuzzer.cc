@@ -123,8 +123,8 @@ void check_internal_error(const kvm::Exit& e, const std::uint8_t* base, std::siz
   } catch (const kvm::WrongExitError&) {
     FUZZ_CHECK(!valid);
   }
-  bool emu = valid && e.run().internal.suberror ==
-                          abi::to_underlying(abi::InternalErrorSuberror::Emulation);
+  bool emu = valid &&
+             e.run().internal.suberror == abi::to_underlying(abi::InternalErrorSuberror::Emulation);
   try {
     auto& f = e.emulation_failure();
     FUZZ_CHECK(emu);
@@ -149,28 +149,50 @@ void check_all(const kvm::Exit& e, std::uint8_t* base, std::size_t size) {
   check_system_event(e, base, size);
   check_internal_error(e, base, size);
 
-  check_ref(e, {ExitReason::Hypercall}, [&]() -> auto& { return e.hypercall(); });
-  check_ref(e, {ExitReason::Debug}, [&]() -> auto& { return e.debug(); });
-  check_ref(e, {ExitReason::FailEntry}, [&]() -> auto& { return e.fail_entry(); });
-  check_ref(e, {ExitReason::Exception}, [&]() -> auto& { return e.exception(); });
-  check_ref(e, {ExitReason::Unknown}, [&]() -> auto& { return e.unknown(); });
-  check_ref(e, {ExitReason::TprAccess}, [&]() -> auto& { return e.tpr_access(); });
-  check_ref(e, {ExitReason::X86Rdmsr, ExitReason::X86Wrmsr}, [&]() -> auto& { return e.msr(); });
-  check_ref(e, {ExitReason::Notify}, [&]() -> auto& { return e.notify(); });
-  check_ref(e, {ExitReason::IoapicEoi}, [&]() -> auto& { return e.ioapic_eoi(); });
-  check_ref(e, {ExitReason::Hyperv}, [&]() -> auto& { return e.hyperv(); });
-  check_ref(e, {ExitReason::Xen}, [&]() -> auto& { return e.xen(); });
-  check_ref(e, {ExitReason::S390Sieic}, [&]() -> auto& { return e.s390_sieic(); });
-  check_ref(e, {ExitReason::S390Ucontrol}, [&]() -> auto& { return e.s390_ucontrol(); });
-  check_ref(e, {ExitReason::Dcr}, [&]() -> auto& { return e.dcr(); });
-  check_ref(e, {ExitReason::Osi}, [&]() -> auto& { return e.osi(); });
-  check_ref(e, {ExitReason::PaprHcall}, [&]() -> auto& { return e.papr_hcall(); });
-  check_ref(e, {ExitReason::S390Tsch}, [&]() -> auto& { return e.s390_tsch(); });
-  check_ref(e, {ExitReason::Epr}, [&]() -> auto& { return e.epr(); });
-  check_ref(e, {ExitReason::S390Stsi}, [&]() -> auto& { return e.s390_stsi(); });
-  check_ref(e, {ExitReason::ArmNisv}, [&]() -> auto& { return e.arm_nisv(); });
-  check_ref(e, {ExitReason::RiscvSbi}, [&]() -> auto& { return e.riscv_sbi(); });
-  check_ref(e, {ExitReason::RiscvCsr}, [&]() -> auto& { return e.riscv_csr(); });
+  check_ref(
+      e, {ExitReason::Hypercall}, [&]() -> auto& { return e.hypercall(); });
+  check_ref(
+      e, {ExitReason::Debug}, [&]() -> auto& { return e.debug(); });
+  check_ref(
+      e, {ExitReason::FailEntry}, [&]() -> auto& { return e.fail_entry(); });
+  check_ref(
+      e, {ExitReason::Exception}, [&]() -> auto& { return e.exception(); });
+  check_ref(
+      e, {ExitReason::Unknown}, [&]() -> auto& { return e.unknown(); });
+  check_ref(
+      e, {ExitReason::TprAccess}, [&]() -> auto& { return e.tpr_access(); });
+  check_ref(
+      e, {ExitReason::X86Rdmsr, ExitReason::X86Wrmsr}, [&]() -> auto& { return e.msr(); });
+  check_ref(
+      e, {ExitReason::Notify}, [&]() -> auto& { return e.notify(); });
+  check_ref(
+      e, {ExitReason::IoapicEoi}, [&]() -> auto& { return e.ioapic_eoi(); });
+  check_ref(
+      e, {ExitReason::Hyperv}, [&]() -> auto& { return e.hyperv(); });
+  check_ref(
+      e, {ExitReason::Xen}, [&]() -> auto& { return e.xen(); });
+  check_ref(
+      e, {ExitReason::S390Sieic}, [&]() -> auto& { return e.s390_sieic(); });
+  check_ref(
+      e, {ExitReason::S390Ucontrol}, [&]() -> auto& { return e.s390_ucontrol(); });
+  check_ref(
+      e, {ExitReason::Dcr}, [&]() -> auto& { return e.dcr(); });
+  check_ref(
+      e, {ExitReason::Osi}, [&]() -> auto& { return e.osi(); });
+  check_ref(
+      e, {ExitReason::PaprHcall}, [&]() -> auto& { return e.papr_hcall(); });
+  check_ref(
+      e, {ExitReason::S390Tsch}, [&]() -> auto& { return e.s390_tsch(); });
+  check_ref(
+      e, {ExitReason::Epr}, [&]() -> auto& { return e.epr(); });
+  check_ref(
+      e, {ExitReason::S390Stsi}, [&]() -> auto& { return e.s390_stsi(); });
+  check_ref(
+      e, {ExitReason::ArmNisv}, [&]() -> auto& { return e.arm_nisv(); });
+  check_ref(
+      e, {ExitReason::RiscvSbi}, [&]() -> auto& { return e.riscv_sbi(); });
+  check_ref(
+      e, {ExitReason::RiscvCsr}, [&]() -> auto& { return e.riscv_csr(); });
 
   bool reset = !e.interrupted() && e.reason() == ExitReason::S390Reset;
   try {

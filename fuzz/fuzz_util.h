@@ -39,8 +39,8 @@ void touch_obj(const T& v) {
   std::abort();
 }
 
-#define FUZZ_CHECK(cond) \
-  do {                   \
+#define FUZZ_CHECK(cond)                                                           \
+  do {                                                                             \
     if (!(cond)) ::kvm_fuzz::fail(#cond " (" __FILE__ ":" FUZZ_STR(__LINE__) ")"); \
   } while (0)
 #define FUZZ_STR2(x) #x

@@ -3,9 +3,9 @@
 // The input becomes linux/kvm.h of a header tree in a temporary directory; the rest of the
 // tree (linux/types.h, linux/ioctl.h, linux/version.h, asm/kvm.h) is copied once from
 // fuzz/generator_tree/, a copy of the fixture tests/generator/fixtures/basic (whose files
-// //tests/generator does not export to other packages). kvmgen::build_model() parses it for x86_64 with the
-// real rules (generator/*.rules): it must return a model or throw an exception derived from
-// std::exception (a header kvmgen cannot represent), never crash, hang or corrupt memory.
+// //tests/generator does not export to other packages). kvmgen::build_model() parses it for x86_64
+// with the real rules (generator/*.rules): it must return a model or throw an exception derived
+// from std::exception (a header kvmgen cannot represent), never crash, hang or corrupt memory.
 //
 // Paths are relative to the source root: the current directory, or $KVM_FUZZ_SRCDIR.
 #include <unistd.h>

@@ -41,7 +41,8 @@ struct ModelRegion {
 
 // Host memory with an inaccessible page on each side; never unmapped (lives for the process).
 std::uint8_t* guarded(std::uint64_t size) {
-  void* p = ::mmap(nullptr, size + 2 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = ::mmap(nullptr, size + 2 * kPage, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) kvm_fuzz::fail("mmap of guarded guest memory failed");
   auto* b = static_cast<std::uint8_t*>(p) + kPage;
   if (::mprotect(b, size, PROT_READ | PROT_WRITE) != 0) kvm_fuzz::fail("mprotect failed");
@@ -64,7 +65,7 @@ struct Fixture {
     auto owned = mem.add(vm, 0, 2 * kPage);
     model.push_back({0, 2 * kPage, owned.data()});
     borrow(0x10000, kPage);
-    borrow(0x11000, 2 * kPage);  // adjacent to the previous slot
+    borrow(0x11000, 2 * kPage);          // adjacent to the previous slot
     borrow(0x100000000 - kPage, kPage);  // ends at 4 GiB
     // The highest two pages KVM accepts: first just below 2^64 (a slot ending exactly at 2^64
     // is refused as wrapping, by Vm and kernel alike), then the end of each smaller space.
@@ -99,7 +100,8 @@ struct Fixture {
   }
 
   // A span returned for [gpa, gpa + len) must be the host bytes of a region holding the range.
-  void check_span(std::uint64_t gpa, std::uint64_t len, const std::uint8_t* data, std::size_t n) const {
+  void check_span(std::uint64_t gpa, std::uint64_t len, const std::uint8_t* data,
+                  std::size_t n) const {
     FUZZ_CHECK(n == len);
     using U = unsigned __int128;
     for (const auto& r : model) {
@@ -145,17 +147,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     std::uint64_t gpa = 0;
     switch ((op >> 3) & 3) {
-      case 0: gpa = in.get<std::uint64_t>(); break;
-      case 1: gpa = reg.base + static_cast<std::uint64_t>(std::int64_t{in.get<std::int16_t>()}); break;
-      case 2: gpa = reg.base + reg.size + static_cast<std::uint64_t>(std::int64_t{in.get<std::int16_t>()}); break;
-      case 3: gpa = ~std::uint64_t{0} - in.get<std::uint16_t>(); break;
+      case 0:
+        gpa = in.get<std::uint64_t>();
+        break;
+      case 1:
+        gpa = reg.base + static_cast<std::uint64_t>(std::int64_t{in.get<std::int16_t>()});
+        break;
+      case 2:
+        gpa =
+            reg.base + reg.size + static_cast<std::uint64_t>(std::int64_t{in.get<std::int16_t>()});
+        break;
+      case 3:
+        gpa = ~std::uint64_t{0} - in.get<std::uint16_t>();
+        break;
     }
     std::uint64_t len = 0;
     switch ((op >> 5) & 3) {
-      case 0: len = in.get<std::uint8_t>(); break;
-      case 1: len = in.get<std::uint16_t>(); break;
-      case 2: len = in.get<std::uint64_t>(); break;
-      case 3: len = reg.size + static_cast<std::uint64_t>(std::int64_t{in.get<std::int8_t>()}); break;
+      case 0:
+        len = in.get<std::uint8_t>();
+        break;
+      case 1:
+        len = in.get<std::uint16_t>();
+        break;
+      case 2:
+        len = in.get<std::uint64_t>();
+        break;
+      case 3:
+        len = reg.size + static_cast<std::uint64_t>(std::int64_t{in.get<std::int8_t>()});
+        break;
     }
     const bool inside = f.inside(gpa, len);
 
@@ -186,15 +205,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 3:
       case 4: {
         // Buffers are capped above the largest region, so too-long accesses are still tried.
-        std::vector<std::uint8_t> buf(static_cast<std::size_t>(len % (3 * kPage)), static_cast<std::uint8_t>(op));
+        std::vector<std::uint8_t> buf(static_cast<std::size_t>(len % (3 * kPage)),
+                                      static_cast<std::uint8_t>(op));
         const bool ok = f.inside(gpa, buf.size());
         if (!ok) {
-          if ((op & 7) == 3) expect_refused([&] { f.mem.read(gpa, buf); });
-          else expect_refused([&] { f.mem.write(gpa, buf); });
+          if ((op & 7) == 3)
+            expect_refused([&] { f.mem.read(gpa, buf); });
+          else
+            expect_refused([&] { f.mem.write(gpa, buf); });
           break;
         }
         if ((op & 7) == 4) {
-          for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<std::uint8_t>(i * 7 + op);
+          for (std::size_t i = 0; i < buf.size(); ++i)
+            buf[i] = static_cast<std::uint8_t>(i * 7 + op);
           f.mem.write(gpa, buf);
         }
         std::vector<std::uint8_t> back(buf.size());

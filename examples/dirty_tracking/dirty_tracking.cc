@@ -39,14 +39,14 @@ using kvm::x86::Reg;
 using kvm::x86::Width;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint64_t kMemory = 4 << 20;          // one slot at guest-physical 0
+constexpr std::uint64_t kMemory = 4 << 20;  // one slot at guest-physical 0
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kPages = kMemory / kPage;
-constexpr std::uint64_t kWorkingSet = 0x200000;     // 512 pages the guest dirties
-constexpr std::uint64_t kCounter = 0x1ff000;        // the guest's write counter
+constexpr std::uint64_t kWorkingSet = 0x200000;  // 512 pages the guest dirties
+constexpr std::uint64_t kCounter = 0x1ff000;     // the guest's write counter
 constexpr std::uint32_t kSlot = 0;
 constexpr int kMaxRounds = 6;
-constexpr std::uint64_t kWritesPerRound = 300;      // let the guest work this much per round
+constexpr std::uint64_t kWritesPerRound = 300;  // let the guest work this much per round
 
 std::vector<std::uint8_t> guest_program() {
   Assembler a;
@@ -57,8 +57,10 @@ std::vector<std::uint8_t> guest_program() {
   a.bind(loop);
   for (auto [shift, left] : {std::pair{13, true}, std::pair{7, false}, std::pair{17, true}}) {
     a.mov(Reg::Rcx, Reg::Rax);  // x ^= x << 13; x ^= x >> 7; x ^= x << 17
-    if (left) a.shl(Reg::Rcx, static_cast<std::uint8_t>(shift));
-    else a.shr(Reg::Rcx, static_cast<std::uint8_t>(shift));
+    if (left)
+      a.shl(Reg::Rcx, static_cast<std::uint8_t>(shift));
+    else
+      a.shr(Reg::Rcx, static_cast<std::uint8_t>(shift));
     a.xor_(Reg::Rax, Reg::Rcx);
   }
   a.mov(Reg::Rdx, Reg::Rax);  // page = working set + (x % 512) * 4 KiB
@@ -164,13 +166,15 @@ int main() try {
 
   std::size_t total_sent = kPages, resent = 0;
   for (int round = 1; round <= kMaxRounds; ++round) {
-    if (!wait_for_writes(src_memory, kWritesPerRound)) throw std::runtime_error("the guest stalled");
+    if (!wait_for_writes(src_memory, kWritesPerRound))
+      throw std::runtime_error("the guest stalled");
     const std::vector<std::uint64_t> bitmap = source.dirty_log(kSlot);  // KVM_GET_DIRTY_LOG
     const std::size_t sent = send_dirty(bitmap, src, dst);
     total_sent += sent;
     resent += sent;
     std::printf("round %d: %zu dirty pages re-sent, guest at %llu writes (%.1f ms)\n", round, sent,
-                static_cast<unsigned long long>(src_memory.read_obj<std::uint64_t>(kCounter)), ms());
+                static_cast<unsigned long long>(src_memory.read_obj<std::uint64_t>(kCounter)),
+                ms());
   }
 
   // --- stop and copy ------------------------------------------------------------------------
@@ -189,9 +193,10 @@ int main() try {
     stale += std::memcmp(first_copy.data() + p * kPage, src.data() + p * kPage, kPage) != 0;
   }
   const bool same = std::memcmp(dst.data(), src.data(), kMemory) == 0;
-  std::printf("sent %zu pages in total; destination %s the source; a single copy without the dirty "
-              "log would have left %zu stale pages\n",
-              total_sent, same ? "equals" : "DIFFERS FROM", stale);
+  std::printf(
+      "sent %zu pages in total; destination %s the source; a single copy without the dirty "
+      "log would have left %zu stale pages\n",
+      total_sent, same ? "equals" : "DIFFERS FROM", stale);
 
   // --- resume on the destination ------------------------------------------------------------
   kvm::Vm target = sys.create_vm();
@@ -209,8 +214,8 @@ int main() try {
               static_cast<unsigned long long>(writes_at_stop),
               static_cast<unsigned long long>(writes_after));
 
-  const bool ok = same && resent > 0 && progressed && dst_runner.error.empty() &&
-                  writes_after > writes_at_stop;
+  const bool ok =
+      same && resent > 0 && progressed && dst_runner.error.empty() && writes_after > writes_at_stop;
   if (!dst_runner.error.empty()) std::printf("destination vCPU: %s\n", dst_runner.error.c_str());
   std::printf("%s (%.0f ms)\n", ok ? "OK" : "FAILED", ms());
   return ok ? 0 : 1;

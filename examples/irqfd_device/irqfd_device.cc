@@ -45,12 +45,12 @@ using kvm::x86::Width;
 
 constexpr unsigned kVcpus = 4;
 constexpr int kRounds = 16;
-constexpr std::uint8_t kVector = 0x40;          // the completion interrupt's vector
-constexpr std::uint32_t kFirstGsi = 10;         // GSI kFirstGsi + n interrupts vCPU n
-constexpr std::uint64_t kMailboxes = 0x300000;  // guest-physical; 64 bytes per vCPU
-constexpr std::uint16_t kDoorbellPort = 0x200;  // + vCPU id; matched by ioeventfd
-constexpr std::uint16_t kResultPort = 0x300;    // + vCPU id; handled by the VMM
-constexpr std::uint64_t kLapicEoi = 0xfee000b0; // local APIC end-of-interrupt register
+constexpr std::uint8_t kVector = 0x40;           // the completion interrupt's vector
+constexpr std::uint32_t kFirstGsi = 10;          // GSI kFirstGsi + n interrupts vCPU n
+constexpr std::uint64_t kMailboxes = 0x300000;   // guest-physical; 64 bytes per vCPU
+constexpr std::uint16_t kDoorbellPort = 0x200;   // + vCPU id; matched by ioeventfd
+constexpr std::uint16_t kResultPort = 0x300;     // + vCPU id; handled by the VMM
+constexpr std::uint64_t kLapicEoi = 0xfee000b0;  // local APIC end-of-interrupt register
 
 // Mailbox layout (one per vCPU).
 constexpr int kRequest = 0, kResponse = 8, kDone = 16;
@@ -63,7 +63,8 @@ struct EventFd {
   }
   void signal() const {
     std::uint64_t one = 1;
-    if (::write(fd.get(), &one, sizeof one) != sizeof one) throw std::system_error(errno, std::generic_category(), "eventfd write");
+    if (::write(fd.get(), &one, sizeof one) != sizeof one)
+      throw std::system_error(errno, std::generic_category(), "eventfd write");
   }
   bool consume() const {
     std::uint64_t n;
@@ -191,7 +192,8 @@ int main() try {
     svr |= 0x100;
     std::memcpy(&lapic.regs[0xf0], &svr, sizeof svr);
     vcpu.set_lapic(lapic);
-    if (vcpu.mp_state() != kvm::abi::MpState::Runnable) vcpu.set_mp_state(kvm::abi::MpState::Runnable);
+    if (vcpu.mp_state() != kvm::abi::MpState::Runnable)
+      vcpu.set_mp_state(kvm::abi::MpState::Runnable);
   }
   std::printf("vm: %u vCPUs, in-kernel irqchip, %u MSI routes, %u ioeventfd doorbells, %u irqfds\n",
               kVcpus, kVcpus, kVcpus, kVcpus);
@@ -249,7 +251,8 @@ int main() try {
   std::vector<kvm::Kicker> kickers;
   for (const kvm::Vcpu& v : vcpus) kickers.push_back(v.kicker());
   const auto deadline = steady_clock::now() + seconds(30);
-  while (finished.load() < kVcpus && steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+  while (finished.load() < kVcpus && steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(5));
   if (finished.load() < kVcpus) {
     for (const kvm::Kicker& k : kickers) k.kick();
   }
@@ -266,7 +269,8 @@ int main() try {
                 static_cast<unsigned long long>(sums[n]), static_cast<unsigned long long>(want),
                 errors[n].empty() ? "" : ": ", errors[n].c_str());
   }
-  std::printf("device: %d requests served, each answered with one irqfd interrupt\n", served.load());
+  std::printf("device: %d requests served, each answered with one irqfd interrupt\n",
+              served.load());
   const bool all_served = served.load() == static_cast<int>(kVcpus) * kRounds;
   ok &= all_served;
   std::printf("%s (%.0f ms)\n", ok ? "OK" : "FAILED",

@@ -12,9 +12,9 @@
 //
 // The guest sets an MSR (KERNEL_GS_BASE), then computes Fibonacci numbers with registers and
 // the stack, printing each to port 0x10; at the end it reads the MSR back and prints it to
-// port 0x11, and reports it is done on port 0x12. The VMM runs it once straight through as the reference, then runs it again,
-// snapshots it halfway, throws the VM away, restores the buffer into a fresh VM and lets it
-// finish. Both runs must print the same.
+// port 0x11, and reports it is done on port 0x12. The VMM runs it once straight through as the
+// reference, then runs it again, snapshots it halfway, throws the VM away, restores the buffer into
+// a fresh VM and lets it finish. Both runs must print the same.
 //
 // Build: see examples/README.md. Exit status 0 when the restored guest continues correctly
 // (with --no-msrs: correctly apart from the MSR, which is then reported as lost).
@@ -147,7 +147,8 @@ int main(int argc, char** argv) try {
   {
     Machine m(sys);
     boot(sys, m);
-    if (!run(*m.vcpu, reference, SIZE_MAX)) throw std::runtime_error("reference run did not finish");
+    if (!run(*m.vcpu, reference, SIZE_MAX))
+      throw std::runtime_error("reference run did not finish");
   }
   std::printf("reference run: %zu outputs, last value %" PRIu32 "\n", reference.size(),
               reference[kSteps - 1].second);
@@ -174,7 +175,8 @@ int main(int argc, char** argv) try {
     buffer = w.bytes();
     print_report("saved", saved);
   }  // the source VM is gone now
-  std::printf("snapshot: %zu bytes after %zu outputs; source VM destroyed\n", buffer.size(), output.size());
+  std::printf("snapshot: %zu bytes after %zu outputs; source VM destroyed\n", buffer.size(),
+              output.size());
 
   // 3. A fresh VM from the buffer alone; let the guest finish.
   Machine fresh(sys);
@@ -204,12 +206,14 @@ int main(int argc, char** argv) try {
           : 0;
   bool ok = values_ok && fpu_ok;
   if (msrs_travelled) {
-    std::printf("KERNEL_GS_BASE after restore: %#" PRIx64 " (expected %#" PRIx64 ")\n", msr_after, kMsrValue);
+    std::printf("KERNEL_GS_BASE after restore: %#" PRIx64 " (expected %#" PRIx64 ")\n", msr_after,
+                kMsrValue);
     ok &= msr_after == kMsrValue;
   } else {
-    std::printf("MSR state could not be transferred on this host: KERNEL_GS_BASE after restore is %#" PRIx64
-                " instead of %#" PRIx64 "; a guest OS would lose its per-CPU base and syscall entry\n",
-                msr_after, kMsrValue);
+    std::printf(
+        "MSR state could not be transferred on this host: KERNEL_GS_BASE after restore is %#" PRIx64
+        " instead of %#" PRIx64 "; a guest OS would lose its per-CPU base and syscall entry\n",
+        msr_after, kMsrValue);
   }
   std::printf("%s\n", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;

@@ -89,10 +89,12 @@ Reader::Reader(std::span<const std::uint8_t> buffer) {
   std::size_t at = sizeof kMagic;
   while (at < buffer.size()) {
     SectionHeader h;
-    if (buffer.size() - at < sizeof h) throw std::runtime_error("snapshot: truncated section header");
+    if (buffer.size() - at < sizeof h)
+      throw std::runtime_error("snapshot: truncated section header");
     std::memcpy(&h, buffer.data() + at, sizeof h);
     at += sizeof h;
-    if (h.size > buffer.size() - at) throw std::runtime_error("snapshot: section runs past the end");
+    if (h.size > buffer.size() - at)
+      throw std::runtime_error("snapshot: section runs past the end");
     sections_.emplace(static_cast<Tag>(h.tag), buffer.subspan(at, h.size));
     at += h.size;
   }
@@ -113,14 +115,16 @@ std::span<const std::uint8_t> Reader::one(Tag tag) const {
 void Reader::check_size(Tag tag, std::size_t got, std::size_t want) {
   if (got != want) {
     throw std::runtime_error("snapshot: section " + std::to_string(static_cast<unsigned>(tag)) +
-                             " has " + std::to_string(got) + " bytes, expected " + std::to_string(want));
+                             " has " + std::to_string(got) + " bytes, expected " +
+                             std::to_string(want));
   }
 }
 
 void complete_pending_io(kvm::Vcpu& vcpu) {
   vcpu.kicker().kick();  // sets kvm_run.immediate_exit: KVM_RUN completes the IO and returns
   kvm::Exit e = vcpu.run();
-  if (!e.interrupted()) throw std::runtime_error("complete_pending_io: the vCPU ran on to " + e.name());
+  if (!e.interrupted())
+    throw std::runtime_error("complete_pending_io: the vCPU ran on to " + e.name());
 }
 
 // ---- save -------------------------------------------------------------------------------
@@ -164,7 +168,8 @@ void save_vcpu(const kvm::System& sys, const kvm::Vm& vm, const kvm::Vcpu& vcpu,
   kvm::Msrs table;
   std::string source = "KVM_GET_MSR_INDEX_LIST";
   try {
-    for (std::uint32_t index : sys.msr_index_list()) table.push_back(kvm::abi::kvm_msr_entry{index, 0, 0});
+    for (std::uint32_t index : sys.msr_index_list())
+      table.push_back(kvm::abi::kvm_msr_entry{index, 0, 0});
   } catch (const kvm::Error& e) {
     report.skipped.push_back(std::string("MSR index list: ") + e.what() + "; trying a fixed list");
     source = "fixed list";
@@ -175,9 +180,11 @@ void save_vcpu(const kvm::System& sys, const kvm::Vm& vm, const kvm::Vcpu& vcpu,
     kvm::Msrs msrs = read_msrs(vcpu, table, refused);
     out.add(Tag::Msrs, {reinterpret_cast<const std::uint8_t*>(msrs.entries().data()),
                         msrs.size() * sizeof(kvm::abi::kvm_msr_entry)});
-    report.done.push_back("msrs: " + std::to_string(msrs.size()) + " of " + std::to_string(table.size()) +
-                          " (" + source + ")");
-    if (!refused.empty()) report.skipped.push_back("msrs: " + std::to_string(refused.size()) + " refused by KVM_GET_MSRS");
+    report.done.push_back("msrs: " + std::to_string(msrs.size()) + " of " +
+                          std::to_string(table.size()) + " (" + source + ")");
+    if (!refused.empty())
+      report.skipped.push_back("msrs: " + std::to_string(refused.size()) +
+                               " refused by KVM_GET_MSRS");
   } catch (const kvm::Error& e) {
     report.skipped.push_back(std::string("msrs: ") + e.what() + "; MSR state is NOT saved");
   }
@@ -257,7 +264,8 @@ void restore_vcpu(const Reader& in, kvm::Vcpu& vcpu, Report& report) {
   std::span<const std::uint8_t> m = in.one(Tag::Msrs);
   if (!m.empty()) {
     kvm::Msrs msrs(m.size() / sizeof(kvm::abi::kvm_msr_entry));
-    for (std::size_t i = 0; i + sizeof(kvm::abi::kvm_msr_entry) <= m.size(); i += sizeof(kvm::abi::kvm_msr_entry)) {
+    for (std::size_t i = 0; i + sizeof(kvm::abi::kvm_msr_entry) <= m.size();
+         i += sizeof(kvm::abi::kvm_msr_entry)) {
       kvm::abi::kvm_msr_entry e;
       std::memcpy(&e, m.data() + i, sizeof e);
       msrs.push_back(e);
@@ -267,7 +275,8 @@ void restore_vcpu(const Reader& in, kvm::Vcpu& vcpu, Report& report) {
       if (n != static_cast<int>(msrs.size())) {
         throw kvm::Error("KVM_SET_MSRS", EINVAL,
                          "took " + std::to_string(n) + " of " + std::to_string(msrs.size()) +
-                             ", stopped at MSR " + std::to_string(msrs[static_cast<std::size_t>(n)].index));
+                             ", stopped at MSR " +
+                             std::to_string(msrs[static_cast<std::size_t>(n)].index));
       }
     });
   } else {
@@ -276,14 +285,17 @@ void restore_vcpu(const Reader& in, kvm::Vcpu& vcpu, Report& report) {
 
   kvm::abi::kvm_mp_state mp;
   if (in.get(Tag::MpState, mp)) {
-    attempt(report, "mp_state", [&] { vcpu.set_mp_state(static_cast<kvm::abi::MpState>(mp.mp_state)); });
+    attempt(report, "mp_state",
+            [&] { vcpu.set_mp_state(static_cast<kvm::abi::MpState>(mp.mp_state)); });
   }
   kvm::abi::kvm_lapic_state lapic;
   if (in.get(Tag::Lapic, lapic)) attempt(report, "lapic", [&] { vcpu.set_lapic(lapic); });
   kvm::abi::kvm_vcpu_events events;
-  if (in.get(Tag::VcpuEvents, events)) attempt(report, "vcpu_events", [&] { vcpu.set_vcpu_events(events); });
+  if (in.get(Tag::VcpuEvents, events))
+    attempt(report, "vcpu_events", [&] { vcpu.set_vcpu_events(events); });
   kvm::abi::kvm_debugregs dregs;
-  if (in.get(Tag::Debugregs, dregs)) attempt(report, "debugregs", [&] { vcpu.set_debugregs(dregs); });
+  if (in.get(Tag::Debugregs, dregs))
+    attempt(report, "debugregs", [&] { vcpu.set_debugregs(dregs); });
 }
 
 }  // namespace snapshot

@@ -35,7 +35,7 @@
 namespace snapshot {
 
 enum class Tag : std::uint32_t {
-  Memory = 1,  // u64 guest-physical address, then the bytes
+  Memory = 1,   // u64 guest-physical address, then the bytes
   Irqchip = 2,  // one kvm_irqchip per chip
   Clock = 3,
   Regs = 10,

@@ -28,7 +28,9 @@ Result run(const std::string& cmd) {
   return r;
 }
 
-bool has(const Result& r, const std::string& text) { return r.output.find(text) != std::string::npos; }
+bool has(const Result& r, const std::string& text) {
+  return r.output.find(text) != std::string::npos;
+}
 
 }  // namespace
 
@@ -67,8 +69,10 @@ TEST_CASE("save_restore: a guest saved into a buffer continues correctly in a fr
   CHECK(has(r, "xmm1 marker survived the restore"));
   // Either the MSRs travelled and the guest reads its MSR back, or the host refused the MSR
   // ioctls and the example says so explicitly.
-  const bool msrs = has(r, "KERNEL_GS_BASE after restore: 0x7fab12345678 (expected 0x7fab12345678)");
-  const bool no_msrs = has(r, "NOT TRANSFERRED: msrs") && has(r, "MSR state could not be transferred");
+  const bool msrs =
+      has(r, "KERNEL_GS_BASE after restore: 0x7fab12345678 (expected 0x7fab12345678)");
+  const bool no_msrs =
+      has(r, "NOT TRANSFERRED: msrs") && has(r, "MSR state could not be transferred");
   CHECK(msrs != no_msrs);
   CHECK(has(r, "\nOK\n"));
 }
@@ -79,7 +83,8 @@ TEST_CASE("save_restore --no-msrs: what a host without MSR ioctls loses is repor
   CHECK(r.status == 0);
   CHECK(has(r, "saved: NOT TRANSFERRED: msrs: left out by the caller"));
   CHECK(has(r, "the 25 after the snapshot match the reference"));
-  CHECK(has(r, "MSR state could not be transferred on this host: KERNEL_GS_BASE after restore is 0 "));
+  CHECK(has(r,
+            "MSR state could not be transferred on this host: KERNEL_GS_BASE after restore is 0 "));
   CHECK(has(r, "\nOK\n"));
 }
 
