@@ -1,9 +1,8 @@
 // Fuzzes kvmgen's model builder (generator/parse.h) with mutated kernel headers.
 //
 // The input becomes linux/kvm.h of a header tree in a temporary directory; the rest of the
-// tree (linux/types.h, linux/ioctl.h, linux/version.h, asm/kvm.h) is copied once from
-// fuzz/generator_tree/, a copy of the fixture tests/generator/fixtures/basic (whose files
-// //tests/generator does not export to other packages). kvmgen::build_model() parses it for x86_64
+// tree (linux/types.h, linux/ioctl.h, linux/version.h, asm/kvm.h) is copied once from the
+// fixture tests/generator/fixtures/basic. kvmgen::build_model() parses it for x86_64
 // with the real rules (generator/*.rules): it must return a model or throw an exception derived
 // from std::exception (a header kvmgen cannot represent), never crash, hang or corrupt memory.
 //
@@ -40,7 +39,7 @@ struct Tree {
 
     const char* src = std::getenv("KVM_FUZZ_SRCDIR");
     fs::path root = src && *src ? fs::path(src) : fs::current_path();
-    fs::path fixture = root / "fuzz/generator_tree";
+    fs::path fixture = root / "tests/generator/fixtures/basic";
     rules = kvmgen::load_rules((root / "generator").string());
 
     const char* tmp = std::getenv("TEST_TMPDIR");

@@ -3,6 +3,8 @@
 // Bazel's runfiles root, or the CMake build directory (same examples/<name>/<name> layout).
 #include <catch2/catch.hpp>
 
+#include "tests/run_command.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -11,22 +13,10 @@
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
+using Result = testing::CommandResult;
 
 // Runs `cmd` with a time limit, stdout and stderr together.
-Result run(const std::string& cmd) {
-  Result r;
-  FILE* p = ::popen(("timeout 120 " + cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.output.append(buf.data(), n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Result run(const std::string& cmd) { return testing::run_command("timeout 120 " + cmd); }
 
 bool has(const Result& r, const std::string& text) {
   return r.output.find(text) != std::string::npos;

@@ -3,6 +3,8 @@
 // compile with its own layout asserts.
 #include <catch2/catch.hpp>
 
+#include "tests/run_command.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -189,16 +191,10 @@ TEST_CASE("the rendered fixture bindings compile, layout asserts included") {
                          "static_assert(kvm::abi::to_string(kvm::abi::Cap::FixtureNew) == "
                          "\"KVM_CAP_FIXTURE_NEW\");\n"
                          "int main() {}\n";
-  std::string cmd = "g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I" + dir.string() + " " +
-                    main.string() + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  int st = pclose(p);
-  INFO(out);
-  CHECK(st == 0);
+  testing::CommandResult r = testing::run_command(
+      "g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I" + dir.string() + " " + main.string());
+  INFO(r.output);
+  CHECK(r.status == 0);
 }
 
 TEST_CASE("a construct kvmgen does not model stops generation with an error naming it") {
