@@ -98,6 +98,20 @@ class IoctlTarget {
 
 namespace detail {
 
+// A "get" ioctl that fills a struct, and a "set" ioctl that takes a copy (the kernel's
+// argument is not const), for the named methods of Vm and Vcpu.
+template <class Io, class Target>
+typename Io::arg_type get_struct(const Target& t) {
+  typename Io::arg_type v{};
+  t.template ioctl<Io>(v);
+  return v;
+}
+template <class Io, class Target>
+void set_struct(const Target& t, const typename Io::arg_type& value) {
+  typename Io::arg_type v = value;
+  t.template ioctl<Io>(v);
+}
+
 // KVM_ENABLE_CAP, shared by Vm and Vcpu: the cap's name (or number) is the error context.
 template <class Target>
 void enable_cap(const Target& t, abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,

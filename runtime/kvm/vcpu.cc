@@ -113,23 +113,13 @@ void Vcpu::set_signal_mask(const sigset_t* mask) const {
 namespace {
 constexpr std::uint64_t kSyncRegs = abi::to_underlying(abi::SyncRegs::Regs);
 constexpr std::uint64_t kSyncSregs = abi::to_underlying(abi::SyncRegs::Sregs);
-
-template <class T, class Io, class Target>
-T get(const Target& t) {
-  T v{};
-  t.template ioctl<Io>(v);
-  return v;
-}
-template <class Io, class Target, class T>
-void set(const Target& t, const T& value) {
-  T v = value;
-  t.template ioctl<Io>(v);
-}
+using detail::get_struct;
+using detail::set_struct;
 }  // namespace
 
 abi::kvm_regs Vcpu::regs() const {
   if (synced(kSyncRegs)) return run_struct().s.regs.regs;
-  return get<abi::kvm_regs, abi::ioctl::GetRegs>(*this);
+  return get_struct<abi::ioctl::GetRegs>(*this);
 }
 
 void Vcpu::set_regs(const abi::kvm_regs& regs) {
@@ -138,12 +128,12 @@ void Vcpu::set_regs(const abi::kvm_regs& regs) {
     run_struct().kvm_dirty_regs |= kSyncRegs;
     return;
   }
-  set<abi::ioctl::SetRegs>(*this, regs);
+  set_struct<abi::ioctl::SetRegs>(*this, regs);
 }
 
 abi::kvm_sregs Vcpu::sregs() const {
   if (synced(kSyncSregs)) return run_struct().s.regs.sregs;
-  return get<abi::kvm_sregs, abi::ioctl::GetSregs>(*this);
+  return get_struct<abi::ioctl::GetSregs>(*this);
 }
 
 void Vcpu::set_sregs(const abi::kvm_sregs& sregs) {
@@ -152,11 +142,11 @@ void Vcpu::set_sregs(const abi::kvm_sregs& sregs) {
     run_struct().kvm_dirty_regs |= kSyncSregs;
     return;
   }
-  set<abi::ioctl::SetSregs>(*this, sregs);
+  set_struct<abi::ioctl::SetSregs>(*this, sregs);
 }
 
-abi::kvm_fpu Vcpu::fpu() const { return get<abi::kvm_fpu, abi::ioctl::GetFpu>(*this); }
-void Vcpu::set_fpu(const abi::kvm_fpu& fpu) const { set<abi::ioctl::SetFpu>(*this, fpu); }
+abi::kvm_fpu Vcpu::fpu() const { return get_struct<abi::ioctl::GetFpu>(*this); }
+void Vcpu::set_fpu(const abi::kvm_fpu& fpu) const { set_struct<abi::ioctl::SetFpu>(*this, fpu); }
 
 int Vcpu::get_msrs(Msrs& msrs) const {
   return ioctl<abi::ioctl::GetMsrs>(*msrs.get(), std::to_string(msrs.size()) + " MSRs");
@@ -179,27 +169,25 @@ Cpuid Vcpu::cpuid2() const {
   return cpuid;
 }
 
-abi::kvm_lapic_state Vcpu::lapic() const {
-  return get<abi::kvm_lapic_state, abi::ioctl::GetLapic>(*this);
+abi::kvm_lapic_state Vcpu::lapic() const { return get_struct<abi::ioctl::GetLapic>(*this); }
+void Vcpu::set_lapic(const abi::kvm_lapic_state& l) const {
+  set_struct<abi::ioctl::SetLapic>(*this, l);
 }
-void Vcpu::set_lapic(const abi::kvm_lapic_state& l) const { set<abi::ioctl::SetLapic>(*this, l); }
 
 abi::kvm_vcpu_events Vcpu::vcpu_events() const {
-  return get<abi::kvm_vcpu_events, abi::ioctl::GetVcpuEvents>(*this);
+  return get_struct<abi::ioctl::GetVcpuEvents>(*this);
 }
 void Vcpu::set_vcpu_events(const abi::kvm_vcpu_events& e) {
-  set<abi::ioctl::SetVcpuEvents>(*this, e);
+  set_struct<abi::ioctl::SetVcpuEvents>(*this, e);
 }
 
-abi::kvm_debugregs Vcpu::debugregs() const {
-  return get<abi::kvm_debugregs, abi::ioctl::GetDebugregs>(*this);
-}
+abi::kvm_debugregs Vcpu::debugregs() const { return get_struct<abi::ioctl::GetDebugregs>(*this); }
 void Vcpu::set_debugregs(const abi::kvm_debugregs& d) const {
-  set<abi::ioctl::SetDebugregs>(*this, d);
+  set_struct<abi::ioctl::SetDebugregs>(*this, d);
 }
 
-abi::kvm_xsave Vcpu::xsave() const { return get<abi::kvm_xsave, abi::ioctl::GetXsave>(*this); }
-void Vcpu::set_xsave(const abi::kvm_xsave& x) const { set<abi::ioctl::SetXsave>(*this, x); }
+abi::kvm_xsave Vcpu::xsave() const { return get_struct<abi::ioctl::GetXsave>(*this); }
+void Vcpu::set_xsave(const abi::kvm_xsave& x) const { set_struct<abi::ioctl::SetXsave>(*this, x); }
 
 std::vector<std::uint32_t> Vcpu::xsave2(std::size_t size_bytes) const {
   if (size_bytes < sizeof(abi::kvm_xsave)) {
@@ -222,17 +210,17 @@ void Vcpu::set_xsave2(std::span<const std::uint32_t> area) const {
   ioctl<abi::ioctl::SetXsave>(*reinterpret_cast<abi::kvm_xsave*>(copy.data()));
 }
 
-abi::kvm_xcrs Vcpu::xcrs() const { return get<abi::kvm_xcrs, abi::ioctl::GetXcrs>(*this); }
+abi::kvm_xcrs Vcpu::xcrs() const { return get_struct<abi::ioctl::GetXcrs>(*this); }
 void Vcpu::set_xcrs(const abi::kvm_xcrs& x) const {
   if (x.nr_xcrs > std::size(x.xcrs)) {
     throw Error("KVM_SET_XCRS", EINVAL,
                 "nr_xcrs " + std::to_string(x.nr_xcrs) + " > " + std::to_string(std::size(x.xcrs)));
   }
-  set<abi::ioctl::SetXcrs>(*this, x);
+  set_struct<abi::ioctl::SetXcrs>(*this, x);
 }
 
 void Vcpu::set_guest_debug(const abi::kvm_guest_debug& d) const {
-  set<abi::ioctl::SetGuestDebug>(*this, d);
+  set_struct<abi::ioctl::SetGuestDebug>(*this, d);
 }
 
 abi::kvm_translation Vcpu::translate(std::uint64_t linear_address) const {

@@ -287,19 +287,23 @@ void Vm::irq_line(std::uint32_t irq, bool level) const {
   ioctl<abi::ioctl::IrqLine>(l, "irq " + std::to_string(irq));
 }
 
-void Vm::register_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio) const {
+namespace {
+abi::kvm_coalesced_mmio_zone zone(std::uint64_t addr, std::uint32_t size, bool pio) {
   abi::kvm_coalesced_mmio_zone z{};
   z.addr = addr;
   z.size = size;
   z.pio = pio ? 1 : 0;
+  return z;
+}
+}  // namespace
+
+void Vm::register_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio) const {
+  abi::kvm_coalesced_mmio_zone z = zone(addr, size, pio);
   ioctl<abi::ioctl::RegisterCoalescedMmio>(z, range(addr, size));
 }
 
 void Vm::unregister_coalesced_mmio(std::uint64_t addr, std::uint32_t size, bool pio) const {
-  abi::kvm_coalesced_mmio_zone z{};
-  z.addr = addr;
-  z.size = size;
-  z.pio = pio ? 1 : 0;
+  abi::kvm_coalesced_mmio_zone z = zone(addr, size, pio);
   ioctl<abi::ioctl::UnregisterCoalescedMmio>(z, range(addr, size));
 }
 
@@ -358,26 +362,16 @@ void Vm::set_irqchip(const abi::kvm_irqchip& chip) const {
   ioctl<abi::ioctl::SetIrqchip>(c, "chip " + std::to_string(chip.chip_id));
 }
 
-abi::kvm_pit_state2 Vm::pit2() const {
-  abi::kvm_pit_state2 s{};
-  ioctl<abi::ioctl::GetPit2>(s);
-  return s;
-}
+abi::kvm_pit_state2 Vm::pit2() const { return detail::get_struct<abi::ioctl::GetPit2>(*this); }
 
 void Vm::set_pit2(const abi::kvm_pit_state2& state) const {
-  abi::kvm_pit_state2 s = state;
-  ioctl<abi::ioctl::SetPit2>(s);
+  detail::set_struct<abi::ioctl::SetPit2>(*this, state);
 }
 
-abi::kvm_clock_data Vm::clock() const {
-  abi::kvm_clock_data d{};
-  ioctl<abi::ioctl::GetClock>(d);
-  return d;
-}
+abi::kvm_clock_data Vm::clock() const { return detail::get_struct<abi::ioctl::GetClock>(*this); }
 
 void Vm::set_clock(const abi::kvm_clock_data& data) const {
-  abi::kvm_clock_data d = data;
-  ioctl<abi::ioctl::SetClock>(d);
+  detail::set_struct<abi::ioctl::SetClock>(*this, data);
 }
 
 void Vm::set_tss_addr(std::uint64_t addr) const {
