@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -501,17 +502,15 @@ bool names_ioctls_for(const std::string& line, std::string_view what) {
   return false;
 }
 
-std::vector<Section> find_sections(const std::string& path) {
+std::vector<Section> find_sections(const std::vector<std::string>& lines) {
   static const std::vector<std::pair<std::string_view, unsigned>> markers = {
       {"/dev/kvm fds", kSystem},   {"fds returned by kvm_create_device", kDevice},
       {"vcpu fd", kVcpu},          {"vm fd", kVm},
       {"virtual machine fd", kVm},
   };
   std::vector<Section> out;
-  std::ifstream in(path);
-  std::string line;
   unsigned n = 0;
-  while (std::getline(in, line)) {
+  for (const std::string& line : lines) {
     ++n;
     std::string low = lowercase(line);
     for (const auto& [what, scope] : markers) {
@@ -525,12 +524,10 @@ std::vector<Section> find_sections(const std::string& path) {
 }
 
 // "Available with KVM_CAP_X" comments directly above an ioctl name the capability gating it.
-std::map<unsigned, std::string> find_cap_comments(const std::string& path) {
+std::map<unsigned, std::string> find_cap_comments(const std::vector<std::string>& lines) {
   std::map<unsigned, std::string> out;  // line of the comment -> cap
-  std::ifstream in(path);
-  std::string line;
   unsigned n = 0;
-  while (std::getline(in, line)) {
+  for (const std::string& line : lines) {
     ++n;
     std::size_t at = line.find("Available with");
     if (at == std::string::npos) continue;
@@ -549,11 +546,26 @@ std::map<unsigned, std::string> find_cap_comments(const std::string& path) {
   return out;
 }
 
+// Splits a header into lines numbered as clang numbers them (clang_getExpansionLocation):
+// "\n", "\r\n" and a lone "\r" each end a line. std::getline would treat "\r" as text, and
+// the line numbers clang reports would then run past the end of the vector.
 std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot read the header to find its sections");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> lines;
-  std::ifstream in(path);
   std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n' || c == '\r') {
+      lines.push_back(std::move(line));
+      line.clear();
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else {
+      line += c;
+    }
+  }
+  if (!line.empty()) lines.push_back(std::move(line));
   return lines;
 }
 
@@ -567,6 +579,7 @@ std::string gating_cap_for(unsigned line, const std::vector<std::string>& lines,
   for (unsigned l = line; l >= 1 && l + 12 > line; --l) {
     auto it = caps.find(l);
     if (it != caps.end()) return it->second;
+    if (l > lines.size()) continue;  // a location past the text read: nothing to look at there
     const std::string& text = lines[l - 1];
     std::size_t start = text.find_first_not_of(" \t");
     if (start == std::string::npos) break;  // blank line ends the block
@@ -769,9 +782,9 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     const MacroInfo& m = macros[i];
     if (!invocations[i]) continue;
     if (!sections.count(m.path)) {
-      sections[m.path] = find_sections(m.path);
-      cap_comments[m.path] = find_cap_comments(m.path);
       file_lines[m.path] = read_lines(m.path);
+      sections[m.path] = find_sections(file_lines[m.path]);
+      cap_comments[m.path] = find_cap_comments(file_lines[m.path]);
     }
     Ioctl io;
     io.name = m.name;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "generator/parse.h"
@@ -212,4 +213,37 @@ TEST_CASE("a construct kvmgen does not model stops generation with an error nami
                     Contains("unknown_type/linux/kvm.h:13: field notify: type") &&
                         Contains("is a kind of C construct kvmgen does not model yet (type kind "
                                  "FunctionProto)"));
+}
+
+// Line numbers come from clang, which ends a line at "\n", "\r\n" or a lone "\r"; kvmgen's own
+// reading of the header (sections, "Available with" comments) must count lines the same way.
+// A fuzzer-found header with stray "\r"s once sent it past the end of its line table.
+TEST_CASE("CRLF and lone-CR line endings give the same ioctls, scopes and gating caps") {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  REQUIRE(tmp != nullptr);
+  std::ifstream in(kFixture + "/linux/kvm.h", std::ios::binary);
+  std::string lf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(lf.find('\r') == std::string::npos);
+
+  for (const std::string eol : {"\r\n", "\r"}) {
+    std::string text;
+    for (char c : lf) text += c == '\n' ? eol : std::string(1, c);
+    fs::path dir = fs::path(tmp) / (eol == "\r" ? "cr" : "crlf");
+    fs::create_directories(dir / "linux");
+    std::ofstream(dir / "linux/kvm.h", std::ios::binary) << text;
+    ParseOptions o;
+    o.arch = "x86_64";
+    o.include_dirs = {dir.string(), kFixture};  // the rest of the tree from the fixture
+    Model m = build_model(o, load_rules("generator"));
+
+    const auto& want = fixture_model().ioctls;
+    REQUIRE(m.ioctls.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      INFO((eol == "\r" ? "CR: " : "CRLF: ") + want[i].name);
+      CHECK(m.ioctls[i].name == want[i].name);
+      CHECK(m.ioctls[i].line == want[i].line);
+      CHECK(m.ioctls[i].scopes == want[i].scopes);
+      CHECK(m.ioctls[i].gating_cap == want[i].gating_cap);
+    }
+  }
 }
