@@ -49,6 +49,15 @@ inline int raw_ioctl(int fd, std::uint64_t request, unsigned long arg) noexcept 
   return r < 0 ? -errno : r;
 }
 
+// The failure path of an ioctl gated by a capability (Io::capability): when the errno is one a
+// kernel without the feature gives (ENOTTY, EINVAL, ENXIO, EOPNOTSUPP, ENOSYS) and
+// KVM_CHECK_EXTENSION reports the capability absent, the error's context says so, e.g.
+//   KVM_GET_NESTED_STATE: Invalid argument (KVM_CAP_NESTED_STATE is not supported here)
+// `check_fd` answers KVM_CHECK_EXTENSION (a system or VM fd), or is -1 to ask a fresh
+// /dev/kvm. Only runs after a failure, so a successful call costs nothing extra.
+[[noreturn]] void throw_gated_error(std::string_view ioctl_name, int err, std::string_view context,
+                                    int check_fd, unsigned cap, std::string_view cap_name);
+
 }  // namespace detail
 
 // Mixed into System, Vm, Vcpu and Device; `kScope` says which fd kind the handle is.
@@ -90,9 +99,16 @@ class IoctlTarget {
   int target_fd() const noexcept { return static_cast<const Derived&>(*this).fd(); }
 
   template <class Io>
-  static int finish(int r, std::string_view context) {
-    if (r < 0) throw_error(Io::name, -r, context);
-    return r;
+  int finish(int r, std::string_view context) const {
+    if (r >= 0) return r;
+    if constexpr (Io::capability.present) {
+      // KVM_CHECK_EXTENSION works on system and VM fds; vCPU and device fds ask /dev/kvm.
+      constexpr bool can_check = kScope == abi::Scope::System || kScope == abi::Scope::Vm;
+      detail::throw_gated_error(Io::name, -r, context, can_check ? target_fd() : -1,
+                                abi::to_underlying(Io::capability.value),
+                                abi::to_string(Io::capability.value));
+    }
+    throw_error(Io::name, -r, context);
   }
 };
 

@@ -153,6 +153,47 @@ TEST_CASE("errors name the ioctl, errno and what was wrong") {
   CHECK(moved.check_extension(abi::Cap::UserMemory) > 0);
 }
 
+TEST_CASE("an ioctl gated by a capability the host lacks names the capability in its error") {
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  kvm::Vcpu vcpu = vm.create_vcpu(0);
+
+  // Present capability, failure for another reason: the error is the kernel's, unchanged.
+  REQUIRE_CAP(sys, abi::Cap::Xcrs);
+  abi::kvm_xcrs xcrs{};
+  xcrs.nr_xcrs = 1000;  // more than KVM_MAX_XCRS
+  CHECK_THROWS_WITH(vcpu.ioctl<abi::ioctl::SetXcrs>(xcrs), "KVM_SET_XCRS: Invalid argument");
+
+  // Absent capability: the error says which one. The descriptors carry the capability, so
+  // the check below is the same one the runtime makes (KVM_CHECK_EXTENSION == 0).
+  static_assert(abi::ioctl::GetNestedState::capability == abi::Cap::NestedState);
+  static_assert(abi::ioctl::Smi::capability == abi::Cap::X86Smm);
+  int checked = 0;
+  if (sys.check_extension(abi::Cap::NestedState) == 0) {
+    abi::kvm_nested_state st{};
+    st.size = sizeof st;
+    CHECK_THROWS_WITH(vcpu.ioctl<abi::ioctl::GetNestedState>(st),
+                      Catch::StartsWith("KVM_GET_NESTED_STATE: ") &&
+                          Catch::EndsWith("(KVM_CAP_NESTED_STATE is not supported here)"));
+    ++checked;
+  }
+  if (sys.check_extension(abi::Cap::X86Smm) == 0) {
+    int r = vcpu.try_ioctl<abi::ioctl::Smi>();
+    if (r < 0) {
+      CHECK_THROWS_WITH(vcpu.ioctl<abi::ioctl::Smi>(),
+                        Catch::StartsWith("KVM_SMI: ") &&
+                            Catch::EndsWith("(KVM_CAP_X86_SMM is not supported here)"));
+      ++checked;
+    } else {
+      KVM_TEST_NOTE("KVM_SMI succeeded although KVM_CAP_X86_SMM reads 0");
+    }
+  }
+  if (checked == 0)
+    KVM_TEST_SKIP(
+        "the host reports both KVM_CAP_NESTED_STATE and KVM_CAP_X86_SMM: no absent "
+        "capability to provoke");
+}
+
 TEST_CASE("failed vCPU creation leaves no fd behind") {
   kvm::System sys;
   kvm::Vm vm = sys.create_vm();
