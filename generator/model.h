@@ -62,7 +62,8 @@ struct Ioctl {
   std::string unavailable_reason;
   unsigned scopes = 0;       // bitmask of Scope
   std::string scope_source;  // "section" or "exception table"
-  std::string gating_cap;    // KVM_CAP_* named by an "Available with" comment, if any
+  std::string gating_cap;    // KVM_CAP_* gating it, if known
+  std::string cap_source;    // "header comment" ("Available with KVM_CAP_X") or "caps table"
   std::string file;
   unsigned line = 0;
 };

@@ -853,16 +853,32 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       }
     }
     io.gating_cap = gating_cap_for(m.line, file_lines[m.path], cap_comments[m.path]);
+    if (!io.gating_cap.empty()) io.cap_source = "header comment";
+    if (auto rule = rules.caps.find(io.name); rule != rules.caps.end()) {
+      // The table (after api.rst, the authority) wins: an "Available with" comment heads a
+      // block of defines, and some blocks hold later ioctls the comment is not about
+      // (KVM_PPC_SVM_OFF sits under KVM_CAP_PMU_EVENT_FILTER's comment).
+      io.gating_cap = rule->second.cap;
+      io.cap_source = io.gating_cap.empty() ? "" : "caps table";
+    }
     model.ioctls.push_back(std::move(io));
   }
   // A comment may name a capability these headers no longer (or never) define; keep only
   // the ones that exist so that the descriptor can refer to the Cap enumerator.
   for (Ioctl& io : model.ioctls) {
     if (!io.gating_cap.empty() && !by_name.count(io.gating_cap)) {
-      model.notes.push_back(io.name + ": its comment names " + io.gating_cap +
+      model.notes.push_back(io.name + ": its " + io.cap_source + " names " + io.gating_cap +
                             ", which the header does not define; no capability recorded");
       io.gating_cap.clear();
+      io.cap_source.clear();
     }
+  }
+  for (const auto& entry : rules.caps) {
+    const std::string& name = entry.first;
+    bool found = std::any_of(model.ioctls.begin(), model.ioctls.end(),
+                             [&](const Ioctl& io) { return io.name == name; });
+    if (!found)
+      model.notes.push_back("ioctl_caps.rules names " + name + ", which this header lacks");
   }
   for (const auto& entry : rules.scopes) {
     const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one

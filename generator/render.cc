@@ -344,6 +344,7 @@ data model_data(const Model& m) {
              d.set("scope_source", json_escape(io.scope_source));
              d.set("has_cap", flag(!io.gating_cap.empty()));
              d.set("cap_c", io.gating_cap);
+             d.set("cap_source", io.cap_source);
              d.set("cap_cpp", camel_case(io.gating_cap, "KVM_CAP_"));
              d.set("file", io.file);
              d.set("line", std::to_string(io.line));

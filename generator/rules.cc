@@ -97,6 +97,29 @@ Rules load_rules(const std::string& dir) {
       }
     }
   }
+  {
+    const std::string path = dir + "/ioctl_caps.rules";
+    auto in = open_rules(path);
+    std::string line;
+    unsigned n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      auto hash = line.find('#');
+      std::string why = hash == std::string::npos ? "" : line.substr(hash + 1);
+      while (!why.empty() && why.front() == ' ') why.erase(0, 1);
+      std::stringstream ss(strip_comment(line));
+      std::string name, cap, extra;
+      if (!(ss >> name)) continue;
+      if (!(ss >> cap) || (ss >> extra) || (cap != "none" && cap.rfind("KVM_CAP_", 0) != 0)) {
+        throw std::runtime_error(path + ":" + std::to_string(n) +
+                                 ": expected '<IOCTL> <KVM_CAP_NAME or none>'");
+      }
+      if (cap == "none") cap.clear();
+      if (!rules.caps.emplace(name, CapRule{cap, why}).second) {
+        throw std::runtime_error(path + ":" + std::to_string(n) + ": " + name + " is listed twice");
+      }
+    }
+  }
   return rules;
 }
 

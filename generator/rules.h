@@ -1,5 +1,6 @@
-// The two rule files that steer kvmgen: how constants group into families, and which ioctls
-// work on other fds than their header section says. Both are data, documented in place.
+// The rule files that steer kvmgen: how constants group into families, which ioctls work on
+// other fds than their header section says, and which capability gates an ioctl whose header
+// comment does not say. All are data, documented in place.
 #pragma once
 
 #include <map>
@@ -23,13 +24,19 @@ struct ScopeException {
   std::string why;
 };
 
+struct CapRule {
+  std::string cap;  // KVM_CAP_* name; empty for "none" (not gated, whatever a comment suggests)
+  std::string why;  // the rule's comment (where api.rst says so)
+};
+
 struct Rules {
   std::vector<FamilyRule> families;
   std::map<std::string, ScopeException> scopes;  // ioctl name -> its real scopes
+  std::map<std::string, CapRule> caps;           // ioctl name -> the capability gating it
 };
 
-// Reads `families.rules` and `ioctl_scopes.rules` from `dir`. Throws std::runtime_error naming
-// the file and line of anything malformed.
+// Reads `families.rules`, `ioctl_scopes.rules` and `ioctl_caps.rules` from `dir`. Throws
+// std::runtime_error naming the file and line of anything malformed.
 Rules load_rules(const std::string& dir);
 
 // "system,vm" -> kSystem|kVm; throws on an unknown scope word.

@@ -247,3 +247,51 @@ TEST_CASE("CRLF and lone-CR line endings give the same ioctls, scopes and gating
     }
   }
 }
+
+// ioctl_caps.rules (after api.rst) fills in the capability where the header has no comment and
+// overrides the comment's block where it names the wrong one; "none" removes a capability.
+TEST_CASE("the caps table fills in and overrides gating capabilities; bad lines are errors") {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  REQUIRE(tmp != nullptr);
+  fs::path rules = fs::path(tmp) / "caps_rules";
+  fs::create_directories(rules);
+  for (const char* f : {"families.rules", "ioctl_scopes.rules", "ioctl_caps.rules"})
+    fs::copy_file(fs::path("generator") / f, rules / f, fs::copy_options::overwrite_existing);
+  auto build = [&](const std::string& extra) {
+    std::ofstream(rules / "ioctl_caps.rules", std::ios::app) << extra;
+    ParseOptions o;
+    o.arch = "x86_64";
+    o.include_dirs = {kFixture};
+    return build_model(o, load_rules(rules.string()));
+  };
+  auto find = [](const Model& m, const std::string& name) {
+    auto it = std::find_if(m.ioctls.begin(), m.ioctls.end(),
+                           [&](const Ioctl& i) { return i.name == name; });
+    REQUIRE(it != m.ioctls.end());
+    return *it;
+  };
+  CHECK(ioctl("KVM_FX_GET_FLEX").cap_source == "header comment");
+
+  Model m = build(
+      "KVM_FX_UNGATED   KVM_CAP_IRQCHIP  # fills in\n"
+      "KVM_FX_GET_U64   none             # the comment's block does not reach it\n"
+      "KVM_FX_GET_FLEX  KVM_CAP_FIXTURE_NEW\n"
+      "KVM_FX_SET_ANON  KVM_CAP_NOT_IN_HEADER\n");
+  CHECK(find(m, "KVM_FX_UNGATED").gating_cap == "KVM_CAP_IRQCHIP");
+  CHECK(find(m, "KVM_FX_UNGATED").cap_source == "caps table");
+  CHECK(find(m, "KVM_FX_GET_U64").gating_cap.empty());
+  CHECK(find(m, "KVM_FX_GET_U64").cap_source.empty());
+  CHECK(find(m, "KVM_FX_GET_FLEX").gating_cap == "KVM_CAP_FIXTURE_NEW");
+  CHECK(find(m, "KVM_FX_SET_ANON").gating_cap.empty());  // an undefined cap is dropped, noted
+  CHECK(std::count(m.notes.begin(), m.notes.end(),
+                   "KVM_FX_SET_ANON: its caps table names KVM_CAP_NOT_IN_HEADER, which the header "
+                   "does not define; no capability recorded") == 1);
+
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(build("KVM_FX_GET_U64 KVM_CAP_HLT\n"),
+                    Contains("ioctl_caps.rules:") && Contains("KVM_FX_GET_U64 is listed twice"));
+  fs::copy_file("generator/ioctl_caps.rules", rules / "ioctl_caps.rules",
+                fs::copy_options::overwrite_existing);
+  CHECK_THROWS_WITH(build("KVM_FX_UNGATED HLT\n"),
+                    Contains("expected '<IOCTL> <KVM_CAP_NAME or none>'"));
+}

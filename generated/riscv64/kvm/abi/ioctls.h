@@ -32,7 +32,8 @@ constexpr bool has_scope(Scope set, Scope one) noexcept {
 // (KVM_SET_IRQCHIP is _IOR), so the runtime passes every argument by pointer either way.
 enum class Direction : unsigned { None = 0, Write = 1, Read = 2, ReadWrite = 3 };
 
-// The capability an ioctl's header comment names, if any: `capability == Cap::Xsave`,
+// The capability that gates an ioctl, if known (from an "Available with" comment in the
+// header, else from kvmgen's ioctl_caps.rules, after api.rst): `capability == Cap::Xsave`,
 // `if (Io::capability) use(Io::capability.value)`. (Not std::optional, to keep this header
 // free of standard library headers.)
 struct OptionalCap {
@@ -140,7 +141,7 @@ struct GetVcpuMmapSize {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_GET_SUPPORTED_CPUID (linux/kvm.h:929); unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
+// KVM_GET_SUPPORTED_CPUID (linux/kvm.h:929), available with KVM_CAP_EXT_CPUID (caps table); unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
 struct GetSupportedCpuid {
   static constexpr char name[] = "KVM_GET_SUPPORTED_CPUID";
   static constexpr bool available = false;
@@ -151,7 +152,7 @@ struct GetSupportedCpuid {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtCpuid };
 };
 
 // KVM_TRACE_ENABLE (linux/kvm.h:930); deprecated
@@ -196,7 +197,7 @@ struct TraceDisable {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_GET_EMULATED_CPUID (linux/kvm.h:933); unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
+// KVM_GET_EMULATED_CPUID (linux/kvm.h:933), available with KVM_CAP_EXT_EMUL_CPUID (caps table); unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
 struct GetEmulatedCpuid {
   static constexpr char name[] = "KVM_GET_EMULATED_CPUID";
   static constexpr bool available = false;
@@ -207,10 +208,10 @@ struct GetEmulatedCpuid {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtEmulCpuid };
 };
 
-// KVM_GET_MSR_FEATURE_INDEX_LIST (linux/kvm.h:934); unavailable: argument type 'struct kvm_msr_list' is not defined for riscv64
+// KVM_GET_MSR_FEATURE_INDEX_LIST (linux/kvm.h:934), available with KVM_CAP_GET_MSR_FEATURES (caps table); unavailable: argument type 'struct kvm_msr_list' is not defined for riscv64
 struct GetMsrFeatureIndexList {
   static constexpr char name[] = "KVM_GET_MSR_FEATURE_INDEX_LIST";
   static constexpr bool available = false;
@@ -221,7 +222,7 @@ struct GetMsrFeatureIndexList {
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::GetMsrFeatures };
 };
 
 // KVM_SET_MEMORY_REGION (linux/kvm.h:1441)
@@ -308,7 +309,7 @@ struct GetNrMmuPages {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_SET_USER_MEMORY_REGION (linux/kvm.h:1452)
+// KVM_SET_USER_MEMORY_REGION (linux/kvm.h:1452), available with KVM_CAP_USER_MEMORY (caps table)
 struct SetUserMemoryRegion {
   static constexpr char name[] = "KVM_SET_USER_MEMORY_REGION";
   static constexpr bool available = true;
@@ -319,10 +320,10 @@ struct SetUserMemoryRegion {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_userspace_memory_region;  // struct kvm_userspace_memory_region
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::UserMemory };
 };
 
-// KVM_SET_TSS_ADDR (linux/kvm.h:1454)
+// KVM_SET_TSS_ADDR (linux/kvm.h:1454), available with KVM_CAP_SET_TSS_ADDR (caps table)
 struct SetTssAddr {
   static constexpr char name[] = "KVM_SET_TSS_ADDR";
   static constexpr bool available = true;
@@ -333,10 +334,10 @@ struct SetTssAddr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetTssAddr };
 };
 
-// KVM_SET_IDENTITY_MAP_ADDR (linux/kvm.h:1455)
+// KVM_SET_IDENTITY_MAP_ADDR (linux/kvm.h:1455), available with KVM_CAP_SET_IDENTITY_MAP_ADDR (caps table)
 struct SetIdentityMapAddr {
   static constexpr char name[] = "KVM_SET_IDENTITY_MAP_ADDR";
   static constexpr bool available = true;
@@ -347,10 +348,10 @@ struct SetIdentityMapAddr {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetIdentityMapAddr };
 };
 
-// KVM_S390_UCAS_MAP (linux/kvm.h:1463)
+// KVM_S390_UCAS_MAP (linux/kvm.h:1463), available with KVM_CAP_S390_UCONTROL (caps table)
 struct S390UcasMap {
   static constexpr char name[] = "KVM_S390_UCAS_MAP";
   static constexpr bool available = true;
@@ -361,10 +362,10 @@ struct S390UcasMap {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_ucas_mapping;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
 };
 
-// KVM_S390_UCAS_UNMAP (linux/kvm.h:1464)
+// KVM_S390_UCAS_UNMAP (linux/kvm.h:1464), available with KVM_CAP_S390_UCONTROL (caps table)
 struct S390UcasUnmap {
   static constexpr char name[] = "KVM_S390_UCAS_UNMAP";
   static constexpr bool available = true;
@@ -375,10 +376,10 @@ struct S390UcasUnmap {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_s390_ucas_mapping;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
 };
 
-// KVM_S390_VCPU_FAULT (linux/kvm.h:1465)
+// KVM_S390_VCPU_FAULT (linux/kvm.h:1465), available with KVM_CAP_S390_UCONTROL (caps table)
 struct S390VcpuFault {
   static constexpr char name[] = "KVM_S390_VCPU_FAULT";
   static constexpr bool available = true;
@@ -389,7 +390,7 @@ struct S390VcpuFault {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
 };
 
 // KVM_CREATE_IRQCHIP (linux/kvm.h:1468)
@@ -406,7 +407,7 @@ struct CreateIrqchip {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_IRQ_LINE (linux/kvm.h:1469)
+// KVM_IRQ_LINE (linux/kvm.h:1469), available with KVM_CAP_IRQCHIP (caps table)
 struct IrqLine {
   static constexpr char name[] = "KVM_IRQ_LINE";
   static constexpr bool available = true;
@@ -417,10 +418,10 @@ struct IrqLine {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
 };
 
-// KVM_GET_IRQCHIP (linux/kvm.h:1470)
+// KVM_GET_IRQCHIP (linux/kvm.h:1470), available with KVM_CAP_IRQCHIP (caps table)
 struct GetIrqchip {
   static constexpr char name[] = "KVM_GET_IRQCHIP";
   static constexpr bool available = true;
@@ -431,10 +432,10 @@ struct GetIrqchip {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
 };
 
-// KVM_SET_IRQCHIP (linux/kvm.h:1471)
+// KVM_SET_IRQCHIP (linux/kvm.h:1471), available with KVM_CAP_IRQCHIP (caps table)
 struct SetIrqchip {
   static constexpr char name[] = "KVM_SET_IRQCHIP";
   static constexpr bool available = true;
@@ -445,7 +446,7 @@ struct SetIrqchip {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
 };
 
 // KVM_CREATE_PIT (linux/kvm.h:1472)
@@ -504,7 +505,7 @@ struct IrqLineStatus {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_REGISTER_COALESCED_MMIO (linux/kvm.h:1476)
+// KVM_REGISTER_COALESCED_MMIO (linux/kvm.h:1476), available with KVM_CAP_COALESCED_MMIO (caps table)
 struct RegisterCoalescedMmio {
   static constexpr char name[] = "KVM_REGISTER_COALESCED_MMIO";
   static constexpr bool available = true;
@@ -515,10 +516,10 @@ struct RegisterCoalescedMmio {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio };
 };
 
-// KVM_UNREGISTER_COALESCED_MMIO (linux/kvm.h:1478)
+// KVM_UNREGISTER_COALESCED_MMIO (linux/kvm.h:1478), available with KVM_CAP_COALESCED_MMIO (caps table)
 struct UnregisterCoalescedMmio {
   static constexpr char name[] = "KVM_UNREGISTER_COALESCED_MMIO";
   static constexpr bool available = true;
@@ -529,7 +530,7 @@ struct UnregisterCoalescedMmio {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio };
 };
 
 // KVM_ASSIGN_PCI_DEVICE (linux/kvm.h:1480)
@@ -546,7 +547,7 @@ struct AssignPciDevice {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_SET_GSI_ROUTING (linux/kvm.h:1482)
+// KVM_SET_GSI_ROUTING (linux/kvm.h:1482), available with KVM_CAP_IRQ_ROUTING (caps table)
 struct SetGsiRouting {
   static constexpr char name[] = "KVM_SET_GSI_ROUTING";
   static constexpr bool available = true;
@@ -557,7 +558,7 @@ struct SetGsiRouting {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_routing;  // struct kvm_irq_routing
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::IrqRouting };
 };
 
 // KVM_ASSIGN_IRQ (linux/kvm.h:1484); deprecated
@@ -658,7 +659,7 @@ struct DeassignDevIrq {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_IRQFD (linux/kvm.h:1494)
+// KVM_IRQFD (linux/kvm.h:1494), available with KVM_CAP_IRQFD (caps table)
 struct Irqfd {
   static constexpr char name[] = "KVM_IRQFD";
   static constexpr bool available = true;
@@ -669,7 +670,7 @@ struct Irqfd {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqfd;  // struct kvm_irqfd
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqfd };
 };
 
 // KVM_CREATE_PIT2 (linux/kvm.h:1495)
@@ -686,7 +687,7 @@ struct CreatePit2 {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_SET_BOOT_CPU_ID (linux/kvm.h:1496)
+// KVM_SET_BOOT_CPU_ID (linux/kvm.h:1496), available with KVM_CAP_SET_BOOT_CPU_ID (caps table)
 struct SetBootCpuId {
   static constexpr char name[] = "KVM_SET_BOOT_CPU_ID";
   static constexpr bool available = true;
@@ -697,10 +698,10 @@ struct SetBootCpuId {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetBootCpuId };
 };
 
-// KVM_IOEVENTFD (linux/kvm.h:1497)
+// KVM_IOEVENTFD (linux/kvm.h:1497), available with KVM_CAP_IOEVENTFD (caps table)
 struct Ioeventfd {
   static constexpr char name[] = "KVM_IOEVENTFD";
   static constexpr bool available = true;
@@ -711,7 +712,7 @@ struct Ioeventfd {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ioeventfd;  // struct kvm_ioeventfd
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Ioeventfd };
 };
 
 // KVM_XEN_HVM_CONFIG (linux/kvm.h:1498); unavailable: argument type 'struct kvm_xen_hvm_config' is not defined for riscv64
@@ -728,7 +729,7 @@ struct XenHvmConfig {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_SET_CLOCK (linux/kvm.h:1499)
+// KVM_SET_CLOCK (linux/kvm.h:1499), available with KVM_CAP_ADJUST_CLOCK (caps table)
 struct SetClock {
   static constexpr char name[] = "KVM_SET_CLOCK";
   static constexpr bool available = true;
@@ -739,10 +740,10 @@ struct SetClock {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock };
 };
 
-// KVM_GET_CLOCK (linux/kvm.h:1500)
+// KVM_GET_CLOCK (linux/kvm.h:1500), available with KVM_CAP_ADJUST_CLOCK (caps table)
 struct GetClock {
   static constexpr char name[] = "KVM_GET_CLOCK";
   static constexpr bool available = true;
@@ -753,7 +754,7 @@ struct GetClock {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock };
 };
 
 // KVM_GET_PIT2 (linux/kvm.h:1502); unavailable: argument type 'struct kvm_pit_state2' is not defined for riscv64
@@ -784,7 +785,7 @@ struct SetPit2 {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_PPC_GET_PVINFO (linux/kvm.h:1505), available with KVM_CAP_PPC_GET_PVINFO
+// KVM_PPC_GET_PVINFO (linux/kvm.h:1505), available with KVM_CAP_PPC_GET_PVINFO (caps table)
 struct PpcGetPvinfo {
   static constexpr char name[] = "KVM_PPC_GET_PVINFO";
   static constexpr bool available = true;
@@ -798,7 +799,7 @@ struct PpcGetPvinfo {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetPvinfo };
 };
 
-// KVM_SET_TSC_KHZ (linux/kvm.h:1508), available with KVM_CAP_TSC_CONTROL
+// KVM_SET_TSC_KHZ (linux/kvm.h:1508), available with KVM_CAP_TSC_CONTROL (header comment)
 struct SetTscKhz {
   static constexpr char name[] = "KVM_SET_TSC_KHZ";
   static constexpr bool available = true;
@@ -812,7 +813,7 @@ struct SetTscKhz {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl };
 };
 
-// KVM_GET_TSC_KHZ (linux/kvm.h:1509), available with KVM_CAP_TSC_CONTROL
+// KVM_GET_TSC_KHZ (linux/kvm.h:1509), available with KVM_CAP_GET_TSC_KHZ (caps table)
 struct GetTscKhz {
   static constexpr char name[] = "KVM_GET_TSC_KHZ";
   static constexpr bool available = true;
@@ -823,10 +824,10 @@ struct GetTscKhz {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::GetTscKhz };
 };
 
-// KVM_ASSIGN_SET_INTX_MASK (linux/kvm.h:1511), available with KVM_CAP_PCI_2_3
+// KVM_ASSIGN_SET_INTX_MASK (linux/kvm.h:1511), available with KVM_CAP_PCI_2_3 (header comment)
 struct AssignSetIntxMask {
   static constexpr char name[] = "KVM_ASSIGN_SET_INTX_MASK";
   static constexpr bool available = true;
@@ -840,7 +841,7 @@ struct AssignSetIntxMask {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Pci2_3 };
 };
 
-// KVM_SIGNAL_MSI (linux/kvm.h:1514), available with KVM_CAP_SIGNAL_MSI
+// KVM_SIGNAL_MSI (linux/kvm.h:1514), available with KVM_CAP_SIGNAL_MSI (caps table)
 struct SignalMsi {
   static constexpr char name[] = "KVM_SIGNAL_MSI";
   static constexpr bool available = true;
@@ -854,7 +855,7 @@ struct SignalMsi {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SignalMsi };
 };
 
-// KVM_PPC_GET_SMMU_INFO (linux/kvm.h:1516), available with KVM_CAP_PPC_GET_SMMU_INFO
+// KVM_PPC_GET_SMMU_INFO (linux/kvm.h:1516), available with KVM_CAP_PPC_GET_SMMU_INFO (caps table)
 struct PpcGetSmmuInfo {
   static constexpr char name[] = "KVM_PPC_GET_SMMU_INFO";
   static constexpr bool available = true;
@@ -868,7 +869,7 @@ struct PpcGetSmmuInfo {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetSmmuInfo };
 };
 
-// KVM_PPC_ALLOCATE_HTAB (linux/kvm.h:1518), available with KVM_CAP_PPC_ALLOC_HTAB
+// KVM_PPC_ALLOCATE_HTAB (linux/kvm.h:1518), available with KVM_CAP_PPC_ALLOC_HTAB (caps table)
 struct PpcAllocateHtab {
   static constexpr char name[] = "KVM_PPC_ALLOCATE_HTAB";
   static constexpr bool available = true;
@@ -882,7 +883,7 @@ struct PpcAllocateHtab {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
 };
 
-// KVM_CREATE_SPAPR_TCE (linux/kvm.h:1519), available with KVM_CAP_PPC_ALLOC_HTAB; unavailable: argument type 'struct kvm_create_spapr_tce' is not defined for riscv64
+// KVM_CREATE_SPAPR_TCE (linux/kvm.h:1519), available with KVM_CAP_SPAPR_TCE (caps table); unavailable: argument type 'struct kvm_create_spapr_tce' is not defined for riscv64
 struct CreateSpaprTce {
   static constexpr char name[] = "KVM_CREATE_SPAPR_TCE";
   static constexpr bool available = false;
@@ -893,10 +894,10 @@ struct CreateSpaprTce {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_create_spapr_tce
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce };
 };
 
-// KVM_CREATE_SPAPR_TCE_64 (linux/kvm.h:1520), available with KVM_CAP_PPC_ALLOC_HTAB; unavailable: argument type 'struct kvm_create_spapr_tce_64' is not defined for riscv64
+// KVM_CREATE_SPAPR_TCE_64 (linux/kvm.h:1520), available with KVM_CAP_SPAPR_TCE_64 (caps table); unavailable: argument type 'struct kvm_create_spapr_tce_64' is not defined for riscv64
 struct CreateSpaprTce64 {
   static constexpr char name[] = "KVM_CREATE_SPAPR_TCE_64";
   static constexpr bool available = false;
@@ -907,10 +908,10 @@ struct CreateSpaprTce64 {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_create_spapr_tce_64
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce64 };
 };
 
-// KVM_ALLOCATE_RMA (linux/kvm.h:1523); unavailable: argument type 'struct kvm_allocate_rma' is not defined for riscv64
+// KVM_ALLOCATE_RMA (linux/kvm.h:1523), available with KVM_CAP_PPC_RMA (caps table); unavailable: argument type 'struct kvm_allocate_rma' is not defined for riscv64
 struct AllocateRma {
   static constexpr char name[] = "KVM_ALLOCATE_RMA";
   static constexpr bool available = false;
@@ -921,10 +922,10 @@ struct AllocateRma {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_allocate_rma
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRma };
 };
 
-// KVM_PPC_GET_HTAB_FD (linux/kvm.h:1525), available with KVM_CAP_PPC_HTAB_FD; unavailable: argument type 'struct kvm_get_htab_fd' is not defined for riscv64
+// KVM_PPC_GET_HTAB_FD (linux/kvm.h:1525), available with KVM_CAP_PPC_HTAB_FD (caps table); unavailable: argument type 'struct kvm_get_htab_fd' is not defined for riscv64
 struct PpcGetHtabFd {
   static constexpr char name[] = "KVM_PPC_GET_HTAB_FD";
   static constexpr bool available = false;
@@ -938,7 +939,7 @@ struct PpcGetHtabFd {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcHtabFd };
 };
 
-// KVM_ARM_SET_DEVICE_ADDR (linux/kvm.h:1527), available with KVM_CAP_ARM_SET_DEVICE_ADDR
+// KVM_ARM_SET_DEVICE_ADDR (linux/kvm.h:1527), available with KVM_CAP_ARM_SET_DEVICE_ADDR (caps table)
 struct ArmSetDeviceAddr {
   static constexpr char name[] = "KVM_ARM_SET_DEVICE_ADDR";
   static constexpr bool available = true;
@@ -952,7 +953,7 @@ struct ArmSetDeviceAddr {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSetDeviceAddr };
 };
 
-// KVM_PPC_RTAS_DEFINE_TOKEN (linux/kvm.h:1529), available with KVM_CAP_PPC_RTAS; unavailable: argument type 'struct kvm_rtas_token_args' is not defined for riscv64
+// KVM_PPC_RTAS_DEFINE_TOKEN (linux/kvm.h:1529), available with KVM_CAP_PPC_RTAS (caps table); unavailable: argument type 'struct kvm_rtas_token_args' is not defined for riscv64
 struct PpcRtasDefineToken {
   static constexpr char name[] = "KVM_PPC_RTAS_DEFINE_TOKEN";
   static constexpr bool available = false;
@@ -966,7 +967,7 @@ struct PpcRtasDefineToken {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRtas };
 };
 
-// KVM_PPC_RESIZE_HPT_PREPARE (linux/kvm.h:1531), available with KVM_CAP_SPAPR_RESIZE_HPT
+// KVM_PPC_RESIZE_HPT_PREPARE (linux/kvm.h:1531), available with KVM_CAP_SPAPR_RESIZE_HPT (caps table)
 struct PpcResizeHptPrepare {
   static constexpr char name[] = "KVM_PPC_RESIZE_HPT_PREPARE";
   static constexpr bool available = true;
@@ -980,7 +981,7 @@ struct PpcResizeHptPrepare {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
 };
 
-// KVM_PPC_RESIZE_HPT_COMMIT (linux/kvm.h:1532), available with KVM_CAP_SPAPR_RESIZE_HPT
+// KVM_PPC_RESIZE_HPT_COMMIT (linux/kvm.h:1532), available with KVM_CAP_SPAPR_RESIZE_HPT (caps table)
 struct PpcResizeHptCommit {
   static constexpr char name[] = "KVM_PPC_RESIZE_HPT_COMMIT";
   static constexpr bool available = true;
@@ -1008,7 +1009,7 @@ struct PpcConfigureV3Mmu {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_PPC_GET_RMMU_INFO (linux/kvm.h:1536); unavailable: argument type 'struct kvm_ppc_rmmu_info' is not defined for riscv64
+// KVM_PPC_GET_RMMU_INFO (linux/kvm.h:1536), available with KVM_CAP_PPC_MMU_RADIX (caps table); unavailable: argument type 'struct kvm_ppc_rmmu_info' is not defined for riscv64
 struct PpcGetRmmuInfo {
   static constexpr char name[] = "KVM_PPC_GET_RMMU_INFO";
   static constexpr bool available = false;
@@ -1019,10 +1020,10 @@ struct PpcGetRmmuInfo {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_rmmu_info
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcMmuRadix };
 };
 
-// KVM_PPC_GET_CPU_CHAR (linux/kvm.h:1538), available with KVM_CAP_PPC_GET_CPU_CHAR; unavailable: argument type 'struct kvm_ppc_cpu_char' is not defined for riscv64
+// KVM_PPC_GET_CPU_CHAR (linux/kvm.h:1538), available with KVM_CAP_PPC_GET_CPU_CHAR (caps table); unavailable: argument type 'struct kvm_ppc_cpu_char' is not defined for riscv64
 struct PpcGetCpuChar {
   static constexpr char name[] = "KVM_PPC_GET_CPU_CHAR";
   static constexpr bool available = false;
@@ -1036,7 +1037,7 @@ struct PpcGetCpuChar {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetCpuChar };
 };
 
-// KVM_SET_PMU_EVENT_FILTER (linux/kvm.h:1540), available with KVM_CAP_PMU_EVENT_FILTER; unavailable: argument type 'struct kvm_pmu_event_filter' is not defined for riscv64
+// KVM_SET_PMU_EVENT_FILTER (linux/kvm.h:1540), available with KVM_CAP_PMU_EVENT_FILTER (caps table); unavailable: argument type 'struct kvm_pmu_event_filter' is not defined for riscv64
 struct SetPmuEventFilter {
   static constexpr char name[] = "KVM_SET_PMU_EVENT_FILTER";
   static constexpr bool available = false;
@@ -1050,7 +1051,7 @@ struct SetPmuEventFilter {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
 };
 
-// KVM_PPC_SVM_OFF (linux/kvm.h:1541), available with KVM_CAP_PMU_EVENT_FILTER
+// KVM_PPC_SVM_OFF (linux/kvm.h:1541)
 struct PpcSvmOff {
   static constexpr char name[] = "KVM_PPC_SVM_OFF";
   static constexpr bool available = true;
@@ -1061,10 +1062,10 @@ struct PpcSvmOff {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
+  static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_ARM_MTE_COPY_TAGS (linux/kvm.h:1542), available with KVM_CAP_PMU_EVENT_FILTER; unavailable: argument type 'struct kvm_arm_copy_mte_tags' is not defined for riscv64
+// KVM_ARM_MTE_COPY_TAGS (linux/kvm.h:1542), available with KVM_CAP_ARM_MTE (caps table); unavailable: argument type 'struct kvm_arm_copy_mte_tags' is not defined for riscv64
 struct ArmMteCopyTags {
   static constexpr char name[] = "KVM_ARM_MTE_COPY_TAGS";
   static constexpr bool available = false;
@@ -1075,10 +1076,10 @@ struct ArmMteCopyTags {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_arm_copy_mte_tags
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmMte };
 };
 
-// KVM_CREATE_DEVICE (linux/kvm.h:1545)
+// KVM_CREATE_DEVICE (linux/kvm.h:1545), available with KVM_CAP_DEVICE_CTRL (caps table)
 struct CreateDevice {
   static constexpr char name[] = "KVM_CREATE_DEVICE";
   static constexpr bool available = true;
@@ -1089,7 +1090,7 @@ struct CreateDevice {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_create_device;  // struct kvm_create_device
   static constexpr std::size_t arg_size = 12;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
 };
 
 // KVM_SET_DEVICE_ATTR (linux/kvm.h:1548)
@@ -1330,7 +1331,7 @@ struct SetFpu {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_GET_LAPIC (linux/kvm.h:1570); unavailable: argument type 'struct kvm_lapic_state' is not defined for riscv64
+// KVM_GET_LAPIC (linux/kvm.h:1570), available with KVM_CAP_IRQCHIP (caps table); unavailable: argument type 'struct kvm_lapic_state' is not defined for riscv64
 struct GetLapic {
   static constexpr char name[] = "KVM_GET_LAPIC";
   static constexpr bool available = false;
@@ -1341,10 +1342,10 @@ struct GetLapic {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
 };
 
-// KVM_SET_LAPIC (linux/kvm.h:1571); unavailable: argument type 'struct kvm_lapic_state' is not defined for riscv64
+// KVM_SET_LAPIC (linux/kvm.h:1571), available with KVM_CAP_IRQCHIP (caps table); unavailable: argument type 'struct kvm_lapic_state' is not defined for riscv64
 struct SetLapic {
   static constexpr char name[] = "KVM_SET_LAPIC";
   static constexpr bool available = false;
@@ -1355,7 +1356,7 @@ struct SetLapic {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
 };
 
 // KVM_SET_CPUID2 (linux/kvm.h:1572); unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
@@ -1386,7 +1387,7 @@ struct GetCpuid2 {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_TPR_ACCESS_REPORTING (linux/kvm.h:1575), available with KVM_CAP_VAPIC
+// KVM_TPR_ACCESS_REPORTING (linux/kvm.h:1575), available with KVM_CAP_VAPIC (header comment)
 struct TprAccessReporting {
   static constexpr char name[] = "KVM_TPR_ACCESS_REPORTING";
   static constexpr bool available = true;
@@ -1400,7 +1401,7 @@ struct TprAccessReporting {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
 };
 
-// KVM_SET_VAPIC_ADDR (linux/kvm.h:1577), available with KVM_CAP_VAPIC
+// KVM_SET_VAPIC_ADDR (linux/kvm.h:1577), available with KVM_CAP_VAPIC (header comment)
 struct SetVapicAddr {
   static constexpr char name[] = "KVM_SET_VAPIC_ADDR";
   static constexpr bool available = true;
@@ -1470,7 +1471,7 @@ struct S390InitialReset {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_GET_MP_STATE (linux/kvm.h:1588)
+// KVM_GET_MP_STATE (linux/kvm.h:1588), available with KVM_CAP_MP_STATE (caps table)
 struct GetMpState {
   static constexpr char name[] = "KVM_GET_MP_STATE";
   static constexpr bool available = true;
@@ -1481,10 +1482,10 @@ struct GetMpState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState };
 };
 
-// KVM_SET_MP_STATE (linux/kvm.h:1589)
+// KVM_SET_MP_STATE (linux/kvm.h:1589), available with KVM_CAP_MP_STATE (caps table)
 struct SetMpState {
   static constexpr char name[] = "KVM_SET_MP_STATE";
   static constexpr bool available = true;
@@ -1495,10 +1496,10 @@ struct SetMpState {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState };
 };
 
-// KVM_NMI (linux/kvm.h:1591), available with KVM_CAP_USER_NMI
+// KVM_NMI (linux/kvm.h:1591), available with KVM_CAP_USER_NMI (caps table)
 struct Nmi {
   static constexpr char name[] = "KVM_NMI";
   static constexpr bool available = true;
@@ -1694,7 +1695,7 @@ struct SetXcrs {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_DIRTY_TLB (linux/kvm.h:1616), available with KVM_CAP_SW_TLB
+// KVM_DIRTY_TLB (linux/kvm.h:1616), available with KVM_CAP_SW_TLB (caps table)
 struct DirtyTlb {
   static constexpr char name[] = "KVM_DIRTY_TLB";
   static constexpr bool available = true;
@@ -1708,7 +1709,7 @@ struct DirtyTlb {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SwTlb };
 };
 
-// KVM_GET_ONE_REG (linux/kvm.h:1618), available with KVM_CAP_ONE_REG
+// KVM_GET_ONE_REG (linux/kvm.h:1618), available with KVM_CAP_ONE_REG (caps table)
 struct GetOneReg {
   static constexpr char name[] = "KVM_GET_ONE_REG";
   static constexpr bool available = true;
@@ -1722,7 +1723,7 @@ struct GetOneReg {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
 };
 
-// KVM_SET_ONE_REG (linux/kvm.h:1619), available with KVM_CAP_ONE_REG
+// KVM_SET_ONE_REG (linux/kvm.h:1619), available with KVM_CAP_ONE_REG (caps table)
 struct SetOneReg {
   static constexpr char name[] = "KVM_SET_ONE_REG";
   static constexpr bool available = true;
@@ -1736,7 +1737,7 @@ struct SetOneReg {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
 };
 
-// KVM_KVMCLOCK_CTRL (linux/kvm.h:1621)
+// KVM_KVMCLOCK_CTRL (linux/kvm.h:1621), available with KVM_CAP_KVMCLOCK_CTRL (caps table)
 struct KvmclockCtrl {
   static constexpr char name[] = "KVM_KVMCLOCK_CTRL";
   static constexpr bool available = true;
@@ -1747,7 +1748,7 @@ struct KvmclockCtrl {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::KvmclockCtrl };
 };
 
 // KVM_ARM_VCPU_INIT (linux/kvm.h:1622); unavailable: argument type 'struct kvm_vcpu_init' is not defined for riscv64
@@ -1792,7 +1793,7 @@ struct GetRegList {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_S390_MEM_OP (linux/kvm.h:1626), available with KVM_CAP_S390_MEM_OP
+// KVM_S390_MEM_OP (linux/kvm.h:1626), available with KVM_CAP_S390_MEM_OP (header comment)
 struct S390MemOp {
   static constexpr char name[] = "KVM_S390_MEM_OP";
   static constexpr bool available = true;
@@ -1806,7 +1807,7 @@ struct S390MemOp {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390MemOp };
 };
 
-// KVM_S390_GET_SKEYS (linux/kvm.h:1628), available with KVM_CAP_S390_SKEYS
+// KVM_S390_GET_SKEYS (linux/kvm.h:1628), available with KVM_CAP_S390_SKEYS (caps table)
 struct S390GetSkeys {
   static constexpr char name[] = "KVM_S390_GET_SKEYS";
   static constexpr bool available = true;
@@ -1820,7 +1821,7 @@ struct S390GetSkeys {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
 };
 
-// KVM_S390_SET_SKEYS (linux/kvm.h:1629), available with KVM_CAP_S390_SKEYS
+// KVM_S390_SET_SKEYS (linux/kvm.h:1629), available with KVM_CAP_S390_SKEYS (caps table)
 struct S390SetSkeys {
   static constexpr char name[] = "KVM_S390_SET_SKEYS";
   static constexpr bool available = true;
@@ -1834,7 +1835,7 @@ struct S390SetSkeys {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
 };
 
-// KVM_S390_IRQ (linux/kvm.h:1631), available with KVM_CAP_S390_INJECT_IRQ
+// KVM_S390_IRQ (linux/kvm.h:1631), available with KVM_CAP_S390_INJECT_IRQ (caps table)
 struct S390Irq {
   static constexpr char name[] = "KVM_S390_IRQ";
   static constexpr bool available = true;
@@ -1848,7 +1849,7 @@ struct S390Irq {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390InjectIrq };
 };
 
-// KVM_S390_SET_IRQ_STATE (linux/kvm.h:1633), available with KVM_CAP_S390_IRQ_STATE
+// KVM_S390_SET_IRQ_STATE (linux/kvm.h:1633), available with KVM_CAP_S390_IRQ_STATE (caps table)
 struct S390SetIrqState {
   static constexpr char name[] = "KVM_S390_SET_IRQ_STATE";
   static constexpr bool available = true;
@@ -1862,7 +1863,7 @@ struct S390SetIrqState {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
 };
 
-// KVM_S390_GET_IRQ_STATE (linux/kvm.h:1634), available with KVM_CAP_S390_IRQ_STATE
+// KVM_S390_GET_IRQ_STATE (linux/kvm.h:1634), available with KVM_CAP_S390_IRQ_STATE (caps table)
 struct S390GetIrqState {
   static constexpr char name[] = "KVM_S390_GET_IRQ_STATE";
   static constexpr bool available = true;
@@ -1876,7 +1877,7 @@ struct S390GetIrqState {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
 };
 
-// KVM_SMI (linux/kvm.h:1636), available with KVM_CAP_X86_SMM
+// KVM_SMI (linux/kvm.h:1636), available with KVM_CAP_X86_SMM (caps table)
 struct Smi {
   static constexpr char name[] = "KVM_SMI";
   static constexpr bool available = true;
@@ -1890,7 +1891,7 @@ struct Smi {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::X86Smm };
 };
 
-// KVM_S390_GET_CMMA_BITS (linux/kvm.h:1638), available with KVM_CAP_S390_CMMA_MIGRATION
+// KVM_S390_GET_CMMA_BITS (linux/kvm.h:1638), available with KVM_CAP_S390_CMMA_MIGRATION (caps table)
 struct S390GetCmmaBits {
   static constexpr char name[] = "KVM_S390_GET_CMMA_BITS";
   static constexpr bool available = true;
@@ -1904,7 +1905,7 @@ struct S390GetCmmaBits {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
 };
 
-// KVM_S390_SET_CMMA_BITS (linux/kvm.h:1639), available with KVM_CAP_S390_CMMA_MIGRATION
+// KVM_S390_SET_CMMA_BITS (linux/kvm.h:1639), available with KVM_CAP_S390_CMMA_MIGRATION (caps table)
 struct S390SetCmmaBits {
   static constexpr char name[] = "KVM_S390_SET_CMMA_BITS";
   static constexpr bool available = true;
@@ -1960,7 +1961,7 @@ struct MemoryEncryptUnregRegion {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_HYPERV_EVENTFD (linux/kvm.h:1652), available with KVM_CAP_HYPERV_EVENTFD
+// KVM_HYPERV_EVENTFD (linux/kvm.h:1652), available with KVM_CAP_HYPERV_EVENTFD (caps table)
 struct HypervEventfd {
   static constexpr char name[] = "KVM_HYPERV_EVENTFD";
   static constexpr bool available = true;
@@ -1974,7 +1975,7 @@ struct HypervEventfd {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervEventfd };
 };
 
-// KVM_GET_NESTED_STATE (linux/kvm.h:1655), available with KVM_CAP_NESTED_STATE; unavailable: argument type 'struct kvm_nested_state' is not defined for riscv64
+// KVM_GET_NESTED_STATE (linux/kvm.h:1655), available with KVM_CAP_NESTED_STATE (caps table); unavailable: argument type 'struct kvm_nested_state' is not defined for riscv64
 struct GetNestedState {
   static constexpr char name[] = "KVM_GET_NESTED_STATE";
   static constexpr bool available = false;
@@ -1988,7 +1989,7 @@ struct GetNestedState {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
 };
 
-// KVM_SET_NESTED_STATE (linux/kvm.h:1656), available with KVM_CAP_NESTED_STATE; unavailable: argument type 'struct kvm_nested_state' is not defined for riscv64
+// KVM_SET_NESTED_STATE (linux/kvm.h:1656), available with KVM_CAP_NESTED_STATE (caps table); unavailable: argument type 'struct kvm_nested_state' is not defined for riscv64
 struct SetNestedState {
   static constexpr char name[] = "KVM_SET_NESTED_STATE";
   static constexpr bool available = false;
@@ -2002,7 +2003,7 @@ struct SetNestedState {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
 };
 
-// KVM_CLEAR_DIRTY_LOG (linux/kvm.h:1659)
+// KVM_CLEAR_DIRTY_LOG (linux/kvm.h:1659), available with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (caps table)
 struct ClearDirtyLog {
   static constexpr char name[] = "KVM_CLEAR_DIRTY_LOG";
   static constexpr bool available = true;
@@ -2013,10 +2014,10 @@ struct ClearDirtyLog {
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clear_dirty_log;  // struct kvm_clear_dirty_log
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ManualDirtyLogProtect2 };
 };
 
-// KVM_GET_SUPPORTED_HV_CPUID (linux/kvm.h:1662), available with KVM_CAP_HYPERV_CPUID; unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
+// KVM_GET_SUPPORTED_HV_CPUID (linux/kvm.h:1662), available with KVM_CAP_HYPERV_CPUID (header comment); unavailable: argument type 'struct kvm_cpuid2' is not defined for riscv64
 struct GetSupportedHvCpuid {
   static constexpr char name[] = "KVM_GET_SUPPORTED_HV_CPUID";
   static constexpr bool available = false;
@@ -2030,7 +2031,7 @@ struct GetSupportedHvCpuid {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervCpuid };
 };
 
-// KVM_ARM_VCPU_FINALIZE (linux/kvm.h:1665), available with KVM_CAP_ARM_SVE
+// KVM_ARM_VCPU_FINALIZE (linux/kvm.h:1665), available with KVM_CAP_ARM_SVE (header comment)
 struct ArmVcpuFinalize {
   static constexpr char name[] = "KVM_ARM_VCPU_FINALIZE";
   static constexpr bool available = true;
@@ -2044,7 +2045,7 @@ struct ArmVcpuFinalize {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSve };
 };
 
-// KVM_S390_NORMAL_RESET (linux/kvm.h:1668), available with KVM_CAP_S390_VCPU_RESETS
+// KVM_S390_NORMAL_RESET (linux/kvm.h:1668), available with KVM_CAP_S390_VCPU_RESETS (caps table)
 struct S390NormalReset {
   static constexpr char name[] = "KVM_S390_NORMAL_RESET";
   static constexpr bool available = true;
@@ -2058,7 +2059,7 @@ struct S390NormalReset {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
 };
 
-// KVM_S390_CLEAR_RESET (linux/kvm.h:1669), available with KVM_CAP_S390_VCPU_RESETS
+// KVM_S390_CLEAR_RESET (linux/kvm.h:1669), available with KVM_CAP_S390_VCPU_RESETS (caps table)
 struct S390ClearReset {
   static constexpr char name[] = "KVM_S390_CLEAR_RESET";
   static constexpr bool available = true;
@@ -2072,7 +2073,7 @@ struct S390ClearReset {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
 };
 
-// KVM_S390_PV_COMMAND (linux/kvm.h:1753), available with KVM_CAP_S390_PROTECTED
+// KVM_S390_PV_COMMAND (linux/kvm.h:1753), available with KVM_CAP_S390_PROTECTED (caps table)
 struct S390PvCommand {
   static constexpr char name[] = "KVM_S390_PV_COMMAND";
   static constexpr bool available = true;
@@ -2086,7 +2087,7 @@ struct S390PvCommand {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Protected };
 };
 
-// KVM_X86_SET_MSR_FILTER (linux/kvm.h:1756), available with KVM_CAP_X86_MSR_FILTER; unavailable: argument type 'struct kvm_msr_filter' is not defined for riscv64
+// KVM_X86_SET_MSR_FILTER (linux/kvm.h:1756), available with KVM_CAP_X86_MSR_FILTER (caps table); unavailable: argument type 'struct kvm_msr_filter' is not defined for riscv64
 struct X86SetMsrFilter {
   static constexpr char name[] = "KVM_X86_SET_MSR_FILTER";
   static constexpr bool available = false;
@@ -2100,7 +2101,7 @@ struct X86SetMsrFilter {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::X86MsrFilter };
 };
 
-// KVM_RESET_DIRTY_RINGS (linux/kvm.h:1759), available with KVM_CAP_DIRTY_LOG_RING
+// KVM_RESET_DIRTY_RINGS (linux/kvm.h:1759), available with KVM_CAP_DIRTY_LOG_RING (header comment)
 struct ResetDirtyRings {
   static constexpr char name[] = "KVM_RESET_DIRTY_RINGS";
   static constexpr bool available = true;
@@ -2184,7 +2185,7 @@ struct XenHvmEvtchnSend {
   static constexpr OptionalCap capability = kNoCap;
 };
 
-// KVM_GET_SREGS2 (linux/kvm.h:1819); unavailable: argument type 'struct kvm_sregs2' is not defined for riscv64
+// KVM_GET_SREGS2 (linux/kvm.h:1819), available with KVM_CAP_SREGS2 (caps table); unavailable: argument type 'struct kvm_sregs2' is not defined for riscv64
 struct GetSregs2 {
   static constexpr char name[] = "KVM_GET_SREGS2";
   static constexpr bool available = false;
@@ -2195,10 +2196,10 @@ struct GetSregs2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2 };
 };
 
-// KVM_SET_SREGS2 (linux/kvm.h:1820); unavailable: argument type 'struct kvm_sregs2' is not defined for riscv64
+// KVM_SET_SREGS2 (linux/kvm.h:1820), available with KVM_CAP_SREGS2 (caps table); unavailable: argument type 'struct kvm_sregs2' is not defined for riscv64
 struct SetSregs2 {
   static constexpr char name[] = "KVM_SET_SREGS2";
   static constexpr bool available = false;
@@ -2209,10 +2210,10 @@ struct SetSregs2 {
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2 };
 };
 
-// KVM_GET_STATS_FD (linux/kvm.h:2187)
+// KVM_GET_STATS_FD (linux/kvm.h:2187), available with KVM_CAP_BINARY_STATS_FD (caps table)
 struct GetStatsFd {
   static constexpr char name[] = "KVM_GET_STATS_FD";
   static constexpr bool available = true;
@@ -2223,10 +2224,10 @@ struct GetStatsFd {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::BinaryStatsFd };
 };
 
-// KVM_GET_XSAVE2 (linux/kvm.h:2190), available with KVM_CAP_XSAVE2; unavailable: argument type 'struct kvm_xsave' is not defined for riscv64
+// KVM_GET_XSAVE2 (linux/kvm.h:2190), available with KVM_CAP_XSAVE2 (caps table); unavailable: argument type 'struct kvm_xsave' is not defined for riscv64
 struct GetXsave2 {
   static constexpr char name[] = "KVM_GET_XSAVE2";
   static constexpr bool available = false;
@@ -2240,7 +2241,7 @@ struct GetXsave2 {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave2 };
 };
 
-// KVM_S390_PV_CPU_COMMAND (linux/kvm.h:2193), available with KVM_CAP_S390_PROTECTED_DUMP
+// KVM_S390_PV_CPU_COMMAND (linux/kvm.h:2193), available with KVM_CAP_S390_PROTECTED_DUMP (caps table)
 struct S390PvCpuCommand {
   static constexpr char name[] = "KVM_S390_PV_CPU_COMMAND";
   static constexpr bool available = true;
@@ -2254,7 +2255,7 @@ struct S390PvCpuCommand {
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ProtectedDump };
 };
 
-// KVM_S390_ZPCI_OP (linux/kvm.h:2200), available with KVM_CAP_S390_ZPCI_OP
+// KVM_S390_ZPCI_OP (linux/kvm.h:2200), available with KVM_CAP_S390_ZPCI_OP (caps table)
 struct S390ZpciOp {
   static constexpr char name[] = "KVM_S390_ZPCI_OP";
   static constexpr bool available = true;
