@@ -113,6 +113,7 @@ void Vcpu::set_signal_mask(const sigset_t* mask) const {
 namespace {
 constexpr std::uint64_t kSyncRegs = abi::to_underlying(abi::SyncRegs::Regs);
 constexpr std::uint64_t kSyncSregs = abi::to_underlying(abi::SyncRegs::Sregs);
+constexpr std::uint64_t kSyncEvents = abi::to_underlying(abi::SyncRegs::Events);
 using detail::get_struct;
 using detail::set_struct;
 }  // namespace
@@ -175,9 +176,15 @@ void Vcpu::set_lapic(const abi::kvm_lapic_state& l) const {
 }
 
 abi::kvm_vcpu_events Vcpu::vcpu_events() const {
+  if (synced(kSyncEvents)) return run_struct().s.regs.events;
   return get_struct<abi::ioctl::GetVcpuEvents>(*this);
 }
 void Vcpu::set_vcpu_events(const abi::kvm_vcpu_events& e) {
+  if (synced(kSyncEvents)) {
+    run_struct().s.regs.events = e;
+    run_struct().kvm_dirty_regs |= kSyncEvents;
+    return;
+  }
   set_struct<abi::ioctl::SetVcpuEvents>(*this, e);
 }
 

@@ -4,8 +4,8 @@
 // The cheap path is the default: with KVM_CAP_SYNC_REGS (VcpuOptions::sync_regs, on unless
 // the host lacks it) KVM copies the general and special registers into kvm_run on every exit,
 // and regs()/sregs()/set_regs()/set_sregs() use that copy instead of an ioctl (~4.6 µs each
-// on our hosts); changes go back to KVM with the next run. Before the first run, and for
-// anything else, the ioctls are used.
+// on our hosts); changes go back to KVM with the next run. VcpuOptions::sync_events adds the
+// vCPU events. Before the first run, and for anything else, the ioctls are used.
 #pragma once
 
 #include <cstdint>
@@ -87,7 +87,8 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   abi::kvm_lapic_state lapic() const;
   void set_lapic(const abi::kvm_lapic_state& lapic) const;
   // KVM_GET_VCPU_EVENTS / KVM_SET_VCPU_EVENTS (KVM_CAP_VCPU_EVENTS): pending exceptions,
-  // interrupts, NMIs and SMIs.
+  // interrupts, NMIs and SMIs. With VcpuOptions::sync_events, the synced copy after the
+  // first run, like regs().
   abi::kvm_vcpu_events vcpu_events() const;
   void set_vcpu_events(const abi::kvm_vcpu_events& events);
   // KVM_GET_DEBUGREGS / KVM_SET_DEBUGREGS (KVM_CAP_DEBUGREGS).

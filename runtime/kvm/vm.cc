@@ -83,8 +83,9 @@ Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {
   if (options.sync_regs) {
     int valid = check_extension(abi::Cap::SyncRegs);
     if (valid > 0) {
-      sync = static_cast<std::uint64_t>(valid) &
-             abi::to_underlying(abi::SyncRegs::Regs | abi::SyncRegs::Sregs);
+      abi::SyncRegs want = abi::SyncRegs::Regs | abi::SyncRegs::Sregs;
+      if (options.sync_events) want = want | abi::SyncRegs::Events;
+      sync = static_cast<std::uint64_t>(valid) & abi::to_underlying(want);
     }
   }
 #else

@@ -40,6 +40,11 @@ struct VcpuOptions {
   // Have KVM copy registers into kvm_run on every exit (KVM_CAP_SYNC_REGS) so that
   // Vcpu::regs()/sregs() cost no ioctl. On by default where the host supports it.
   bool sync_regs = true;
+  // Also copy the vCPU events (pending exceptions, interrupts, NMIs, SMIs) into kvm_run
+  // (KVM_SYNC_X86_EVENTS) so that Vcpu::vcpu_events()/set_vcpu_events() cost no ioctl. Off
+  // by default: most VMMs read events only around save/restore, and KVM then writes them
+  // into kvm_run on every exit. Needs sync_regs; ignored where the host lacks it.
+  bool sync_events = false;
 };
 
 // Limits the runtime checks input against, from KVM_CHECK_EXTENSION; -1 means "not asked yet".

@@ -48,6 +48,45 @@ TEST_CASE("regs and sregs: sync regs carry guest state without ioctls, both dire
   CHECK(g.run().reason() == ExitReason::Hlt);
 }
 
+TEST_CASE("vCPU events: synced on request, both directions, and the same as the ioctl's") {
+  GuestOptions o;
+  o.vcpu.sync_events = true;
+  LongModeGuest g(
+      [](Assembler& a) {
+        a.out(Width::k8, 0x50);
+        a.out(Width::k8, 0x51);
+        a.hlt();
+      },
+      o);
+  REQUIRE_CAP(g.sys, abi::Cap::VcpuEvents);
+  const auto events_bit = abi::to_underlying(abi::SyncRegs::Events);
+  if ((g.sys.check_extension(abi::Cap::SyncRegs) & events_bit) == 0)
+    KVM_TEST_SKIP("KVM_CAP_SYNC_REGS does not offer KVM_SYNC_X86_EVENTS here");
+  REQUIRE((g.vcpu.sync_regs_mask() & events_bit) != 0);
+  REQUIRE(g.run().reason() == ExitReason::Io);
+  // After an exit the synced copy equals what the ioctl reports.
+  abi::kvm_vcpu_events via_ioctl{};
+  g.vcpu.ioctl<abi::ioctl::GetVcpuEvents>(via_ioctl);
+  abi::kvm_vcpu_events synced = g.vcpu.vcpu_events();
+  CHECK(std::memcmp(&via_ioctl, &synced, sizeof synced) == 0);
+  CHECK(synced.nmi.masked == 0);
+  // A change through set_vcpu_events() goes to KVM with the next run: mask NMIs (the guest
+  // never executes IRET, so the mask stays) and read it back through the ioctl.
+  synced.nmi.masked = 1;
+  g.vcpu.set_vcpu_events(synced);
+  CHECK((g.vcpu.run_struct().kvm_dirty_regs & events_bit) != 0);
+  abi::kvm_vcpu_events before_run{};
+  g.vcpu.ioctl<abi::ioctl::GetVcpuEvents>(before_run);
+  CHECK(before_run.nmi.masked == 0);  // not yet: no ioctl was issued
+  kvm::Exit e = g.run();
+  REQUIRE(e.reason() == ExitReason::Io);
+  CHECK(e.io().port() == 0x51);
+  g.vcpu.ioctl<abi::ioctl::GetVcpuEvents>(via_ioctl);
+  CHECK(via_ioctl.nmi.masked == 1);
+  CHECK(g.vcpu.vcpu_events().nmi.masked == 1);
+  CHECK(g.run().reason() == ExitReason::Hlt);
+}
+
 TEST_CASE("regs without sync regs use the ioctls and give the same results") {
   GuestOptions o;
   o.vcpu.sync_regs = false;
