@@ -937,6 +937,8 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       std::size_t len = 0;
       if (r.match == "c-enum") {
         if (c.from_c_enum && c.family == r.pattern) len = 1000;  // the C enum says it all
+      } else if (r.match == "name") {
+        if (c.name == r.pattern) len = 999;  // one constant, named outright
       } else if (c.name.size() > r.pattern.size()) {
         if (r.match == "prefix" && starts_with(c.name, r.pattern)) len = r.pattern.size();
         if (r.match == "suffix" && ends_with(c.name, r.pattern)) len = r.pattern.size();
@@ -957,7 +959,9 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     if (best->match == "prefix") stem = c.name.substr(best->pattern.size());
     if (best->match == "suffix") stem = c.name.substr(0, c.name.size() - best->pattern.size());
     if (best->match == "c-enum") stem = c.name;
-    c.cpp_name = best->match == "c-enum" ? camel_case_kvm(stem) : camel_case(stem);
+    // A C enum's or a named constant's whole name is the stem; drop just the KVM_ prefix.
+    c.cpp_name =
+        best->match == "c-enum" || best->match == "name" ? camel_case_kvm(stem) : camel_case(stem);
     f.members.push_back(i);
   }
   for (Family& f : model.families) {

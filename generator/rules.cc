@@ -56,7 +56,7 @@ Rules load_rules(const std::string& dir) {
       if (!(ss >> kind >> r.match >> r.pattern)) {
         throw std::runtime_error(
             path + ":" + std::to_string(n) +
-            ": expected '<Family> <enum|flags> <prefix|suffix|c-enum> <pattern>'");
+            ": expected '<Family> <enum|flags|plain> <prefix|suffix|c-enum|name> <pattern>'");
       }
       if (kind == "enum")
         r.kind = FamilyKind::Enum;
@@ -66,7 +66,7 @@ Rules load_rules(const std::string& dir) {
         r.kind = FamilyKind::Plain;
       else
         throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown kind '" + kind + "'");
-      if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum") {
+      if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum" && r.match != "name") {
         throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown match '" + r.match +
                                  "'");
       }

@@ -14,7 +14,7 @@ namespace kvmgen {
 struct FamilyRule {
   std::string family;  // C++ type name
   FamilyKind kind = FamilyKind::Enum;
-  std::string match;    // "prefix", "suffix" or "c-enum"
+  std::string match;    // "prefix", "suffix", "c-enum" or "name"
   std::string pattern;  // the prefix, suffix or C enum tag
   unsigned line = 0;    // in the rules file, for messages
 };

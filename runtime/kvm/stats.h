@@ -18,9 +18,17 @@ struct Stat {
   std::uint32_t bucket_size = 0;      // for linear histograms
   std::vector<std::uint64_t> values;  // one for counters, one per bucket for histograms
 
-  std::uint32_t type() const noexcept { return flags & abi::to_underlying(abi::StatsType::Mask); }
-  std::uint32_t unit() const noexcept { return flags & abi::to_underlying(abi::StatsUnit::Mask); }
-  std::uint32_t base() const noexcept { return flags & abi::to_underlying(abi::StatsBase::Mask); }
+  // The three fields of `flags`. A kernel newer than the headers may use values without a
+  // name: to_string() then gives "" and the number is still there (to_underlying()).
+  abi::StatsType type() const noexcept {
+    return static_cast<abi::StatsType>(flags & abi::consts::StatsTypeMask);
+  }
+  abi::StatsUnit unit() const noexcept {
+    return static_cast<abi::StatsUnit>(flags & abi::consts::StatsUnitMask);
+  }
+  abi::StatsBase base() const noexcept {
+    return static_cast<abi::StatsBase>(flags & abi::consts::StatsBaseMask);
+  }
 };
 
 struct Stats {

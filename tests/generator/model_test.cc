@@ -295,3 +295,31 @@ TEST_CASE("the caps table fills in and overrides gating capabilities; bad lines 
   CHECK_THROWS_WITH(build("KVM_FX_UNGATED HLT\n"),
                     Contains("expected '<IOCTL> <KVM_CAP_NAME or none>'"));
 }
+
+TEST_CASE("a name rule takes one constant out of the family its prefix would give it") {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  REQUIRE(tmp != nullptr);
+  fs::path rules = fs::path(tmp) / "name_rules";
+  fs::create_directories(rules);
+  for (const char* f : {"families.rules", "ioctl_scopes.rules", "ioctl_caps.rules"})
+    fs::copy_file(fs::path("generator") / f, rules / f, fs::copy_options::overwrite_existing);
+  std::ofstream(rules / "families.rules", std::ios::app)
+      << "-  plain  name  KVM_MEM_READONLY\nExitIo  enum  name  KVM_EXIT_IO\n";
+  ParseOptions o;
+  o.arch = "x86_64";
+  o.include_dirs = {kFixture};
+  Model m = build_model(o, load_rules(rules.string()));
+  auto constant = [&](const std::string& name) {
+    auto it = std::find_if(m.constants.begin(), m.constants.end(),
+                           [&](const Constant& c) { return c.name == name; });
+    REQUIRE(it != m.constants.end());
+    return *it;
+  };
+  CHECK(constant("KVM_MEM_READONLY").family.empty());
+  CHECK(constant("KVM_MEM_READONLY").cpp_name == "MemReadonly");
+  CHECK(constant("KVM_MEM_LOG_DIRTY_PAGES").family == "MemoryFlags");
+  CHECK(constant("KVM_EXIT_IO").family == "ExitIo");
+  CHECK(constant("KVM_EXIT_IO").cpp_name == "ExitIo");
+  CHECK(constant("KVM_EXIT_UNKNOWN").family == "ExitReason");
+  CHECK(constant("KVM_EXIT_IO_IN").family == "IoDirection");  // a longer name is not matched
+}

@@ -22,7 +22,10 @@ TEST_CASE("binary stats: VM and vCPU statistics decode and count the guest's exi
   const kvm::Stat* exits = before.find("exits");
   REQUIRE(exits != nullptr);
   REQUIRE(exits->values.size() == 1);
-  CHECK(exits->type() == abi::to_underlying(abi::StatsType::Cumulative));
+  CHECK(exits->type() == abi::StatsType::Cumulative);
+  CHECK(exits->unit() == abi::StatsUnit::None);
+  CHECK(exits->base() == abi::StatsBase::Pow10);
+  CHECK(abi::to_string(exits->type()) == "KVM_STATS_TYPE_CUMULATIVE");
   std::uint64_t start = exits->values[0];
   std::uint64_t halts = before.find("halt_exits")->values[0];
   for (int i = 0; i < 5; ++i) REQUIRE(g.run().reason() == ExitReason::Io);
@@ -50,8 +53,8 @@ TEST_CASE("MSR filter: a denied read exits to the VMM with reason FILTER") {
   g.vm.enable_cap(abi::Cap::X86UserSpaceMsr, abi::to_underlying(abi::MsrExitReason::Filter));
   std::uint8_t deny = 0;  // one bit per MSR: 0 denies
   abi::kvm_msr_filter filter{};
-  filter.flags = abi::to_underlying(abi::MsrFilterFlags::DefaultAllow);
-  filter.ranges[0].flags = abi::to_underlying(abi::MsrFilterFlags::Read);
+  filter.flags = abi::to_underlying(abi::MsrFilterDefault::Allow);
+  filter.ranges[0].flags = abi::to_underlying(abi::MsrFilterRangeFlags::Read);
   filter.ranges[0].nmsrs = 1;
   filter.ranges[0].base = kMsr;
   filter.ranges[0].bitmap = &deny;

@@ -330,7 +330,7 @@ static_assert(as_ull(DirtyLogFlags::ManualProtectEnable) == 0x1ull, "KVM_DIRTY_L
 static_assert(as_ull(DirtyLogFlags::InitiallySet) == 0x2ull, "KVM_DIRTY_LOG_INITIALLY_SET");
 static_assert(as_ull(DirtyGfnFlags::Dirty) == 0x1ull, "KVM_DIRTY_GFN_F_DIRTY");
 static_assert(as_ull(DirtyGfnFlags::Reset) == 0x2ull, "KVM_DIRTY_GFN_F_RESET");
-static_assert(as_ull(DirtyGfnFlags::Mask) == 0x3ull, "KVM_DIRTY_GFN_F_MASK");
+
 
 
 
@@ -352,33 +352,37 @@ static_assert(as_ull(NotifyVmExit::User) == 0x2ull, "KVM_X86_NOTIFY_VMEXIT_USER"
 static_assert(as_ull(ClockFlags::TscStable) == 0x2ull, "KVM_CLOCK_TSC_STABLE");
 static_assert(as_ull(ClockFlags::Realtime) == 0x4ull, "KVM_CLOCK_REALTIME");
 static_assert(as_ull(ClockFlags::HostTsc) == 0x8ull, "KVM_CLOCK_HOST_TSC");
-static_assert(as_ull(StatsType::Shift) == 0x0ull, "KVM_STATS_TYPE_SHIFT");
-static_assert(as_ull(StatsType::Mask) == 0xfull, "KVM_STATS_TYPE_MASK");
 static_assert(as_ull(StatsType::Cumulative) == 0x0ull, "KVM_STATS_TYPE_CUMULATIVE");
 static_assert(as_ull(StatsType::Instant) == 0x1ull, "KVM_STATS_TYPE_INSTANT");
 static_assert(as_ull(StatsType::Peak) == 0x2ull, "KVM_STATS_TYPE_PEAK");
 static_assert(as_ull(StatsType::LinearHist) == 0x3ull, "KVM_STATS_TYPE_LINEAR_HIST");
 static_assert(as_ull(StatsType::LogHist) == 0x4ull, "KVM_STATS_TYPE_LOG_HIST");
-static_assert(as_ull(StatsType::Max) == 0x4ull, "KVM_STATS_TYPE_MAX");
-static_assert(as_ull(StatsUnit::Shift) == 0x4ull, "KVM_STATS_UNIT_SHIFT");
-static_assert(as_ull(StatsUnit::Mask) == 0xf0ull, "KVM_STATS_UNIT_MASK");
 static_assert(as_ull(StatsUnit::None) == 0x0ull, "KVM_STATS_UNIT_NONE");
 static_assert(as_ull(StatsUnit::Bytes) == 0x10ull, "KVM_STATS_UNIT_BYTES");
 static_assert(as_ull(StatsUnit::Seconds) == 0x20ull, "KVM_STATS_UNIT_SECONDS");
 static_assert(as_ull(StatsUnit::Cycles) == 0x30ull, "KVM_STATS_UNIT_CYCLES");
 static_assert(as_ull(StatsUnit::Boolean) == 0x40ull, "KVM_STATS_UNIT_BOOLEAN");
-static_assert(as_ull(StatsUnit::Max) == 0x40ull, "KVM_STATS_UNIT_MAX");
-static_assert(as_ull(StatsBase::Shift) == 0x8ull, "KVM_STATS_BASE_SHIFT");
-static_assert(as_ull(StatsBase::Mask) == 0xf00ull, "KVM_STATS_BASE_MASK");
 static_assert(as_ull(StatsBase::Pow10) == 0x0ull, "KVM_STATS_BASE_POW10");
 static_assert(as_ull(StatsBase::Pow2) == 0x100ull, "KVM_STATS_BASE_POW2");
-static_assert(as_ull(StatsBase::Max) == 0x100ull, "KVM_STATS_BASE_MAX");
 
 
 
 
-static_assert(as_ull(ExceptionVector::KvmXenAttrTypeUpcall) == 0x2ull, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR");
-static_assert(as_ull(ExceptionVector::KvmXenVcpuAttrTypeUpcall) == 0x8ull, "KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR");
+
+static_assert(as_ull(XenAttrType::LongMode) == 0x0ull, "KVM_XEN_ATTR_TYPE_LONG_MODE");
+static_assert(as_ull(XenAttrType::SharedInfo) == 0x1ull, "KVM_XEN_ATTR_TYPE_SHARED_INFO");
+static_assert(as_ull(XenAttrType::UpcallVector) == 0x2ull, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR");
+static_assert(as_ull(XenAttrType::Evtchn) == 0x3ull, "KVM_XEN_ATTR_TYPE_EVTCHN");
+static_assert(as_ull(XenAttrType::XenVersion) == 0x4ull, "KVM_XEN_ATTR_TYPE_XEN_VERSION");
+static_assert(as_ull(XenVcpuAttrType::VcpuInfo) == 0x0ull, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO");
+static_assert(as_ull(XenVcpuAttrType::VcpuTimeInfo) == 0x1ull, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO");
+static_assert(as_ull(XenVcpuAttrType::RunstateAddr) == 0x2ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR");
+static_assert(as_ull(XenVcpuAttrType::RunstateCurrent) == 0x3ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT");
+static_assert(as_ull(XenVcpuAttrType::RunstateData) == 0x4ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA");
+static_assert(as_ull(XenVcpuAttrType::RunstateAdjust) == 0x5ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST");
+static_assert(as_ull(XenVcpuAttrType::VcpuId) == 0x6ull, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID");
+static_assert(as_ull(XenVcpuAttrType::Timer) == 0x7ull, "KVM_XEN_VCPU_ATTR_TYPE_TIMER");
+static_assert(as_ull(XenVcpuAttrType::UpcallVector) == 0x8ull, "KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR");
 static_assert(as_ull(consts::CoalescedMmioPageOffset) == 0x1ull, "KVM_COALESCED_MMIO_PAGE_OFFSET");
 static_assert(as_ull(consts::InterruptSet) == 0xffffffffull, "KVM_INTERRUPT_SET");
 static_assert(as_ull(consts::InterruptUnset) == 0xfffffffeull, "KVM_INTERRUPT_UNSET");
@@ -522,18 +526,6 @@ static_assert(as_ull(consts::S390StoreStatusPrefixed) == 0xfffffffffffffffeull, 
 static_assert(as_ull(consts::XenEvtchnDeassign) == 0x1ull, "KVM_XEN_EVTCHN_DEASSIGN");
 static_assert(as_ull(consts::XenEvtchnUpdate) == 0x2ull, "KVM_XEN_EVTCHN_UPDATE");
 static_assert(as_ull(consts::XenEvtchnReset) == 0x4ull, "KVM_XEN_EVTCHN_RESET");
-static_assert(as_ull(consts::XenAttrTypeLongMode) == 0x0ull, "KVM_XEN_ATTR_TYPE_LONG_MODE");
-static_assert(as_ull(consts::XenAttrTypeSharedInfo) == 0x1ull, "KVM_XEN_ATTR_TYPE_SHARED_INFO");
-static_assert(as_ull(consts::XenAttrTypeEvtchn) == 0x3ull, "KVM_XEN_ATTR_TYPE_EVTCHN");
-static_assert(as_ull(consts::XenAttrTypeXenVersion) == 0x4ull, "KVM_XEN_ATTR_TYPE_XEN_VERSION");
-static_assert(as_ull(consts::XenVcpuAttrTypeVcpuInfo) == 0x0ull, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO");
-static_assert(as_ull(consts::XenVcpuAttrTypeVcpuTimeInfo) == 0x1ull, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO");
-static_assert(as_ull(consts::XenVcpuAttrTypeRunstateAddr) == 0x2ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR");
-static_assert(as_ull(consts::XenVcpuAttrTypeRunstateCurrent) == 0x3ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT");
-static_assert(as_ull(consts::XenVcpuAttrTypeRunstateData) == 0x4ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA");
-static_assert(as_ull(consts::XenVcpuAttrTypeRunstateAdjust) == 0x5ull, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST");
-static_assert(as_ull(consts::XenVcpuAttrTypeVcpuId) == 0x6ull, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID");
-static_assert(as_ull(consts::XenVcpuAttrTypeTimer) == 0x7ull, "KVM_XEN_VCPU_ATTR_TYPE_TIMER");
 static_assert(as_ull(consts::DevAssignEnableIommu) == 0x1ull, "KVM_DEV_ASSIGN_ENABLE_IOMMU");
 static_assert(as_ull(consts::DevAssignPci2_3) == 0x2ull, "KVM_DEV_ASSIGN_PCI_2_3");
 static_assert(as_ull(consts::DevAssignMaskIntx) == 0x4ull, "KVM_DEV_ASSIGN_MASK_INTX");
@@ -552,7 +544,17 @@ static_assert(as_ull(consts::ArmDevPmu) == 0x4ull, "KVM_ARM_DEV_PMU");
 static_assert(as_ull(consts::HypervConnIdMask) == 0xffffffull, "KVM_HYPERV_CONN_ID_MASK");
 static_assert(as_ull(consts::HypervEventfdDeassign) == 0x1ull, "KVM_HYPERV_EVENTFD_DEASSIGN");
 static_assert(as_ull(consts::DirtyLogPageOffset) == 0x0ull, "KVM_DIRTY_LOG_PAGE_OFFSET");
+static_assert(as_ull(consts::DirtyGfnFMask) == 0x3ull, "KVM_DIRTY_GFN_F_MASK");
 static_assert(as_ull(consts::PmuCapDisable) == 0x1ull, "KVM_PMU_CAP_DISABLE");
+static_assert(as_ull(consts::StatsTypeShift) == 0x0ull, "KVM_STATS_TYPE_SHIFT");
+static_assert(as_ull(consts::StatsTypeMask) == 0xfull, "KVM_STATS_TYPE_MASK");
+static_assert(as_ull(consts::StatsTypeMax) == 0x4ull, "KVM_STATS_TYPE_MAX");
+static_assert(as_ull(consts::StatsUnitShift) == 0x4ull, "KVM_STATS_UNIT_SHIFT");
+static_assert(as_ull(consts::StatsUnitMask) == 0xf0ull, "KVM_STATS_UNIT_MASK");
+static_assert(as_ull(consts::StatsUnitMax) == 0x40ull, "KVM_STATS_UNIT_MAX");
+static_assert(as_ull(consts::StatsBaseShift) == 0x8ull, "KVM_STATS_BASE_SHIFT");
+static_assert(as_ull(consts::StatsBaseMask) == 0xf00ull, "KVM_STATS_BASE_MASK");
+static_assert(as_ull(consts::StatsBaseMax) == 0x100ull, "KVM_STATS_BASE_MAX");
 static_assert(as_ull(consts::S390ZpciopRegAen) == 0x0ull, "KVM_S390_ZPCIOP_REG_AEN");
 static_assert(as_ull(consts::S390ZpciopDeregAen) == 0x1ull, "KVM_S390_ZPCIOP_DEREG_AEN");
 static_assert(as_ull(consts::S390ZpciopRegaenHost) == 0x1ull, "KVM_S390_ZPCIOP_REGAEN_HOST");

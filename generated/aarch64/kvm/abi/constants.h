@@ -232,9 +232,8 @@ enum class Cap : std::uint32_t {
 };
 
 
-// ExitReason: 39 members (enum; rule: prefix KVM_EXIT_).
+// ExitReason: 38 members (enum; rule: prefix KVM_EXIT_).
 enum class ExitReason : std::uint32_t {
-  FailEntryCpuUnsupported = 1,  // KVM_EXIT_FAIL_ENTRY_CPU_UNSUPPORTED
   Unknown = 0,  // KVM_EXIT_UNKNOWN
   Exception = 1,  // KVM_EXIT_EXCEPTION
   Io = 2,  // KVM_EXIT_IO
@@ -432,11 +431,10 @@ enum class DirtyLogFlags : std::uint32_t {
 template <>
 inline constexpr bool is_flags_enum<DirtyLogFlags> = true;
 
-// DirtyGfnFlags: 3 members (flags; rule: prefix KVM_DIRTY_GFN_F_).
+// DirtyGfnFlags: 2 members (flags; rule: prefix KVM_DIRTY_GFN_F_).
 enum class DirtyGfnFlags : std::uint32_t {
   Dirty = 0x1,  // KVM_DIRTY_GFN_F_DIRTY
   Reset = 0x2,  // KVM_DIRTY_GFN_F_RESET
-  Mask = 0x3,  // KVM_DIRTY_GFN_F_MASK
 };
 
 template <>
@@ -458,13 +456,21 @@ enum class SyncRegs : std::uint32_t {
 template <>
 inline constexpr bool is_flags_enum<SyncRegs> = true;
 
-// MsrFilterFlags: 0 members (flags; rule: prefix KVM_MSR_FILTER_).
-enum class MsrFilterFlags : std::uint32_t {
+// MsrFilterRangeFlags: 0 members (flags; rule: prefix KVM_MSR_FILTER_).
+enum class MsrFilterRangeFlags : std::uint32_t {
 
 };
 
 template <>
-inline constexpr bool is_flags_enum<MsrFilterFlags> = true;
+inline constexpr bool is_flags_enum<MsrFilterRangeFlags> = true;
+
+// MsrFilterDefault: 0 members (flags; rule: prefix KVM_MSR_FILTER_DEFAULT_).
+enum class MsrFilterDefault : std::uint32_t {
+
+};
+
+template <>
+inline constexpr bool is_flags_enum<MsrFilterDefault> = true;
 
 // MsrExitReason: 3 members (flags; rule: prefix KVM_MSR_EXIT_REASON_).
 enum class MsrExitReason : std::uint32_t {
@@ -540,39 +546,30 @@ enum class ClockFlags : std::uint32_t {
 template <>
 inline constexpr bool is_flags_enum<ClockFlags> = true;
 
-// StatsType: 8 members (enum; rule: prefix KVM_STATS_TYPE_).
+// StatsType: 5 members (enum; rule: prefix KVM_STATS_TYPE_).
 enum class StatsType : std::uint32_t {
-  Shift = 0,  // KVM_STATS_TYPE_SHIFT
-  Mask = 15,  // KVM_STATS_TYPE_MASK
   Cumulative = 0,  // KVM_STATS_TYPE_CUMULATIVE
   Instant = 1,  // KVM_STATS_TYPE_INSTANT
   Peak = 2,  // KVM_STATS_TYPE_PEAK
   LinearHist = 3,  // KVM_STATS_TYPE_LINEAR_HIST
   LogHist = 4,  // KVM_STATS_TYPE_LOG_HIST
-  Max = 4,  // KVM_STATS_TYPE_MAX
 };
 
 
-// StatsUnit: 8 members (enum; rule: prefix KVM_STATS_UNIT_).
+// StatsUnit: 5 members (enum; rule: prefix KVM_STATS_UNIT_).
 enum class StatsUnit : std::uint32_t {
-  Shift = 4,  // KVM_STATS_UNIT_SHIFT
-  Mask = 240,  // KVM_STATS_UNIT_MASK
   None = 0,  // KVM_STATS_UNIT_NONE
   Bytes = 16,  // KVM_STATS_UNIT_BYTES
   Seconds = 32,  // KVM_STATS_UNIT_SECONDS
   Cycles = 48,  // KVM_STATS_UNIT_CYCLES
   Boolean = 64,  // KVM_STATS_UNIT_BOOLEAN
-  Max = 64,  // KVM_STATS_UNIT_MAX
 };
 
 
-// StatsBase: 5 members (enum; rule: prefix KVM_STATS_BASE_).
+// StatsBase: 2 members (enum; rule: prefix KVM_STATS_BASE_).
 enum class StatsBase : std::uint32_t {
-  Shift = 8,  // KVM_STATS_BASE_SHIFT
-  Mask = 3840,  // KVM_STATS_BASE_MASK
   Pow10 = 0,  // KVM_STATS_BASE_POW10
   Pow2 = 256,  // KVM_STATS_BASE_POW2
-  Max = 256,  // KVM_STATS_BASE_MAX
 };
 
 
@@ -606,10 +603,33 @@ enum class RunFlags : std::uint32_t {
 template <>
 inline constexpr bool is_flags_enum<RunFlags> = true;
 
-// ExceptionVector: 2 members (enum; rule: suffix _VECTOR).
+// ExceptionVector: 0 members (enum; rule: suffix _VECTOR).
 enum class ExceptionVector : std::uint32_t {
-  KvmXenAttrTypeUpcall = 2,  // KVM_XEN_ATTR_TYPE_UPCALL_VECTOR
-  KvmXenVcpuAttrTypeUpcall = 8,  // KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR
+
+};
+
+
+// XenAttrType: 5 members (enum; rule: prefix KVM_XEN_ATTR_TYPE_).
+enum class XenAttrType : std::uint32_t {
+  LongMode = 0,  // KVM_XEN_ATTR_TYPE_LONG_MODE
+  SharedInfo = 1,  // KVM_XEN_ATTR_TYPE_SHARED_INFO
+  UpcallVector = 2,  // KVM_XEN_ATTR_TYPE_UPCALL_VECTOR
+  Evtchn = 3,  // KVM_XEN_ATTR_TYPE_EVTCHN
+  XenVersion = 4,  // KVM_XEN_ATTR_TYPE_XEN_VERSION
+};
+
+
+// XenVcpuAttrType: 9 members (enum; rule: prefix KVM_XEN_VCPU_ATTR_TYPE_).
+enum class XenVcpuAttrType : std::uint32_t {
+  VcpuInfo = 0,  // KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO
+  VcpuTimeInfo = 1,  // KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO
+  RunstateAddr = 2,  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR
+  RunstateCurrent = 3,  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT
+  RunstateData = 4,  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA
+  RunstateAdjust = 5,  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST
+  VcpuId = 6,  // KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID
+  Timer = 7,  // KVM_XEN_VCPU_ATTR_TYPE_TIMER
+  UpcallVector = 8,  // KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR
 };
 
 
@@ -770,6 +790,7 @@ inline constexpr std::int64_t PsciRetSuccess = 0;  // KVM_PSCI_RET_SUCCESS
 inline constexpr std::int64_t PsciRetNi = -1;  // KVM_PSCI_RET_NI
 inline constexpr std::int64_t PsciRetInval = -2;  // KVM_PSCI_RET_INVAL
 inline constexpr std::int64_t PsciRetDenied = -3;  // KVM_PSCI_RET_DENIED
+inline constexpr std::uint64_t ExitFailEntryCpuUnsupported = 1ull;  // KVM_EXIT_FAIL_ENTRY_CPU_UNSUPPORTED
 inline constexpr std::int64_t ApiVersion = 12;  // KVM_API_VERSION
 inline constexpr std::int64_t TrcShift = 16;  // KVM_TRC_SHIFT
 inline constexpr std::int64_t TrcEntryexit = 65536;  // KVM_TRC_ENTRYEXIT
@@ -897,18 +918,6 @@ inline constexpr std::uint64_t S390StoreStatusPrefixed = 18446744073709551614ull
 inline constexpr std::int64_t XenEvtchnDeassign = 1;  // KVM_XEN_EVTCHN_DEASSIGN
 inline constexpr std::int64_t XenEvtchnUpdate = 2;  // KVM_XEN_EVTCHN_UPDATE
 inline constexpr std::int64_t XenEvtchnReset = 4;  // KVM_XEN_EVTCHN_RESET
-inline constexpr std::int64_t XenAttrTypeLongMode = 0;  // KVM_XEN_ATTR_TYPE_LONG_MODE
-inline constexpr std::int64_t XenAttrTypeSharedInfo = 1;  // KVM_XEN_ATTR_TYPE_SHARED_INFO
-inline constexpr std::int64_t XenAttrTypeEvtchn = 3;  // KVM_XEN_ATTR_TYPE_EVTCHN
-inline constexpr std::int64_t XenAttrTypeXenVersion = 4;  // KVM_XEN_ATTR_TYPE_XEN_VERSION
-inline constexpr std::int64_t XenVcpuAttrTypeVcpuInfo = 0;  // KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO
-inline constexpr std::int64_t XenVcpuAttrTypeVcpuTimeInfo = 1;  // KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO
-inline constexpr std::int64_t XenVcpuAttrTypeRunstateAddr = 2;  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR
-inline constexpr std::int64_t XenVcpuAttrTypeRunstateCurrent = 3;  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT
-inline constexpr std::int64_t XenVcpuAttrTypeRunstateData = 4;  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA
-inline constexpr std::int64_t XenVcpuAttrTypeRunstateAdjust = 5;  // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST
-inline constexpr std::int64_t XenVcpuAttrTypeVcpuId = 6;  // KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID
-inline constexpr std::int64_t XenVcpuAttrTypeTimer = 7;  // KVM_XEN_VCPU_ATTR_TYPE_TIMER
 inline constexpr std::int64_t DevAssignEnableIommu = 1;  // KVM_DEV_ASSIGN_ENABLE_IOMMU
 inline constexpr std::int64_t DevAssignPci2_3 = 2;  // KVM_DEV_ASSIGN_PCI_2_3
 inline constexpr std::int64_t DevAssignMaskIntx = 4;  // KVM_DEV_ASSIGN_MASK_INTX
@@ -927,7 +936,17 @@ inline constexpr std::int64_t ArmDevPmu = 4;  // KVM_ARM_DEV_PMU
 inline constexpr std::int64_t HypervConnIdMask = 16777215;  // KVM_HYPERV_CONN_ID_MASK
 inline constexpr std::int64_t HypervEventfdDeassign = 1;  // KVM_HYPERV_EVENTFD_DEASSIGN
 inline constexpr std::int64_t DirtyLogPageOffset = 0;  // KVM_DIRTY_LOG_PAGE_OFFSET
+inline constexpr std::int64_t DirtyGfnFMask = 3;  // KVM_DIRTY_GFN_F_MASK
 inline constexpr std::int64_t PmuCapDisable = 1;  // KVM_PMU_CAP_DISABLE
+inline constexpr std::int64_t StatsTypeShift = 0;  // KVM_STATS_TYPE_SHIFT
+inline constexpr std::int64_t StatsTypeMask = 15;  // KVM_STATS_TYPE_MASK
+inline constexpr std::int64_t StatsTypeMax = 4;  // KVM_STATS_TYPE_MAX
+inline constexpr std::int64_t StatsUnitShift = 4;  // KVM_STATS_UNIT_SHIFT
+inline constexpr std::int64_t StatsUnitMask = 240;  // KVM_STATS_UNIT_MASK
+inline constexpr std::int64_t StatsUnitMax = 64;  // KVM_STATS_UNIT_MAX
+inline constexpr std::int64_t StatsBaseShift = 8;  // KVM_STATS_BASE_SHIFT
+inline constexpr std::int64_t StatsBaseMask = 3840;  // KVM_STATS_BASE_MASK
+inline constexpr std::int64_t StatsBaseMax = 256;  // KVM_STATS_BASE_MAX
 inline constexpr std::int64_t S390ZpciopRegAen = 0;  // KVM_S390_ZPCIOP_REG_AEN
 inline constexpr std::int64_t S390ZpciopDeregAen = 1;  // KVM_S390_ZPCIOP_DEREG_AEN
 inline constexpr std::int64_t S390ZpciopRegaenHost = 1;  // KVM_S390_ZPCIOP_REGAEN_HOST

@@ -533,10 +533,9 @@ struct EnumTraits<DirtyLogFlags> {
 template <>
 struct EnumTraits<DirtyGfnFlags> {
   static constexpr std::string_view family = "DirtyGfnFlags";
-  static constexpr std::array<EnumEntry<DirtyGfnFlags>, 3> entries{ {
+  static constexpr std::array<EnumEntry<DirtyGfnFlags>, 2> entries{ {
       { DirtyGfnFlags::Dirty, "KVM_DIRTY_GFN_F_DIRTY" },
       { DirtyGfnFlags::Reset, "KVM_DIRTY_GFN_F_RESET" },
-      { DirtyGfnFlags::Mask, "KVM_DIRTY_GFN_F_MASK" },
   } };
 };
 
@@ -565,13 +564,20 @@ struct EnumTraits<SyncRegs> {
 };
 
 template <>
-struct EnumTraits<MsrFilterFlags> {
-  static constexpr std::string_view family = "MsrFilterFlags";
-  static constexpr std::array<EnumEntry<MsrFilterFlags>, 4> entries{ {
-      { MsrFilterFlags::Read, "KVM_MSR_FILTER_READ" },
-      { MsrFilterFlags::Write, "KVM_MSR_FILTER_WRITE" },
-      { MsrFilterFlags::DefaultAllow, "KVM_MSR_FILTER_DEFAULT_ALLOW" },
-      { MsrFilterFlags::DefaultDeny, "KVM_MSR_FILTER_DEFAULT_DENY" },
+struct EnumTraits<MsrFilterRangeFlags> {
+  static constexpr std::string_view family = "MsrFilterRangeFlags";
+  static constexpr std::array<EnumEntry<MsrFilterRangeFlags>, 2> entries{ {
+      { MsrFilterRangeFlags::Read, "KVM_MSR_FILTER_READ" },
+      { MsrFilterRangeFlags::Write, "KVM_MSR_FILTER_WRITE" },
+  } };
+};
+
+template <>
+struct EnumTraits<MsrFilterDefault> {
+  static constexpr std::string_view family = "MsrFilterDefault";
+  static constexpr std::array<EnumEntry<MsrFilterDefault>, 2> entries{ {
+      { MsrFilterDefault::Allow, "KVM_MSR_FILTER_DEFAULT_ALLOW" },
+      { MsrFilterDefault::Deny, "KVM_MSR_FILTER_DEFAULT_DENY" },
   } };
 };
 
@@ -659,42 +665,33 @@ struct EnumTraits<ClockFlags> {
 template <>
 struct EnumTraits<StatsType> {
   static constexpr std::string_view family = "StatsType";
-  static constexpr std::array<EnumEntry<StatsType>, 8> entries{ {
+  static constexpr std::array<EnumEntry<StatsType>, 5> entries{ {
       { StatsType::Cumulative, "KVM_STATS_TYPE_CUMULATIVE" },
       { StatsType::Instant, "KVM_STATS_TYPE_INSTANT" },
       { StatsType::Peak, "KVM_STATS_TYPE_PEAK" },
       { StatsType::LinearHist, "KVM_STATS_TYPE_LINEAR_HIST" },
       { StatsType::LogHist, "KVM_STATS_TYPE_LOG_HIST" },
-      { StatsType::Shift, "KVM_STATS_TYPE_SHIFT" },
-      { StatsType::Mask, "KVM_STATS_TYPE_MASK" },
-      { StatsType::Max, "KVM_STATS_TYPE_MAX" },
   } };
 };
 
 template <>
 struct EnumTraits<StatsUnit> {
   static constexpr std::string_view family = "StatsUnit";
-  static constexpr std::array<EnumEntry<StatsUnit>, 8> entries{ {
+  static constexpr std::array<EnumEntry<StatsUnit>, 5> entries{ {
       { StatsUnit::None, "KVM_STATS_UNIT_NONE" },
       { StatsUnit::Bytes, "KVM_STATS_UNIT_BYTES" },
       { StatsUnit::Seconds, "KVM_STATS_UNIT_SECONDS" },
       { StatsUnit::Cycles, "KVM_STATS_UNIT_CYCLES" },
       { StatsUnit::Boolean, "KVM_STATS_UNIT_BOOLEAN" },
-      { StatsUnit::Shift, "KVM_STATS_UNIT_SHIFT" },
-      { StatsUnit::Mask, "KVM_STATS_UNIT_MASK" },
-      { StatsUnit::Max, "KVM_STATS_UNIT_MAX" },
   } };
 };
 
 template <>
 struct EnumTraits<StatsBase> {
   static constexpr std::string_view family = "StatsBase";
-  static constexpr std::array<EnumEntry<StatsBase>, 5> entries{ {
+  static constexpr std::array<EnumEntry<StatsBase>, 2> entries{ {
       { StatsBase::Pow10, "KVM_STATS_BASE_POW10" },
       { StatsBase::Pow2, "KVM_STATS_BASE_POW2" },
-      { StatsBase::Shift, "KVM_STATS_BASE_SHIFT" },
-      { StatsBase::Mask, "KVM_STATS_BASE_MASK" },
-      { StatsBase::Max, "KVM_STATS_BASE_MAX" },
   } };
 };
 
@@ -740,7 +737,7 @@ struct EnumTraits<RunFlags> {
 template <>
 struct EnumTraits<ExceptionVector> {
   static constexpr std::string_view family = "ExceptionVector";
-  static constexpr std::array<EnumEntry<ExceptionVector>, 20> entries{ {
+  static constexpr std::array<EnumEntry<ExceptionVector>, 18> entries{ {
       { ExceptionVector::De, "DE_VECTOR" },
       { ExceptionVector::Db, "DB_VECTOR" },
       { ExceptionVector::Bp, "BP_VECTOR" },
@@ -759,8 +756,34 @@ struct EnumTraits<ExceptionVector> {
       { ExceptionVector::Mc, "MC_VECTOR" },
       { ExceptionVector::Xm, "XM_VECTOR" },
       { ExceptionVector::Ve, "VE_VECTOR" },
-      { ExceptionVector::KvmXenAttrTypeUpcall, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR" },
-      { ExceptionVector::KvmXenVcpuAttrTypeUpcall, "KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR" },
+  } };
+};
+
+template <>
+struct EnumTraits<XenAttrType> {
+  static constexpr std::string_view family = "XenAttrType";
+  static constexpr std::array<EnumEntry<XenAttrType>, 5> entries{ {
+      { XenAttrType::LongMode, "KVM_XEN_ATTR_TYPE_LONG_MODE" },
+      { XenAttrType::SharedInfo, "KVM_XEN_ATTR_TYPE_SHARED_INFO" },
+      { XenAttrType::UpcallVector, "KVM_XEN_ATTR_TYPE_UPCALL_VECTOR" },
+      { XenAttrType::Evtchn, "KVM_XEN_ATTR_TYPE_EVTCHN" },
+      { XenAttrType::XenVersion, "KVM_XEN_ATTR_TYPE_XEN_VERSION" },
+  } };
+};
+
+template <>
+struct EnumTraits<XenVcpuAttrType> {
+  static constexpr std::string_view family = "XenVcpuAttrType";
+  static constexpr std::array<EnumEntry<XenVcpuAttrType>, 9> entries{ {
+      { XenVcpuAttrType::VcpuInfo, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO" },
+      { XenVcpuAttrType::VcpuTimeInfo, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO" },
+      { XenVcpuAttrType::RunstateAddr, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR" },
+      { XenVcpuAttrType::RunstateCurrent, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_CURRENT" },
+      { XenVcpuAttrType::RunstateData, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_DATA" },
+      { XenVcpuAttrType::RunstateAdjust, "KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADJUST" },
+      { XenVcpuAttrType::VcpuId, "KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID" },
+      { XenVcpuAttrType::Timer, "KVM_XEN_VCPU_ATTR_TYPE_TIMER" },
+      { XenVcpuAttrType::UpcallVector, "KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR" },
   } };
 };
 
