@@ -27,7 +27,7 @@ rm -rf "$build/test-results" "$build/ctest-junit.xml"
 generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 
-if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug > "$build/configure.log" 2>&1; then
+if ! cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DKVM_BUILD_GENERATOR=ON > "$build/configure.log" 2>&1; then
   cat "$build/configure.log"
   step 1 "configure FAILED in $build"
   exit 1
