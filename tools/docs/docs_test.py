@@ -141,6 +141,19 @@ class CheckedInManual(unittest.TestCase):
                     self.assertIn("abi::ioctl::%s" % cpp[name], all_text, "%s: no source names it" % name)
         self.assertGreater(pairs, 20)
 
+    def test_runtime_page_names_the_gating_capability_of_each_issued_ioctl(self):
+        """Each "issues" entry of runtime.md carries the model's capability for that ioctl,
+        and only that one."""
+        checked = 0
+        for path in models():
+            model = json.load(open(path, encoding="utf-8"))
+            caps = {i["name"]: i.get("capability") for i in model["ioctls"]}
+            text = read(os.path.join(CHECKED_IN, model["arch"], "runtime.md"))
+            for name, cap in re.findall(r"\[(KVM_\w+)\]\(ioctls\.md#\1\)(?: \(needs \[(KVM_CAP_\w+)\])?", text):
+                self.assertEqual(cap or None, caps[name], "%s: %s" % (model["arch"], name))
+                checked += 1 if cap else 0
+        self.assertGreater(checked, 20)
+
     def test_known_wrappers_on_x86_64(self):
         """A few mappings anyone can check by reading runtime/kvm/*.cc."""
         text = read(os.path.join(CHECKED_IN, "x86_64", "ioctls.md"))

@@ -202,7 +202,11 @@ def record_view(r):
     }
 
 
-def runtime_view(api):
+def runtime_view(api, caps):
+    """`caps`: ioctl name -> the capability gating it (None when none is known)."""
+    def issued(names):
+        return [{"name": n, "cap": caps.get(n)} for n in sorted(names)]
+
     classes = []
     anchors = set()  # overloads share a name: one anchor each
     for c in api.classes:
@@ -217,13 +221,13 @@ def runtime_view(api):
                 groups.append(g)
             a = anchor(m.qualname)
             g["methods"].append({"signature": m.signature, "qualname": m.qualname,
-                                 "anchor": None if a in anchors else a, "issues": sorted(m.issues)})
+                                 "anchor": None if a in anchors else a, "issues": issued(m.issues)})
             anchors.add(a)
             g["line_end"] = m.line + m.signature.count(";")
         classes.append({"name": "kvm::" + c.name, "header": c.header, "line": c.line,
                         "comment": c.comment, "groups": groups})
     functions = [{"signature": f.signature, "qualname": f.qualname, "anchor": anchor(f.qualname),
-                  "header": f.header, "line": f.line, "comment": f.comment, "issues": sorted(f.issues)}
+                  "header": f.header, "line": f.line, "comment": f.comment, "issues": issued(f.issues)}
                  for f in api.functions]
     mismatches = [{"qualname": f.qualname, "header": f.header, "line": f.line, "why": why}
                   for f, why in api.mismatches]
@@ -247,7 +251,7 @@ def build_arch(model, api):
         "constants": [{"name": c["name"], "cpp_name": c.get("cpp_name", ""), "value": c.get("value"),
                        "file": c.get("file", ""), "line": c.get("line", 0)} for c in model.get("constants", [])],
         "records": [record_view(r) for r in model.get("records", [])],
-        "runtime": runtime_view(api),
+        "runtime": runtime_view(api, {i["name"]: i.get("capability") for i in model.get("ioctls", [])}),
         "counts": {
             "ioctls": len(ioctls),
             "callable": len(callable_),
