@@ -1,6 +1,7 @@
 // kvm-info: what this host's KVM offers. Prints the API version, the vCPU mmap size, every
 // capability with its name and value — including capabilities newer than the generated
-// headers, which have no name here and are shown as KVM_CAP_#<n> — and the supported CPUID.
+// headers, which have no name here and are shown as KVM_CAP_#<n> — the ioctls this host
+// lacks the capability for, and the supported CPUID.
 //
 //   bazel run //examples/kvm_info:kvm_info [-- --all]   (--all also lists capabilities = 0)
 #include <cstdio>
@@ -39,6 +40,19 @@ int main(int argc, char** argv) {
       std::printf("  %-52s %d\n", label.c_str(), value);
     }
     std::printf("%u capabilities present, %u of them unnamed in these headers\n", present, unnamed);
+
+    // The ioctls of this arch whose gating capability (from the bindings) reads 0 here.
+    std::printf("\nioctls whose capability this host lacks:\n");
+    unsigned gated = 0, missing = 0;
+    for (const auto& io : kvm::abi::all_ioctls) {
+      if (!io.available || io.deprecated || !io.capability) continue;
+      ++gated;
+      if (sys.check_extension(io.capability.value) != 0) continue;
+      ++missing;
+      std::printf("  %-36s needs %s\n", io.name,
+                  std::string(kvm::abi::to_string(io.capability.value)).c_str());
+    }
+    std::printf("%u of %u capability-gated ioctls lack their capability here\n", missing, gated);
 
 #if defined(__x86_64__)
     std::printf("\nsupported CPUID (KVM_GET_SUPPORTED_CPUID):\n");

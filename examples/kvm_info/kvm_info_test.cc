@@ -8,7 +8,8 @@
 
 #include "kvm/kvm.h"
 
-TEST_CASE("kvm-info prints the API version, named and unnamed capabilities, and CPUID") {
+TEST_CASE(
+    "kvm-info prints the API version, named and unnamed capabilities, ungated ioctls and CPUID") {
   testing::CommandResult r = testing::run_command("examples/kvm_info/kvm_info");
   const std::string& out = r.output;
   INFO(out);
@@ -28,4 +29,22 @@ TEST_CASE("kvm-info prints the API version, named and unnamed capabilities, and 
     }
   }
   CHECK(out.find("supported CPUID") != std::string::npos);
+
+  // Every usable ioctl gated by a capability the host reports as 0 is listed with it, and
+  // no other.
+  unsigned gated = 0, missing = 0;
+  for (const auto& io : kvm::abi::all_ioctls) {
+    if (!io.available || io.deprecated || !io.capability) continue;
+    ++gated;
+    std::string line = "  " + std::string(io.name) + " ";
+    bool listed = out.find(line) != std::string::npos &&
+                  out.find(line) > out.find("ioctls whose capability this host lacks:");
+    bool absent = sys.check_extension(io.capability.value) == 0;
+    INFO(io.name);
+    CHECK(listed == absent);
+    missing += absent;
+  }
+  CHECK(gated > 50);
+  CHECK(out.find(std::to_string(missing) + " of " + std::to_string(gated) +
+                 " capability-gated ioctls lack their capability here") != std::string::npos);
 }
