@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -78,6 +79,7 @@ class Differ {
 
   void run() {
     constants();
+    new_family_hints();
     ioctls();
     records();
   }
@@ -113,6 +115,48 @@ class Differ {
     return out;
   }
 
+  // New plain constants that share a prefix which no family uses are probably a family the
+  // rules do not know yet (a new kind of flag word, say): say so rather than let them pass as
+  // unrelated integers.
+  void new_family_hints() {
+    auto olds = constant_list(old_), news = constant_list(new_);
+    std::set<std::string> old_names;
+    for (const auto& [name, c] : olds) old_names.insert(name);
+    auto prefix_of = [](const std::string& name) {
+      auto cut = name.rfind('_');
+      return cut == std::string::npos || cut == 0 ? std::string() : name.substr(0, cut + 1);
+    };
+    std::set<std::string> family_prefixes;  // prefixes some family member of NEW has
+    for (const auto& [name, c] : news) {
+      if (c.area == "constant") continue;
+      for (auto cut = name.find('_'); cut != std::string::npos; cut = name.find('_', cut + 1))
+        family_prefixes.insert(name.substr(0, cut + 1));
+    }
+    std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // in model order
+    for (const auto& [name, c] : news) {
+      if (c.area != "constant" || old_names.count(name)) continue;
+      std::string prefix = prefix_of(name);
+      if (prefix.empty() || prefix == "KVM_" || family_prefixes.count(prefix)) continue;
+      auto g = std::find_if(groups.begin(), groups.end(),
+                            [&](const auto& e) { return e.first == prefix; });
+      if (g == groups.end()) {
+        groups.push_back({prefix, {}});
+        g = std::prev(groups.end());
+      }
+      g->second.push_back(name);
+    }
+    for (const auto& [prefix, names] : groups) {
+      if (names.size() < 2) continue;
+      std::string list;
+      for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+      out_.hints.push_back(std::to_string(names.size()) + " new constants share the prefix " +
+                           prefix + " and no family (" + list +
+                           "): if they are one family of values or flags, give them a rule in "
+                           "generator/families.rules; until then they are plain constants in "
+                           "kvm::abi::consts");
+    }
+  }
+
   void constants() {
     auto olds = constant_list(old_), news = constant_list(new_);
     std::map<std::string, Const> old_by(olds.begin(), olds.end()), new_by(news.begin(), news.end());
@@ -128,7 +172,9 @@ class Differ {
         if (c.area != area) continue;
         auto o = old_by.find(name);
         if (o == old_by.end()) {
-          add(area, name, "added", "", c.value, area + "::" + c.cpp_name + " = " + c.value, false);
+          // Plain constants live in kvm::abi::consts.
+          std::string scope = area == "constant" ? "consts" : area;
+          add(area, name, "added", "", c.value, scope + "::" + c.cpp_name + " = " + c.value, false);
         } else if (o->second.area != c.area) {
           add(area, name, "regrouped", o->second.area, c.area,
               "moved from " + o->second.area + " to " + c.area + " (its C++ type changes)", true);
@@ -449,6 +495,7 @@ std::string diff_to_text(const ApiDiff& diff) {
     os << "  " << mark << " " << c.name << " " << c.change << ": " << c.detail
        << (c.breaking ? "  [breaking]" : "") << "\n";
   }
+  for (const std::string& h : diff.hints) os << "hint: " << h << "\n";
   return os.str();
 }
 
@@ -468,11 +515,9 @@ std::string diff_to_json(const ApiDiff& diff) {
                            {"detail", c.detail},
                            {"breaking", c.breaking}});
   }
-  json doc = {{"old", side(diff.old_side)},
-              {"new", side(diff.new_side)},
-              {"changes", changes.size()},
-              {"breaking", diff.breaking()},
-              {"items", changes}};
+  json doc = {{"old", side(diff.old_side)}, {"new", side(diff.new_side)},
+              {"changes", changes.size()},  {"breaking", diff.breaking()},
+              {"items", changes},           {"hints", diff.hints}};
   return doc.dump(2) + "\n";
 }
 

@@ -24,6 +24,9 @@ struct ApiSide {
 struct ApiDiff {
   ApiSide old_side, new_side;
   std::vector<ApiChange> changes;  // families, constants, ioctls, records; each in model order
+  // Advice for whoever regenerates, e.g. new plain constants that look like a new family and
+  // want a rule in generator/families.rules.
+  std::vector<std::string> hints;
   std::size_t breaking() const;
 };
 

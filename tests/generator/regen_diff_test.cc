@@ -78,7 +78,7 @@ TEST_CASE("regenerating in place from a newer tree picks up every new item and s
   INFO(r.output);
   REQUIRE(r.status == 0);
   // Before overwriting, generate reports the API changes against the model it replaces.
-  CHECK(contains(r.output, "18 change(s), 9 breaking"));
+  CHECK(contains(r.output, "20 change(s), 9 breaking"));
   CHECK(contains(r.output, "  + KVM_FX_SET_NEW added:"));
 
   const fs::path out = dir / "x86_64";
@@ -86,6 +86,8 @@ TEST_CASE("regenerating in place from a newer tree picks up every new item and s
   CHECK(contains(constants, "  FixtureNewer = 301,  // KVM_CAP_FIXTURE_NEWER"));
   CHECK(contains(constants, "  FixtureNewest = 302,  // KVM_CAP_FIXTURE_NEWEST"));
   CHECK(contains(constants, "  FixtureNew = 40,  // KVM_EXIT_FIXTURE_NEW"));
+  CHECK(contains(constants, "inline constexpr std::int64_t FxWidgetOn = 1;  // KVM_FX_WIDGET_ON"));
+  CHECK(contains(r.output, "hint: 2 new constants share the prefix KVM_FX_WIDGET_"));
   std::string ioctls = read(out / "kvm/abi/ioctls.h");
   CHECK(contains(ioctls, "struct FxSetNew {"));
   CHECK(contains(ioctls, "  using arg_type = kvm_fx_new;  // struct kvm_fx_new"));
@@ -101,6 +103,11 @@ TEST_CASE("kvmgen diff reports exactly the fixture's changes, as text") {
   Result r = kvmgen_diff("", "old/x86_64", "new/x86_64");
   CHECK(r.status == 1);  // as diff(1): 1 when the models differ
   CHECK(r.output == read(kGolden / "basic_to_newer.txt"));
+  // A family no rule knows is reported as plain constants, with advice.
+  CHECK(contains(r.output, "  + KVM_FX_WIDGET_ON added: consts::FxWidgetOn = 1\n"));
+  CHECK(contains(r.output,
+                 "hint: 2 new constants share the prefix KVM_FX_WIDGET_ and no family "
+                 "(KVM_FX_WIDGET_ON, KVM_FX_WIDGET_OFF): if they are one family"));
 }
 
 TEST_CASE("kvmgen diff reports exactly the fixture's changes, as JSON") {
@@ -116,7 +123,8 @@ TEST_CASE("kvmgen diff: identical models, and the reverse direction is all break
   Result back = kvmgen_diff("", "new/x86_64", "old/x86_64");
   INFO(back.output);
   CHECK(back.status == 1);
-  CHECK(contains(back.output, "18 change(s), 18 breaking"));
+  CHECK(contains(back.output, "20 change(s), 20 breaking"));
+  CHECK_FALSE(contains(back.output, "hint:"));  // removals suggest no rule
   CHECK(contains(back.output, "  - KVM_CAP_FIXTURE_NEWER removed: was 301  [breaking]"));
   CHECK(contains(back.output, "  - kvm_fx_new removed: was struct, 16 bytes  [breaking]"));
 }
