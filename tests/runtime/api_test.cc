@@ -194,6 +194,39 @@ TEST_CASE("an ioctl gated by a capability the host lacks names the capability in
         "capability to provoke");
 }
 
+// An ioctl newer than the generated headers: the user writes the descriptor. `capability` is
+// optional; the checks of scope and argument type apply as to generated descriptors.
+namespace {
+struct HandGetApiVersion {  // KVM_GET_API_VERSION, _IO(KVMIO, 0x00)
+  static constexpr char name[] = "KVM_GET_API_VERSION (hand-written)";
+  static constexpr std::uint64_t request = 0xAE00;
+  static constexpr abi::Scope scopes = abi::Scope::System;
+  using arg_type = void;
+  static constexpr bool available = true;
+  static constexpr bool deprecated = false;
+};
+struct HandUnknown {  // a number no kernel uses: _IO(KVMIO, 0xFE)
+  static constexpr char name[] = "KVM_FROM_THE_FUTURE";
+  static constexpr std::uint64_t request = 0xAEFE;
+  static constexpr abi::Scope scopes = abi::Scope::System | abi::Scope::Vm;
+  using arg_type = void;
+  static constexpr bool available = true;
+  static constexpr bool deprecated = false;
+};
+}  // namespace
+
+TEST_CASE("hand-written descriptors for ioctls newer than the headers") {
+  kvm::System sys;
+  CHECK(sys.ioctl<HandGetApiVersion>() == 12);
+  // /dev/kvm turns unknown requests down with EINVAL (x86), other fds with ENOTTY.
+  int err = -sys.try_ioctl<HandUnknown>();
+  CHECK((err == EINVAL || err == ENOTTY));
+  CHECK_THROWS_WITH(sys.ioctl<HandUnknown>(),
+                    "KVM_FROM_THE_FUTURE: " + std::generic_category().message(err));
+  static_assert(kvm::UsableOn<HandUnknown, abi::Scope::Vm>);
+  static_assert(!kvm::UsableOn<HandGetApiVersion, abi::Scope::Vm>);  // scope still checked
+}
+
 TEST_CASE("failed vCPU creation leaves no fd behind") {
   kvm::System sys;
   kvm::Vm vm = sys.create_vm();
