@@ -4,7 +4,8 @@
 //   exit/out, exit/mmio, exit/hlt
 //               one operation = one exit round trip: KVM_RUN until the guest's next out /
 //               MMIO write / hlt, and reading the exit's data. Sides: raw, ours (default
-//               options: sync regs on), ours_nosync (VcpuOptions{.sync_regs = false});
+//               options: sync regs on), ours_nosync (VcpuOptions{.sync_regs = false}),
+//               ours_run_for (Vcpu::run_for() with a 1 s deadline);
 //   regs        the out loop again, but the VMM also reads the guest's registers and writes
 //               them back (rax + 1) on every exit. Sides: raw (KVM_GET_REGS + KVM_SET_REGS),
 //               raw_sync (hand-written KVM_CAP_SYNC_REGS), ours, ours_nosync;
@@ -133,14 +134,27 @@ auto our_exit_op(OurGuest& g, Program p) {
   return [&g, p] { check_our_exit(run_ours(g.vcpu), p); };
 }
 
+// The same through Vcpu::run_for() with a deadline far away: what the deadline costs.
+auto our_timed_exit_op(OurGuest& g, Program p) {
+  return [&g, p] {
+    for (;;) {
+      kvm::Exit e = g.vcpu.run_for(std::chrono::seconds(1));
+      if (e.timed_out()) fail("ours_run_for: the guest ran for a second without exiting");
+      if (!e.interrupted()) return check_our_exit(e, p);
+    }
+  };
+}
+
 void exit_bench(benchmark::State& st, Program p) {
   guarded(st, [&] {
     RawGuest raw(p);
     OurGuest ours(p);
     OurGuest nosync(p, kvm::VcpuOptions{.sync_regs = false});
+    OurGuest timed(p);
     interleave(st,
                sides(side("raw", raw_exit_op(raw, p)), side("ours", our_exit_op(ours, p)),
-                     side("ours_nosync", our_exit_op(nosync, p))),
+                     side("ours_nosync", our_exit_op(nosync, p)),
+                     side("ours_run_for", our_timed_exit_op(timed, p))),
                16);
   });
 }
@@ -458,6 +472,7 @@ const bool compared = [] {
     compare(
         {"exit round trip, " + std::string(tag) + ", sync_regs=false", b, "raw", "ours_nosync"});
   }
+  compare({"exit round trip, out, run_for(1 s) vs run()", "exit/out", "ours", "ours_run_for"});
   compare(
       {"regs on every exit: ours vs GET/SET_REGS", "regs", "raw", "ours", Goal::MinSpeedup, 1.5});
   compare({"regs on every exit: ours vs hand-made sync", "regs", "raw_sync", "ours"});

@@ -40,7 +40,8 @@ std::string Exit::name() const { return reason_name(run_->exit_reason); }
 
 void Exit::expect(ExitReason want, const char* accessor) const {
   if (interrupted()) {
-    throw WrongExitError(std::string("Exit::") + accessor + "(): the run was interrupted (" +
+    throw WrongExitError(std::string("Exit::") + accessor + "(): the run " +
+                         (timed_out() ? "timed out" : "was interrupted") + " (" +
                          (errno_ == EAGAIN ? "EAGAIN" : "EINTR") + "), there is no exit data");
   }
   if (reason() != want) {

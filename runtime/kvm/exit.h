@@ -84,6 +84,7 @@ struct InternalErrorExit {
 enum class RunStatus {
   Exited,       // the guest exited; reason() says why
   Interrupted,  // KVM_RUN returned EINTR or EAGAIN (a signal, a kick, immediate_exit)
+  TimedOut,     // Vcpu::run_for(): interrupted, and the deadline has passed
 };
 
 class Exit {
@@ -92,7 +93,10 @@ class Exit {
       : run_(&run), size_(mapped_size), status_(status), errno_(err) {}
 
   RunStatus status() const noexcept { return status_; }
-  bool interrupted() const noexcept { return status_ == RunStatus::Interrupted; }
+  // True for every run that came back without an exit, timed-out ones included.
+  bool interrupted() const noexcept { return status_ != RunStatus::Exited; }
+  // Vcpu::run_for() stopped the guest at (or after) its deadline.
+  bool timed_out() const noexcept { return status_ == RunStatus::TimedOut; }
   // EINTR or EAGAIN for an interrupted run, else 0.
   int run_errno() const noexcept { return errno_; }
 

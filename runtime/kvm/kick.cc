@@ -3,11 +3,13 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 #include "kvm/abi/kvm_abi.h"
 #include "kvm/error.h"
@@ -59,6 +61,54 @@ void detail::install_kick_handler() {
     throw_error("sigaction", errno, "installing the kick handler");
   installed = signo;
 }
+
+namespace detail {
+
+static_assert(sizeof(timer_t) == sizeof(void*), "ThreadTimer keeps a timer_t in a void*");
+
+ThreadTimer::~ThreadTimer() {
+  if (created_) ::timer_delete(static_cast<timer_t>(timer_));
+}
+
+void ThreadTimer::arm(pid_t tid, std::uint64_t first_ns, std::uint64_t interval_ns) {
+  if (created_ && tid_ != tid) {
+    ::timer_delete(static_cast<timer_t>(timer_));
+    created_ = false;
+  }
+  if (!created_) {
+    struct sigevent sev;
+    std::memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = kick_signal();
+    sev._sigev_un._tid = tid;
+    timer_t t;
+    if (::timer_create(CLOCK_MONOTONIC, &sev, &t) != 0)
+      throw_error("timer_create", errno, "the run_for() timer of thread " + std::to_string(tid));
+    timer_ = t;
+    created_ = true;
+    tid_ = tid;
+  }
+  auto spec = [](std::uint64_t ns) {
+    struct timespec ts;
+    ts.tv_sec = static_cast<time_t>(ns / 1000000000u);
+    ts.tv_nsec = static_cast<long>(ns % 1000000000u);
+    return ts;
+  };
+  struct itimerspec its;
+  its.it_value = spec(first_ns ? first_ns : 1);  // 0 would disarm
+  its.it_interval = spec(interval_ns);
+  if (::timer_settime(static_cast<timer_t>(timer_), 0, &its, nullptr) != 0)
+    throw_error("timer_settime", errno, "arming the run_for() timer");
+}
+
+void ThreadTimer::disarm() noexcept {
+  if (!created_) return;
+  struct itimerspec its;
+  std::memset(&its, 0, sizeof its);
+  ::timer_settime(static_cast<timer_t>(timer_), 0, &its, nullptr);
+}
+
+}  // namespace detail
 
 void Kicker::kick() const noexcept {
   auto* run = static_cast<abi::kvm_run*>(m_->addr());

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 namespace kvm {
@@ -92,6 +93,36 @@ class Kicker {
 namespace detail {
 // Installs the no-op handler for the kick signal once per process.
 void install_kick_handler();
+
+// A POSIX timer (CLOCK_MONOTONIC) that sends the kick signal to one thread: first after
+// `first_ns`, then every `interval_ns` until disarmed. Vcpu::run_for() uses it: the signal
+// makes KVM_RUN return EINTR, and the repeats cover a first signal that lands just before the
+// guest is entered (then it only interrupts the way in). Created on first use and re-created
+// when another thread arms it. Move-only; deletes the timer on destruction.
+class ThreadTimer {
+ public:
+  ThreadTimer() noexcept = default;
+  ThreadTimer(ThreadTimer&& o) noexcept
+      : timer_(std::exchange(o.timer_, nullptr)),
+        created_(std::exchange(o.created_, false)),
+        tid_(std::exchange(o.tid_, 0)) {}
+  ThreadTimer& operator=(ThreadTimer o) noexcept {
+    std::swap(timer_, o.timer_);
+    std::swap(created_, o.created_);
+    std::swap(tid_, o.tid_);
+    return *this;
+  }
+  ~ThreadTimer();
+
+  // Throws kvm::Error if the timer cannot be created or set.
+  void arm(pid_t tid, std::uint64_t first_ns, std::uint64_t interval_ns);
+  void disarm() noexcept;
+
+ private:
+  void* timer_ = nullptr;  // a timer_t, which glibc defines as a pointer
+  bool created_ = false;   // not timer_ != nullptr: the kernel's first timer id, 0, is one too
+  pid_t tid_ = 0;
+};
 }  // namespace detail
 
 }  // namespace kvm

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -63,6 +64,27 @@ Exit Vcpu::run() {
   }
   sync_valid_ = sync_mask_ != 0;
   return Exit(r, map_->size(), RunStatus::Exited);
+}
+
+Exit Vcpu::run_for(std::chrono::nanoseconds timeout) {
+  using namespace std::chrono;
+  if (timeout < nanoseconds::zero()) {
+    throw Error("kvm::Vcpu::run_for", EINVAL,
+                "vcpu " + std::to_string(id_) + ": negative timeout " +
+                    std::to_string(timeout.count()) + " ns");
+  }
+  const auto deadline = steady_clock::now() + timeout;  // CLOCK_MONOTONIC, as the timer
+  const auto ns = static_cast<std::uint64_t>(timeout.count());
+  const std::uint64_t interval = std::clamp<std::uint64_t>(ns, 100'000, 1'000'000);
+  timer_.arm(current_tid(), ns, interval);
+  struct Disarm {
+    detail::ThreadTimer& t;
+    ~Disarm() { t.disarm(); }
+  } disarm{timer_};
+  Exit e = run();
+  if (e.interrupted() && steady_clock::now() >= deadline)
+    return Exit(run_struct(), map_->size(), RunStatus::TimedOut, e.run_errno());
+  return e;
 }
 
 void Vcpu::enable_cap(abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,

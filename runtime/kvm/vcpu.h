@@ -8,6 +8,14 @@
 // vCPU events. Before the first run, and for anything else, the ioctls are used.
 #pragma once
 
+// run_for() takes a std::chrono::nanoseconds. In C++20, <chrono> also brings the calendar and
+// time zones, which would add a third to the cost of compiling kvm/kvm.h; libstdc++'s
+// <bits/chrono.h> holds just durations and clocks (what <thread> uses). Elsewhere, <chrono>.
+#if __has_include(<bits/chrono.h>)
+#include <bits/chrono.h>
+#else
+#include <chrono>
+#endif
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -39,6 +47,16 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_RUN: runs the guest until it exits. EINTR/EAGAIN (a kick, a signal) come back as
   // Exit::interrupted(), not as errors; other failures throw.
   Exit run();
+
+  // KVM_RUN with a deadline, for fuzzers and sandboxes: like run(), but a guest still running
+  // `timeout` after the call comes back as Exit::timed_out() (also interrupted()). A POSIX
+  // timer sends the kick signal to the calling thread at the deadline and then every
+  // min(max(timeout, 100 µs), 1 ms) until the run ends, so a deadline that falls just before
+  // the guest is entered costs at most that much more. timed_out() is only reported once the
+  // deadline has passed; a kick or another signal before it is a plain interruption. Costs
+  // two timer_settime() calls per run (one timer per Vcpu, re-created when another thread
+  // calls).
+  Exit run_for(std::chrono::nanoseconds timeout);
 
   // A handle that makes run() return promptly from another thread or a signal handler.
   Kicker kicker() const { return Kicker(map_); }
@@ -142,6 +160,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   Fd fd_;
   unsigned id_ = 0;
   detail::RunMappingRef map_;
+  detail::ThreadTimer timer_;  // for run_for()
   std::uint64_t sync_mask_ = 0;
   bool sync_valid_ = false;  // kvm_run.s.regs holds the state of the last exit
 };

@@ -139,3 +139,90 @@ TEST_CASE("four vCPUs on threads, kicked and joined repeatedly, with a watchdog"
     }
   }
 }
+
+// run_for(): a deadline on KVM_RUN, for fuzzers and sandboxes.
+namespace {
+// Spins while rax == 0, then reports on port 0x42 and halts.
+void spin_until_rax(Assembler& a) {
+  auto top = a.new_label();
+  a.bind(top);
+  a.test(Reg::Rax, Reg::Rax);
+  a.je(top);
+  a.out(Width::k8, 0x42);
+  a.hlt();
+}
+}  // namespace
+
+TEST_CASE("run_for: a spinning guest times out no earlier than its deadline, then runs on") {
+  LongModeGuest g(spin_until_rax);
+  for (auto timeout : {20ms, 5ms}) {
+    auto t0 = std::chrono::steady_clock::now();
+    kvm::Exit e = g.vcpu.run_for(timeout);
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(e.timed_out());
+    CHECK(e.interrupted());
+    CHECK(e.status() == kvm::RunStatus::TimedOut);
+    CHECK(took >= timeout);
+    CHECK_THROWS_WITH(e.io(), Catch::Contains("the run timed out (EINTR)"));
+  }
+  // Nothing of the timer is left behind: the next run goes on until the guest's exit.
+  auto regs = g.vcpu.regs();
+  regs.rax = 1;
+  g.vcpu.set_regs(regs);
+  kvm::Exit e = g.vcpu.run();
+  REQUIRE_FALSE(e.interrupted());
+  CHECK(e.reason() == ExitReason::Io);
+  CHECK(e.io().port() == 0x42);
+  CHECK(g.vcpu.run().reason() == ExitReason::Hlt);
+}
+
+TEST_CASE("run_for: an exit before the deadline is returned as from run()") {
+  LongModeGuest g([](Assembler& a) {
+    a.out(Width::k8, 0x10);
+    a.hlt();
+  });
+  kvm::Exit e = g.vcpu.run_for(10s);
+  REQUIRE_FALSE(e.interrupted());
+  CHECK_FALSE(e.timed_out());
+  CHECK(e.reason() == ExitReason::Io);
+  e = g.vcpu.run_for(10s);
+  CHECK(e.reason() == ExitReason::Hlt);
+  CHECK_THROWS_WITH(g.vcpu.run_for(-1ms),
+                    "kvm::Vcpu::run_for: Invalid argument (vcpu 0: "
+                    "negative timeout -1000000 ns)");
+}
+
+TEST_CASE("run_for: a kick before the deadline is an interruption, not a timeout") {
+  LongModeGuest g(spin_forever);
+  kvm::Kicker kicker = g.vcpu.kicker();
+  std::thread k([&] {
+    std::this_thread::sleep_for(20ms);
+    kicker.kick();
+  });
+  kvm::Exit e = g.vcpu.run_for(60s);
+  k.join();
+  CHECK(e.interrupted());
+  CHECK_FALSE(e.timed_out());
+}
+
+// Deadlines of 0 to 50 µs land anywhere around the guest entry, including just before it;
+// every call must come back (the repeating timer covers a signal that arrives too early).
+// Runs on two threads in turn, so the timer is re-created for each; a watchdog bounds it all.
+TEST_CASE("run_for: thousands of tiny deadlines all come back, from two threads") {
+  LongModeGuest g(spin_forever);
+  auto worker = [&](int first) {
+    int timed_out = 0;
+    for (int i = 0; i < 1000; ++i) {
+      kvm::Exit e = g.vcpu.run_for(std::chrono::microseconds((first + i * 7) % 51));
+      if (!e.interrupted()) return -1;  // the guest never exits
+      timed_out += e.timed_out();
+    }
+    return timed_out;
+  };
+  for (int round = 0; round < 2; ++round) {
+    auto result = std::async(std::launch::async, worker, round);
+    REQUIRE(result.wait_for(60s) == std::future_status::ready);  // the watchdog
+    int timed_out = result.get();
+    CHECK(timed_out == 1000);  // nothing else interrupts this guest
+  }
+}
