@@ -1,6 +1,7 @@
 // Fuzzes the typed exit decoder (runtime/kvm/exit.h) with arbitrary kvm_run contents.
 //
-// Input: byte 0 = run status (bit 0: interrupted, bit 1: EAGAIN instead of EINTR), bytes 1-2 =
+// Input: byte 0 = run status (bit 0: interrupted, bit 1: EAGAIN instead of EINTR, bit 2: the
+// interruption is run_for()'s timeout), bytes 1-2 =
 // mapping size selector (little endian; the mapping is sizeof(kvm_run) .. 3 pages), then the
 // bytes of the mapping from offset 0 (the rest is zero). The mapping is a heap block of exactly
 // that size, so AddressSanitizer reports any read or write past it.
@@ -220,8 +221,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   bool interrupted = status_bits & 1;
   int err = interrupted ? ((status_bits & 2) ? EAGAIN : EINTR) : 0;
-  kvm::Exit e(*reinterpret_cast<abi::kvm_run*>(page.get()), mapped,
-              interrupted ? kvm::RunStatus::Interrupted : kvm::RunStatus::Exited, err);
+  kvm::RunStatus status = !interrupted             ? kvm::RunStatus::Exited
+                          : (status_bits & 4) != 0 ? kvm::RunStatus::TimedOut
+                                                   : kvm::RunStatus::Interrupted;
+  kvm::Exit e(*reinterpret_cast<abi::kvm_run*>(page.get()), mapped, status, err);
+  if (e.interrupted() != interrupted || e.timed_out() != (status == kvm::RunStatus::TimedOut))
+    kvm_fuzz::fail("Exit::interrupted()/timed_out() disagree with the run status");
   try {
     check_all(e, page.get(), mapped);
   } catch (const kvm::Error&) {
