@@ -83,3 +83,19 @@ TEST_CASE("save_restore rejects unknown options") {
   CHECK(r.status == 2);
   CHECK(has(r, "usage: "));
 }
+
+TEST_CASE("sandbox: every misbehaving program gets its verdict and the sandbox stays intact") {
+  Result r = run("examples/sandbox/sandbox");
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(has(r, "well-behaved                     finished     output 500500 ("));
+  CHECK(has(r, "spins forever                    timed out    still running after 500 ms ("));
+  CHECK(has(r, "floods the VMM with exits        exit budget  64 exits used up; output 0,1,2,3,"));
+  CHECK(has(r, "undefined instruction            crashed      triple fault (KVM_EXIT_SHUTDOWN)"));
+  CHECK(has(r, "unmaps its own memory            finished     output 511 ("));
+  CHECK(has(r,
+            "writes where there is no memory  bad access   no memory there: write of 4 bytes "
+            "at 0x10000000"));
+  CHECK(has(r, "well-behaved, again              finished     output 500500 ("));
+  CHECK(has(r, "\nOK (7 programs"));
+}
