@@ -3,19 +3,43 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace kvmgen {
 namespace {
 
-std::string strip_comment(const std::string& line) {
-  auto hash = line.find('#');
-  return hash == std::string::npos ? line : line.substr(0, hash);
-}
+// One line of a rules file: its words before any '#', and the comment after it.
+struct RuleLine {
+  unsigned number = 0;
+  std::vector<std::string> words;
+  std::string why;
+};
 
-std::ifstream open_rules(const std::string& path) {
+// Calls `fn` for every line of `path` that has words. An exception from `fn` (a
+// std::runtime_error saying what is wrong) comes back prefixed with "path:line: ".
+template <class Fn>
+void for_each_rule(const std::string& path, Fn fn) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open rules file " + path);
-  return in;
+  std::string text;
+  RuleLine line;
+  while (std::getline(in, text)) {
+    ++line.number;
+    auto hash = text.find('#');
+    std::size_t why =
+        hash == std::string::npos ? std::string::npos : text.find_first_not_of(' ', hash + 1);
+    line.why = why == std::string::npos ? "" : text.substr(why);
+    std::stringstream ss(hash == std::string::npos ? text : text.substr(0, hash));
+    line.words.clear();
+    for (std::string w; ss >> w;) line.words.push_back(w);
+    if (line.words.empty()) continue;
+    try {
+      fn(line);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(path + ":" + std::to_string(line.number) + ": " + e.what());
+    }
+  }
 }
 
 }  // namespace
@@ -42,84 +66,41 @@ unsigned parse_scopes(const std::string& list) {
 
 Rules load_rules(const std::string& dir) {
   Rules rules;
-  {
-    const std::string path = dir + "/families.rules";
-    auto in = open_rules(path);
-    std::string line;
-    unsigned n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      std::stringstream ss(strip_comment(line));
-      FamilyRule r;
-      std::string kind;
-      if (!(ss >> r.family)) continue;
-      if (!(ss >> kind >> r.match >> r.pattern)) {
-        throw std::runtime_error(
-            path + ":" + std::to_string(n) +
-            ": expected '<Family> <enum|flags|plain> <prefix|suffix|c-enum|name> <pattern>'");
-      }
-      if (kind == "enum")
-        r.kind = FamilyKind::Enum;
-      else if (kind == "flags")
-        r.kind = FamilyKind::Flags;
-      else if (kind == "plain")
-        r.kind = FamilyKind::Plain;
-      else
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown kind '" + kind + "'");
-      if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum" && r.match != "name") {
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": unknown match '" + r.match +
-                                 "'");
-      }
-      r.line = n;
-      rules.families.push_back(r);
+  for_each_rule(dir + "/families.rules", [&](const RuleLine& l) {
+    if (l.words.size() != 4) {
+      throw std::runtime_error(
+          "expected '<Family> <enum|flags|plain> <prefix|suffix|c-enum|name> <pattern>'");
     }
-  }
-  {
-    const std::string path = dir + "/ioctl_scopes.rules";
-    auto in = open_rules(path);
-    std::string line;
-    unsigned n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      auto hash = line.find('#');
-      std::string why = hash == std::string::npos ? "" : line.substr(hash + 1);
-      while (!why.empty() && why.front() == ' ') why.erase(0, 1);
-      std::stringstream ss(strip_comment(line));
-      std::string name, scopes;
-      if (!(ss >> name)) continue;
-      if (!(ss >> scopes)) {
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": expected '<IOCTL> <scopes>'");
-      }
-      try {
-        rules.scopes[name] = ScopeException{parse_scopes(scopes), why};
-      } catch (const std::runtime_error& e) {
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": " + e.what());
-      }
-    }
-  }
-  {
-    const std::string path = dir + "/ioctl_caps.rules";
-    auto in = open_rules(path);
-    std::string line;
-    unsigned n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      auto hash = line.find('#');
-      std::string why = hash == std::string::npos ? "" : line.substr(hash + 1);
-      while (!why.empty() && why.front() == ' ') why.erase(0, 1);
-      std::stringstream ss(strip_comment(line));
-      std::string name, cap, extra;
-      if (!(ss >> name)) continue;
-      if (!(ss >> cap) || (ss >> extra) || (cap != "none" && cap.rfind("KVM_CAP_", 0) != 0)) {
-        throw std::runtime_error(path + ":" + std::to_string(n) +
-                                 ": expected '<IOCTL> <KVM_CAP_NAME or none>'");
-      }
-      if (cap == "none") cap.clear();
-      if (!rules.caps.emplace(name, CapRule{cap, why}).second) {
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": " + name + " is listed twice");
-      }
-    }
-  }
+    FamilyRule r;
+    r.family = l.words[0];
+    const std::string& kind = l.words[1];
+    r.match = l.words[2];
+    r.pattern = l.words[3];
+    if (kind == "enum")
+      r.kind = FamilyKind::Enum;
+    else if (kind == "flags")
+      r.kind = FamilyKind::Flags;
+    else if (kind == "plain")
+      r.kind = FamilyKind::Plain;
+    else
+      throw std::runtime_error("unknown kind '" + kind + "'");
+    if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum" && r.match != "name")
+      throw std::runtime_error("unknown match '" + r.match + "'");
+    r.line = l.number;
+    rules.families.push_back(r);
+  });
+  for_each_rule(dir + "/ioctl_scopes.rules", [&](const RuleLine& l) {
+    if (l.words.size() != 2) throw std::runtime_error("expected '<IOCTL> <scopes>'");
+    rules.scopes[l.words[0]] = ScopeException{parse_scopes(l.words[1]), l.why};
+  });
+  for_each_rule(dir + "/ioctl_caps.rules", [&](const RuleLine& l) {
+    const bool valid =
+        l.words.size() == 2 && (l.words[1] == "none" || l.words[1].rfind("KVM_CAP_", 0) == 0);
+    if (!valid) throw std::runtime_error("expected '<IOCTL> <KVM_CAP_NAME or none>'");
+    std::string cap = l.words[1] == "none" ? "" : l.words[1];
+    if (!rules.caps.emplace(l.words[0], CapRule{cap, l.why}).second)
+      throw std::runtime_error(l.words[0] + " is listed twice");
+  });
   return rules;
 }
 

@@ -68,6 +68,17 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// A copy of generator/*.rules in the test's temporary directory, for tests that add lines.
+fs::path copy_of_rules(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  REQUIRE(tmp != nullptr);
+  fs::path dir = fs::path(tmp) / name;
+  fs::create_directories(dir);
+  for (const char* f : {"families.rules", "ioctl_scopes.rules", "ioctl_caps.rules"})
+    fs::copy_file(fs::path("generator") / f, dir / f, fs::copy_options::overwrite_existing);
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("families are formed by rule; a new cap flows into Cap untouched") {
@@ -251,12 +262,7 @@ TEST_CASE("CRLF and lone-CR line endings give the same ioctls, scopes and gating
 // ioctl_caps.rules (after api.rst) fills in the capability where the header has no comment and
 // overrides the comment's block where it names the wrong one; "none" removes a capability.
 TEST_CASE("the caps table fills in and overrides gating capabilities; bad lines are errors") {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  REQUIRE(tmp != nullptr);
-  fs::path rules = fs::path(tmp) / "caps_rules";
-  fs::create_directories(rules);
-  for (const char* f : {"families.rules", "ioctl_scopes.rules", "ioctl_caps.rules"})
-    fs::copy_file(fs::path("generator") / f, rules / f, fs::copy_options::overwrite_existing);
+  fs::path rules = copy_of_rules("caps_rules");
   auto build = [&](const std::string& extra) {
     std::ofstream(rules / "ioctl_caps.rules", std::ios::app) << extra;
     ParseOptions o;
@@ -297,12 +303,7 @@ TEST_CASE("the caps table fills in and overrides gating capabilities; bad lines 
 }
 
 TEST_CASE("a name rule takes one constant out of the family its prefix would give it") {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  REQUIRE(tmp != nullptr);
-  fs::path rules = fs::path(tmp) / "name_rules";
-  fs::create_directories(rules);
-  for (const char* f : {"families.rules", "ioctl_scopes.rules", "ioctl_caps.rules"})
-    fs::copy_file(fs::path("generator") / f, rules / f, fs::copy_options::overwrite_existing);
+  fs::path rules = copy_of_rules("name_rules");
   std::ofstream(rules / "families.rules", std::ios::app)
       << "-  plain  name  KVM_MEM_READONLY\nExitIo  enum  name  KVM_EXIT_IO\n";
   ParseOptions o;
@@ -322,4 +323,31 @@ TEST_CASE("a name rule takes one constant out of the family its prefix would giv
   CHECK(constant("KVM_EXIT_IO").cpp_name == "ExitIo");
   CHECK(constant("KVM_EXIT_UNKNOWN").family == "ExitReason");
   CHECK(constant("KVM_EXIT_IO_IN").family == "IoDirection");  // a longer name is not matched
+}
+
+TEST_CASE("a malformed line in any rules file is an error naming the file, line and problem") {
+  using Catch::Matchers::Contains;
+  struct Bad {
+    const char* file;
+    const char* line;
+    const char* message;
+  };
+  for (const Bad& bad : {
+           Bad{"families.rules", "Foo enumm prefix KVM_FOO_", "unknown kind 'enumm'"},
+           Bad{"families.rules", "Foo enum infix KVM_FOO_", "unknown match 'infix'"},
+           Bad{"families.rules", "Foo enum prefix", "expected '<Family> <enum|flags|plain>"},
+           Bad{"ioctl_scopes.rules", "KVM_RUN vcpu extra  # why", "expected '<IOCTL> <scopes>'"},
+           Bad{"ioctl_scopes.rules", "KVM_RUN vcpux", "unknown scope 'vcpux'"},
+           Bad{"ioctl_caps.rules", "KVM_RUN", "expected '<IOCTL> <KVM_CAP_NAME or none>'"},
+       }) {
+    INFO(bad.file << ": " << bad.line);
+    fs::path dir = copy_of_rules("bad_rules");
+    std::ifstream in(dir / bad.file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto line = std::count(text.begin(), text.end(), '\n') + 1;
+    std::ofstream(dir / bad.file, std::ios::app) << bad.line << "\n";
+    CHECK_THROWS_WITH(load_rules(dir.string()),
+                      Contains(std::string(bad.file) + ":" + std::to_string(line) + ": ") &&
+                          Contains(bad.message));
+  }
 }
