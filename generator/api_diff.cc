@@ -206,7 +206,17 @@ class Differ {
   }
 
   // The KVM_CAP_* an ioctl's comment names, or "".
+  // "KVM_CAP_X", or "vcpu: KVM_CAP_X, vm: KVM_CAP_Y" where it depends on the fd kind.
   static std::string capability(const json& io) {
+    auto by_scope = io.find("capability_by_scope");
+    if (by_scope != io.end() && by_scope->is_object() && !by_scope->empty()) {
+      std::string out;
+      for (const auto& [scope, cap] : by_scope->items()) {
+        out += (out.empty() ? "" : ", ") + scope + ": " +
+               (cap.is_string() ? cap.get<std::string>() : std::string("none"));
+      }
+      return out;
+    }
     auto it = io.find("capability");
     return it != io.end() && it->is_string() ? it->get<std::string>() : "";
   }

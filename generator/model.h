@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvmgen {
@@ -64,6 +65,9 @@ struct Ioctl {
   std::string scope_source;  // "section" or "exception table"
   std::string gating_cap;    // KVM_CAP_* gating it, if known
   std::string cap_source;    // "header comment" ("Available with KVM_CAP_X") or "caps table"
+  // Where the capability depends on the fd kind: scope bit -> KVM_CAP_* (empty: none), in the
+  // caps table's order; gating_cap is then the first one's.
+  std::vector<std::pair<unsigned, std::string>> scope_caps;
   std::string file;
   unsigned line = 0;
 };

@@ -860,12 +860,27 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       // (KVM_PPC_SVM_OFF sits under KVM_CAP_PMU_EVENT_FILTER's comment).
       io.gating_cap = rule->second.cap;
       io.cap_source = io.gating_cap.empty() ? "" : "caps table";
+      for (const auto& [scope, cap] : rule->second.by_scope) {
+        if (!(io.scopes & scope)) {
+          throw std::runtime_error("ioctl_caps.rules gives " + io.name +
+                                   " a capability on a kind of fd it does not work on; its "
+                                   "scopes come from the header and ioctl_scopes.rules");
+        }
+        io.scope_caps.emplace_back(scope, cap);
+      }
     }
     model.ioctls.push_back(std::move(io));
   }
   // A comment may name a capability these headers no longer (or never) define; keep only
   // the ones that exist so that the descriptor can refer to the Cap enumerator.
   for (Ioctl& io : model.ioctls) {
+    for (auto& [scope, cap] : io.scope_caps) {
+      if (!cap.empty() && !by_name.count(cap)) {
+        model.notes.push_back(io.name + ": the caps table names " + cap +
+                              ", which the header does not define; none recorded for that fd");
+        cap.clear();
+      }
+    }
     if (!io.gating_cap.empty() && !by_name.count(io.gating_cap)) {
       model.notes.push_back(io.name + ": its " + io.cap_source + " names " + io.gating_cap +
                             ", which the header does not define; no capability recorded");

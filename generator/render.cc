@@ -102,6 +102,21 @@ std::string scope_expr(unsigned scopes) {
   return out;
 }
 
+// "vm" for kVm: one scope bit's name, as in kvm_api.json.
+std::string scope_word(unsigned scope) {
+  switch (scope) {
+    case kSystem:
+      return "system";
+    case kVm:
+      return "vm";
+    case kVcpu:
+      return "vcpu";
+    case kDevice:
+      return "device";
+  }
+  throw std::logic_error("scope_word: not one scope bit: " + std::to_string(scope));
+}
+
 data scope_names(unsigned scopes) {
   std::vector<std::string> names;
   if (scopes & kSystem) names.push_back("system");
@@ -346,6 +361,20 @@ data model_data(const Model& m) {
              d.set("cap_c", io.gating_cap);
              d.set("cap_source", io.cap_source);
              d.set("cap_cpp", camel_case(io.gating_cap, "KVM_CAP_"));
+             d.set("has_scope_caps", flag(!io.scope_caps.empty()));
+             data scope_caps{data::type::list};
+             for (std::size_t i = 0; i < io.scope_caps.size(); ++i) {
+               const auto& [scope, cap] = io.scope_caps[i];
+               data c;
+               c.set("scope_cpp", scope_expr(scope).substr(std::string("Scope::").size()));
+               c.set("scope", scope_word(scope));
+               c.set("has_cap", flag(!cap.empty()));
+               c.set("cap_c", cap);
+               c.set("cap_cpp", camel_case(cap, "KVM_CAP_"));
+               c.set("comma", i + 1 < io.scope_caps.size() ? ", " : "");
+               scope_caps.push_back(c);
+             }
+             d.set("scope_caps", scope_caps);
              d.set("file", io.file);
              d.set("line", std::to_string(io.line));
              return d;

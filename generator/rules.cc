@@ -94,11 +94,31 @@ Rules load_rules(const std::string& dir) {
     rules.scopes[l.words[0]] = ScopeException{parse_scopes(l.words[1]), l.why};
   });
   for_each_rule(dir + "/ioctl_caps.rules", [&](const RuleLine& l) {
-    const bool valid =
-        l.words.size() == 2 && (l.words[1] == "none" || l.words[1].rfind("KVM_CAP_", 0) == 0);
-    if (!valid) throw std::runtime_error("expected '<IOCTL> <KVM_CAP_NAME or none>'");
-    std::string cap = l.words[1] == "none" ? "" : l.words[1];
-    if (!rules.caps.emplace(l.words[0], CapRule{cap, l.why}).second)
+    const char* expected =
+        "expected '<IOCTL> <KVM_CAP_NAME or none>' or '<IOCTL> <scope>:<KVM_CAP_NAME or none>...'";
+    auto cap_word = [&](const std::string& w) {
+      if (w != "none" && w.rfind("KVM_CAP_", 0) != 0) throw std::runtime_error(expected);
+      return w == "none" ? std::string() : w;
+    };
+    if (l.words.size() < 2) throw std::runtime_error(expected);
+    CapRule rule;
+    rule.why = l.why;
+    if (l.words.size() == 2 && l.words[1].find(':') == std::string::npos) {
+      rule.cap = cap_word(l.words[1]);
+    } else {
+      unsigned seen = 0;
+      for (std::size_t i = 1; i < l.words.size(); ++i) {
+        auto colon = l.words[i].find(':');
+        if (colon == std::string::npos) throw std::runtime_error(expected);
+        unsigned scope = parse_scopes(l.words[i].substr(0, colon));
+        if (scope & (scope - 1)) throw std::runtime_error("one scope per pair: " + l.words[i]);
+        if (seen & scope) throw std::runtime_error("scope given twice: " + l.words[i]);
+        seen |= scope;
+        rule.by_scope.emplace_back(scope, cap_word(l.words[i].substr(colon + 1)));
+      }
+      rule.cap = rule.by_scope.front().second;
+    }
+    if (!rules.caps.emplace(l.words[0], std::move(rule)).second)
       throw std::runtime_error(l.words[0] + " is listed twice");
   });
   return rules;

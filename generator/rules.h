@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "generator/model.h"
@@ -26,6 +27,9 @@ struct ScopeException {
 
 struct CapRule {
   std::string cap;  // KVM_CAP_* name; empty for "none" (not gated, whatever a comment suggests)
+  // Where the capability depends on the kind of fd ("vcpu:KVM_CAP_X vm:KVM_CAP_Y"): one scope
+  // bit and its cap (empty for none) per pair, in the rule's order; `cap` is the first one's.
+  std::vector<std::pair<unsigned, std::string>> by_scope;
   std::string why;  // the rule's comment (where api.rst says so)
 };
 

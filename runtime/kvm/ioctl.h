@@ -55,13 +55,15 @@ inline int raw_ioctl(int fd, std::uint64_t request, unsigned long arg) noexcept 
 //   KVM_GET_NESTED_STATE: Invalid argument (KVM_CAP_NESTED_STATE is not supported here)
 // `check_fd` answers KVM_CHECK_EXTENSION (a system or VM fd), or is -1 to ask a fresh
 // /dev/kvm. Only runs after a failure, so a successful call costs nothing extra.
-// Whether the descriptor names a capability that gates its ioctl.
-template <class Io>
-constexpr bool gated() {
-  if constexpr (requires { Io::capability.present; })
-    return Io::capability.present;
+// The capability that gates Io on an fd of kind `kScope`, if the descriptor says.
+template <class Io, abi::Scope kScope>
+constexpr abi::OptionalCap gate() {
+  if constexpr (requires { Io::capability_on(kScope); })
+    return Io::capability_on(kScope);
+  else if constexpr (requires { Io::capability.present; })
+    return Io::capability;
   else
-    return false;
+    return abi::kNoCap;
 }
 
 [[noreturn]] void throw_gated_error(std::string_view ioctl_name, int err, std::string_view context,
@@ -111,13 +113,12 @@ class IoctlTarget {
   int finish(int r, std::string_view context) const {
     if (r >= 0) return r;
     // A descriptor written by hand (for an ioctl newer than the headers) may have no
-    // `capability`; the generated ones always do.
-    if constexpr (detail::gated<Io>()) {
+    // `capability`; the generated ones always do, and capability_on() per kind of fd.
+    if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
       // KVM_CHECK_EXTENSION works on system and VM fds; vCPU and device fds ask /dev/kvm.
       constexpr bool can_check = kScope == abi::Scope::System || kScope == abi::Scope::Vm;
       detail::throw_gated_error(Io::name, -r, context, can_check ? target_fd() : -1,
-                                abi::to_underlying(Io::capability.value),
-                                abi::to_string(Io::capability.value));
+                                abi::to_underlying(cap.value), abi::to_string(cap.value));
     }
     throw_error(Io::name, -r, context);
   }

@@ -351,3 +351,61 @@ TEST_CASE("a malformed line in any rules file is an error naming the file, line 
                           Contains(bad.message));
   }
 }
+
+TEST_CASE("a capability that depends on the kind of fd: scope pairs in the caps table") {
+  // The real table: KVM_CHECK_EXTENSION is basic on /dev/kvm and needs
+  // KVM_CAP_CHECK_EXTENSION_VM on VM fds, which the fixture header does not define.
+  const Ioctl& check = ioctl("KVM_CHECK_EXTENSION");
+  REQUIRE(check.scope_caps.size() == 2);
+  CHECK(check.scope_caps[0] == std::pair<unsigned, std::string>{kSystem, ""});
+  CHECK(check.scope_caps[1] == std::pair<unsigned, std::string>{kVm, ""});
+  CHECK(std::count(fixture_model().notes.begin(), fixture_model().notes.end(),
+                   "KVM_CHECK_EXTENSION: the caps table names KVM_CAP_CHECK_EXTENSION_VM, which "
+                   "the header does not define; none recorded for that fd") == 1);
+
+  // A table of our own: the pairs reach the model and the rendered descriptor.
+  fs::path rules = copy_of_rules("scope_caps");
+  {
+    std::ifstream in(rules / "ioctl_caps.rules");
+    std::string text, line;
+    while (std::getline(in, line))
+      if (line.rfind("KVM_CHECK_EXTENSION ", 0) != 0) text += line + "\n";
+    std::ofstream(rules / "ioctl_caps.rules")
+        << text << "KVM_CHECK_EXTENSION  vm:KVM_CAP_IRQCHIP system:none\n";
+  }
+  ParseOptions o;
+  o.arch = "x86_64";
+  o.include_dirs = {kFixture};
+  Model m = build_model(o, load_rules(rules.string()));
+  auto it = std::find_if(m.ioctls.begin(), m.ioctls.end(),
+                         [](const Ioctl& i) { return i.name == "KVM_CHECK_EXTENSION"; });
+  REQUIRE(it != m.ioctls.end());
+  CHECK(it->gating_cap == "KVM_CAP_IRQCHIP");  // the first pair's
+  CHECK(it->scope_caps ==
+        std::vector<std::pair<unsigned, std::string>>{{kVm, "KVM_CAP_IRQCHIP"}, {kSystem, ""}});
+  std::string h = render_all(m, "templates").at("kvm/abi/ioctls.h");
+  CHECK(contains(h,
+                 "    if (s == Scope::Vm) return OptionalCap{true, Cap::Irqchip };\n"
+                 "    if (s == Scope::System) return kNoCap;\n"
+                 "    return kNoCap;\n"));
+  CHECK(contains(render_all(m, "templates").at("kvm_api.json"),
+                 "\"capability_by_scope\": { \"vm\": \"KVM_CAP_IRQCHIP\", \"system\": null },"));
+
+  // A pair for an fd the ioctl does not work on, and malformed pairs.
+  using Catch::Matchers::Contains;
+  std::ofstream(rules / "ioctl_caps.rules", std::ios::app) << "KVM_FX_SET_ANON vcpu:KVM_CAP_HLT\n";
+  CHECK_THROWS_WITH(build_model(o, load_rules(rules.string())),
+                    Contains("ioctl_caps.rules gives KVM_FX_SET_ANON a capability on a kind of "
+                             "fd it does not work on"));
+  for (const char* bad :
+       {"KVM_FX_UNGATED vm:KVM_CAP_HLT vm:KVM_CAP_IRQCHIP", "KVM_FX_UNGATED system,vm:KVM_CAP_HLT",
+        "KVM_FX_UNGATED vm:HLT", "KVM_FX_UNGATED vm:KVM_CAP_HLT KVM_CAP_IRQCHIP"}) {
+    INFO(bad);
+    fs::path dir = copy_of_rules("bad_scope_caps");
+    std::ofstream(dir / "ioctl_caps.rules", std::ios::app) << bad << "\n";
+    CHECK_THROWS_WITH(load_rules(dir.string()),
+                      Contains("ioctl_caps.rules:") &&
+                          (Contains("scope given twice") || Contains("one scope per pair") ||
+                           Contains("expected '<IOCTL> <KVM_CAP_NAME or none>'")));
+  }
+}

@@ -167,6 +167,14 @@ TEST_CASE("an ioctl gated by a capability the host lacks names the capability in
   // Absent capability: the error says which one. The descriptors carry the capability, so
   // the check below is the same one the runtime makes (KVM_CHECK_EXTENSION == 0).
   static_assert(abi::ioctl::GetNestedState::capability == abi::Cap::NestedState);
+  // Where the capability depends on the fd, the runtime asks about the one it used.
+  static_assert(abi::ioctl::SetTscKhz::capability_on(abi::Scope::Vcpu) == abi::Cap::TscControl);
+  static_assert(abi::ioctl::SetTscKhz::capability_on(abi::Scope::Vm) == abi::Cap::VmTscControl);
+  static_assert(abi::ioctl::EnableCap::capability_on(abi::Scope::Vm) == abi::Cap::EnableCapVm);
+  static_assert(!abi::ioctl::GetMsrs::capability_on(abi::Scope::Vcpu));
+  static_assert(abi::ioctl::GetMsrs::capability_on(abi::Scope::System) == abi::Cap::GetMsrFeatures);
+  static_assert(!abi::ioctl::GetRegs::capability_on(abi::Scope::Vcpu));  // as `capability`
+  static_assert(abi::ioctl::GetLapic::capability_on(abi::Scope::Vcpu) == abi::Cap::Irqchip);
   static_assert(abi::ioctl::Smi::capability == abi::Cap::X86Smm);
   int checked = 0;
   if (sys.check_extension(abi::Cap::NestedState) == 0) {

@@ -89,8 +89,9 @@ class CheckedInManual(unittest.TestCase):
                     self.assertIn("0x%08X" % i["request"], s, "%s: %s" % (arch, i["name"]))
                 if i["arg_c_type"]:
                     self.assertIn(i["arg_c_type"], s)
-                if i["capability"]:
-                    self.assertIn("[%s](constants.md#%s)" % (i["capability"], i["capability"]), s)
+                for cap in list((i.get("capability_by_scope") or {}).values()) + [i["capability"]]:
+                    if cap:
+                        self.assertIn("[%s](constants.md#%s)" % (cap, cap), s)
                 self.assertRegex(s, r"\n- runtime: ", "%s: %s names no runtime method or call" % (arch, i["name"]))
                 if not i["available"]:
                     self.assertIn("Unavailable on %s" % arch, s)
@@ -144,15 +145,24 @@ class CheckedInManual(unittest.TestCase):
     def test_runtime_page_names_the_gating_capability_of_each_issued_ioctl(self):
         """Each "issues" entry of runtime.md carries the model's capability for that ioctl,
         and only that one."""
-        checked = 0
+        checked = per_fd = 0
+        scope_of = {"System": "system", "Vm": "vm", "Vcpu": "vcpu", "Device": "device"}
         for path in models():
             model = json.load(open(path, encoding="utf-8"))
-            caps = {i["name"]: i.get("capability") for i in model["ioctls"]}
+            ioctls = {i["name"]: i for i in model["ioctls"]}
             text = read(os.path.join(CHECKED_IN, model["arch"], "runtime.md"))
-            for name, cap in re.findall(r"\[(KVM_\w+)\]\(ioctls\.md#\1\)(?: \(needs \[(KVM_CAP_\w+)\])?", text):
-                self.assertEqual(cap or None, caps[name], "%s: %s" % (model["arch"], name))
-                checked += 1 if cap else 0
+            # Each class's section: the capability on that class's kind of fd.
+            for cls, body in re.findall(r"\n## kvm::(\w+)\n(.*?)(?=\n## |\Z)", text, re.S):
+                scope = scope_of.get(cls)
+                for name, cap in re.findall(r"\[(KVM_\w+)\]\(ioctls\.md#\1\)(?: \(needs \[(KVM_CAP_\w+)\])?", body):
+                    i = ioctls[name]
+                    by_scope = i.get("capability_by_scope") or {}
+                    want = by_scope.get(scope) if by_scope and scope else i.get("capability")
+                    self.assertEqual(cap or None, want, "%s: %s in %s" % (model["arch"], name, cls))
+                    checked += 1 if cap else 0
+                    per_fd += 1 if by_scope else 0
         self.assertGreater(checked, 20)
+        self.assertGreater(per_fd, 3)
 
     def test_known_wrappers_on_x86_64(self):
         """A few mappings anyone can check by reading runtime/kvm/*.cc."""

@@ -62,6 +62,7 @@ DIRECTION = {
 }
 HANDLE = {"system": "sys", "vm": "vm", "vcpu": "vcpu", "device": "dev"}
 CLASS_OF_SCOPE = {"system": "kvm::System", "vm": "kvm::Vm", "vcpu": "kvm::Vcpu", "device": "kvm::Device"}
+SCOPE_OF_CLASS = {"System": "system", "Vm": "vm", "Vcpu": "vcpu", "Device": "device"}
 
 
 class Progress:
@@ -160,6 +161,7 @@ def ioctl_view(i, wrappers):
         "scopes": scopes,
         "scope_source": i.get("scope_source") or "",
         "capability": i.get("capability"),
+        "capability_by_scope": sorted((i.get("capability_by_scope") or {}).items()),
         "file": i.get("file", ""),
         "line": i.get("line", 0),
         "wrappers": [{"name": w.qualname + "()", "anchor": anchor(w.qualname)} for w in wrappers.get(i["name"], [])],
@@ -202,10 +204,19 @@ def record_view(r):
     }
 
 
-def runtime_view(api, caps):
-    """`caps`: ioctl name -> the capability gating it (None when none is known)."""
-    def issued(names):
-        return [{"name": n, "cap": caps.get(n)} for n in sorted(names)]
+def gating_cap(ioctl, scope):
+    """The capability gating `ioctl` (a kvm_api.json entry) on an fd of kind `scope`."""
+    by_scope = ioctl.get("capability_by_scope") or {}
+    if scope is None or not by_scope:
+        return ioctl.get("capability")
+    return by_scope.get(scope)
+
+
+def runtime_view(api, ioctls):
+    """`ioctls`: ioctl name -> its kvm_api.json entry, for the capability on each fd kind."""
+    def issued(names, scope=None):
+        return [{"name": n, "cap": gating_cap(ioctls[n], scope) if n in ioctls else None}
+                for n in sorted(names)]
 
     classes = []
     anchors = set()  # overloads share a name: one anchor each
@@ -221,7 +232,8 @@ def runtime_view(api, caps):
                 groups.append(g)
             a = anchor(m.qualname)
             g["methods"].append({"signature": m.signature, "qualname": m.qualname,
-                                 "anchor": None if a in anchors else a, "issues": issued(m.issues)})
+                                 "anchor": None if a in anchors else a,
+                                 "issues": issued(m.issues, SCOPE_OF_CLASS.get(c.name))})
             anchors.add(a)
             g["line_end"] = m.line + m.signature.count(";")
         classes.append({"name": "kvm::" + c.name, "header": c.header, "line": c.line,
@@ -251,7 +263,7 @@ def build_arch(model, api):
         "constants": [{"name": c["name"], "cpp_name": c.get("cpp_name", ""), "value": c.get("value"),
                        "file": c.get("file", ""), "line": c.get("line", 0)} for c in model.get("constants", [])],
         "records": [record_view(r) for r in model.get("records", [])],
-        "runtime": runtime_view(api, {i["name"]: i.get("capability") for i in model.get("ioctls", [])}),
+        "runtime": runtime_view(api, {i["name"]: i for i in model.get("ioctls", [])}),
         "counts": {
             "ioctls": len(ioctls),
             "callable": len(callable_),

@@ -32,8 +32,10 @@ constexpr bool has_scope(Scope set, Scope one) noexcept {
 // (KVM_SET_IRQCHIP is _IOR), so the runtime passes every argument by pointer either way.
 enum class Direction : unsigned { None = 0, Write = 1, Read = 2, ReadWrite = 3 };
 
-// The capability that gates an ioctl, if known (from an "Available with" comment in the
-// header, else from kvmgen's ioctl_caps.rules, after api.rst): `capability == Cap::Xsave`,
+// The capability that gates an ioctl, if known (from kvmgen's ioctl_caps.rules, after api.rst,
+// else from an "Available with" comment in the header): `capability == Cap::Xsave`,
+// `Io::capability_on(Scope::Vm)` where it differs with the kind of fd (KVM_ENABLE_CAP: vCPU
+// fds need KVM_CAP_ENABLE_CAP, VM fds KVM_CAP_ENABLE_CAP_VM; `capability` is the first listed),
 // `if (Io::capability) use(Io::capability.value)`. (Not std::optional, to keep this header
 // free of standard library headers.)
 struct OptionalCap {
@@ -70,6 +72,8 @@ struct GetApiVersion {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_VM (linux/kvm.h:917)
@@ -84,6 +88,8 @@ struct CreateVm {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MSR_INDEX_LIST (linux/kvm.h:918)
@@ -98,6 +104,8 @@ struct GetMsrIndexList {
   using arg_type = kvm_msr_list;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_ENABLE_SIE (linux/kvm.h:920)
@@ -112,6 +120,8 @@ struct S390EnableSie {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CHECK_EXTENSION (linux/kvm.h:925)
@@ -126,6 +136,13 @@ struct CheckExtension {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::System) return kNoCap;
+    if (s == Scope::Vm) return OptionalCap{true, Cap::CheckExtensionVm };
+    return kNoCap;
+  }
+
 };
 
 // KVM_GET_VCPU_MMAP_SIZE (linux/kvm.h:929)
@@ -140,6 +157,8 @@ struct GetVcpuMmapSize {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_SUPPORTED_CPUID (linux/kvm.h:930), available with KVM_CAP_EXT_CPUID (caps table)
@@ -154,6 +173,8 @@ struct GetSupportedCpuid {
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtCpuid };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TRACE_ENABLE (linux/kvm.h:931); deprecated
@@ -168,6 +189,8 @@ struct TraceEnable {
   using arg_type = kvm_user_trace_setup;  // struct kvm_user_trace_setup
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TRACE_PAUSE (linux/kvm.h:932); deprecated
@@ -182,6 +205,8 @@ struct TracePause {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TRACE_DISABLE (linux/kvm.h:933); deprecated
@@ -196,6 +221,8 @@ struct TraceDisable {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_EMULATED_CPUID (linux/kvm.h:934), available with KVM_CAP_EXT_EMUL_CPUID (caps table)
@@ -210,6 +237,8 @@ struct GetEmulatedCpuid {
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtEmulCpuid };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MSR_FEATURE_INDEX_LIST (linux/kvm.h:935), available with KVM_CAP_GET_MSR_FEATURES (caps table)
@@ -224,6 +253,8 @@ struct GetMsrFeatureIndexList {
   using arg_type = kvm_msr_list;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::GetMsrFeatures };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_MEMORY_REGION (linux/kvm.h:1442)
@@ -238,6 +269,8 @@ struct SetMemoryRegion {
   using arg_type = kvm_memory_region;  // struct kvm_memory_region
   static constexpr std::size_t arg_size = 24;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_VCPU (linux/kvm.h:1447)
@@ -252,6 +285,8 @@ struct CreateVcpu {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_DIRTY_LOG (linux/kvm.h:1448)
@@ -266,6 +301,8 @@ struct GetDirtyLog {
   using arg_type = kvm_dirty_log;  // struct kvm_dirty_log
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_MEMORY_ALIAS (linux/kvm.h:1450)
@@ -280,6 +317,8 @@ struct SetMemoryAlias {
   using arg_type = kvm_memory_alias;  // struct kvm_memory_alias
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_NR_MMU_PAGES (linux/kvm.h:1451)
@@ -294,6 +333,8 @@ struct SetNrMmuPages {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_NR_MMU_PAGES (linux/kvm.h:1452)
@@ -308,6 +349,8 @@ struct GetNrMmuPages {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_USER_MEMORY_REGION (linux/kvm.h:1453), available with KVM_CAP_USER_MEMORY (caps table)
@@ -322,6 +365,8 @@ struct SetUserMemoryRegion {
   using arg_type = kvm_userspace_memory_region;  // struct kvm_userspace_memory_region
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::UserMemory };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_TSS_ADDR (linux/kvm.h:1455), available with KVM_CAP_SET_TSS_ADDR (caps table)
@@ -336,6 +381,8 @@ struct SetTssAddr {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SetTssAddr };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_IDENTITY_MAP_ADDR (linux/kvm.h:1456), available with KVM_CAP_SET_IDENTITY_MAP_ADDR (caps table)
@@ -350,6 +397,8 @@ struct SetIdentityMapAddr {
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SetIdentityMapAddr };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_UCAS_MAP (linux/kvm.h:1464), available with KVM_CAP_S390_UCONTROL (caps table)
@@ -364,6 +413,8 @@ struct S390UcasMap {
   using arg_type = kvm_s390_ucas_mapping;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 24;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_UCAS_UNMAP (linux/kvm.h:1465), available with KVM_CAP_S390_UCONTROL (caps table)
@@ -378,6 +429,8 @@ struct S390UcasUnmap {
   using arg_type = kvm_s390_ucas_mapping;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 24;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_VCPU_FAULT (linux/kvm.h:1466), available with KVM_CAP_S390_UCONTROL (caps table)
@@ -392,6 +445,8 @@ struct S390VcpuFault {
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_IRQCHIP (linux/kvm.h:1469)
@@ -406,6 +461,8 @@ struct CreateIrqchip {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IRQ_LINE (linux/kvm.h:1470), available with KVM_CAP_IRQCHIP (caps table)
@@ -420,6 +477,8 @@ struct IrqLine {
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_IRQCHIP (linux/kvm.h:1471), available with KVM_CAP_IRQCHIP (caps table)
@@ -434,6 +493,8 @@ struct GetIrqchip {
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_IRQCHIP (linux/kvm.h:1472), available with KVM_CAP_IRQCHIP (caps table)
@@ -448,6 +509,8 @@ struct SetIrqchip {
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_PIT (linux/kvm.h:1473)
@@ -462,6 +525,8 @@ struct CreatePit {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_PIT (linux/kvm.h:1474)
@@ -476,6 +541,8 @@ struct GetPit {
   using arg_type = kvm_pit_state;  // struct kvm_pit_state
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_PIT (linux/kvm.h:1475)
@@ -490,6 +557,8 @@ struct SetPit {
   using arg_type = kvm_pit_state;  // struct kvm_pit_state
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IRQ_LINE_STATUS (linux/kvm.h:1476)
@@ -504,6 +573,8 @@ struct IrqLineStatus {
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_REGISTER_COALESCED_MMIO (linux/kvm.h:1477), available with KVM_CAP_COALESCED_MMIO (caps table)
@@ -518,6 +589,8 @@ struct RegisterCoalescedMmio {
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_UNREGISTER_COALESCED_MMIO (linux/kvm.h:1479), available with KVM_CAP_COALESCED_MMIO (caps table)
@@ -532,6 +605,8 @@ struct UnregisterCoalescedMmio {
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ASSIGN_PCI_DEVICE (linux/kvm.h:1481)
@@ -546,6 +621,8 @@ struct AssignPciDevice {
   using arg_type = kvm_assigned_pci_dev;  // struct kvm_assigned_pci_dev
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_GSI_ROUTING (linux/kvm.h:1483), available with KVM_CAP_IRQ_ROUTING (caps table)
@@ -560,6 +637,8 @@ struct SetGsiRouting {
   using arg_type = kvm_irq_routing;  // struct kvm_irq_routing
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::IrqRouting };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ASSIGN_IRQ (linux/kvm.h:1485); deprecated
@@ -574,6 +653,8 @@ struct AssignIrq {
   using arg_type = kvm_assigned_irq;  // struct kvm_assigned_irq
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ASSIGN_DEV_IRQ (linux/kvm.h:1486)
@@ -588,6 +669,8 @@ struct AssignDevIrq {
   using arg_type = kvm_assigned_irq;  // struct kvm_assigned_irq
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_REINJECT_CONTROL (linux/kvm.h:1487), available with KVM_CAP_REINJECT_CONTROL (caps table)
@@ -602,6 +685,8 @@ struct ReinjectControl {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ReinjectControl };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_DEASSIGN_PCI_DEVICE (linux/kvm.h:1488)
@@ -616,6 +701,8 @@ struct DeassignPciDevice {
   using arg_type = kvm_assigned_pci_dev;  // struct kvm_assigned_pci_dev
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ASSIGN_SET_MSIX_NR (linux/kvm.h:1490)
@@ -630,6 +717,8 @@ struct AssignSetMsixNr {
   using arg_type = kvm_assigned_msix_nr;  // struct kvm_assigned_msix_nr
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ASSIGN_SET_MSIX_ENTRY (linux/kvm.h:1492)
@@ -644,6 +733,8 @@ struct AssignSetMsixEntry {
   using arg_type = kvm_assigned_msix_entry;  // struct kvm_assigned_msix_entry
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_DEASSIGN_DEV_IRQ (linux/kvm.h:1494)
@@ -658,6 +749,8 @@ struct DeassignDevIrq {
   using arg_type = kvm_assigned_irq;  // struct kvm_assigned_irq
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IRQFD (linux/kvm.h:1495), available with KVM_CAP_IRQFD (caps table)
@@ -672,6 +765,8 @@ struct Irqfd {
   using arg_type = kvm_irqfd;  // struct kvm_irqfd
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqfd };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_PIT2 (linux/kvm.h:1496), available with KVM_CAP_PIT2 (caps table)
@@ -686,6 +781,8 @@ struct CreatePit2 {
   using arg_type = kvm_pit_config;  // struct kvm_pit_config
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Pit2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_BOOT_CPU_ID (linux/kvm.h:1497), available with KVM_CAP_SET_BOOT_CPU_ID (caps table)
@@ -700,6 +797,8 @@ struct SetBootCpuId {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SetBootCpuId };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IOEVENTFD (linux/kvm.h:1498), available with KVM_CAP_IOEVENTFD (caps table)
@@ -714,6 +813,8 @@ struct Ioeventfd {
   using arg_type = kvm_ioeventfd;  // struct kvm_ioeventfd
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Ioeventfd };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_HVM_CONFIG (linux/kvm.h:1499), available with KVM_CAP_XEN_HVM (caps table)
@@ -728,6 +829,8 @@ struct XenHvmConfig {
   using arg_type = kvm_xen_hvm_config;  // struct kvm_xen_hvm_config
   static constexpr std::size_t arg_size = 56;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_CLOCK (linux/kvm.h:1500), available with KVM_CAP_ADJUST_CLOCK (caps table)
@@ -742,6 +845,8 @@ struct SetClock {
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_CLOCK (linux/kvm.h:1501), available with KVM_CAP_ADJUST_CLOCK (caps table)
@@ -756,6 +861,8 @@ struct GetClock {
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_PIT2 (linux/kvm.h:1503), available with KVM_CAP_PIT_STATE2 (caps table)
@@ -770,6 +877,8 @@ struct GetPit2 {
   using arg_type = kvm_pit_state2;  // struct kvm_pit_state2
   static constexpr std::size_t arg_size = 112;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PitState2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_PIT2 (linux/kvm.h:1504), available with KVM_CAP_PIT_STATE2 (caps table)
@@ -784,6 +893,8 @@ struct SetPit2 {
   using arg_type = kvm_pit_state2;  // struct kvm_pit_state2
   static constexpr std::size_t arg_size = 112;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PitState2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_GET_PVINFO (linux/kvm.h:1506), available with KVM_CAP_PPC_GET_PVINFO (caps table)
@@ -798,9 +909,11 @@ struct PpcGetPvinfo {
   using arg_type = kvm_ppc_pvinfo;  // struct kvm_ppc_pvinfo
   static constexpr std::size_t arg_size = 128;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetPvinfo };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
-// KVM_SET_TSC_KHZ (linux/kvm.h:1509), available with KVM_CAP_TSC_CONTROL (header comment)
+// KVM_SET_TSC_KHZ (linux/kvm.h:1509), available with KVM_CAP_TSC_CONTROL (caps table)
 struct SetTscKhz {
   static constexpr char name[] = "KVM_SET_TSC_KHZ";
   static constexpr bool available = true;
@@ -812,6 +925,13 @@ struct SetTscKhz {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::TscControl };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmTscControl };
+    return kNoCap;
+  }
+
 };
 
 // KVM_GET_TSC_KHZ (linux/kvm.h:1510), available with KVM_CAP_GET_TSC_KHZ (caps table)
@@ -826,6 +946,13 @@ struct GetTscKhz {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::GetTscKhz };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::GetTscKhz };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmTscControl };
+    return kNoCap;
+  }
+
 };
 
 // KVM_ASSIGN_SET_INTX_MASK (linux/kvm.h:1512), available with KVM_CAP_PCI_2_3 (header comment)
@@ -840,6 +967,8 @@ struct AssignSetIntxMask {
   using arg_type = kvm_assigned_pci_dev;  // struct kvm_assigned_pci_dev
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Pci2_3 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SIGNAL_MSI (linux/kvm.h:1515), available with KVM_CAP_SIGNAL_MSI (caps table)
@@ -854,6 +983,8 @@ struct SignalMsi {
   using arg_type = kvm_msi;  // struct kvm_msi
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SignalMsi };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_GET_SMMU_INFO (linux/kvm.h:1517), available with KVM_CAP_PPC_GET_SMMU_INFO (caps table)
@@ -868,6 +999,8 @@ struct PpcGetSmmuInfo {
   using arg_type = kvm_ppc_smmu_info;  // struct kvm_ppc_smmu_info
   static constexpr std::size_t arg_size = 592;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetSmmuInfo };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_ALLOCATE_HTAB (linux/kvm.h:1519), available with KVM_CAP_PPC_ALLOC_HTAB (caps table)
@@ -882,6 +1015,8 @@ struct PpcAllocateHtab {
   using arg_type = std::uint32_t;  // __u32
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_SPAPR_TCE (linux/kvm.h:1520), available with KVM_CAP_SPAPR_TCE (caps table); unavailable: argument type 'struct kvm_create_spapr_tce' is not defined for x86_64
@@ -896,6 +1031,8 @@ struct CreateSpaprTce {
   using arg_type = void;  // struct kvm_create_spapr_tce
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_SPAPR_TCE_64 (linux/kvm.h:1521), available with KVM_CAP_SPAPR_TCE_64 (caps table); unavailable: argument type 'struct kvm_create_spapr_tce_64' is not defined for x86_64
@@ -910,6 +1047,8 @@ struct CreateSpaprTce64 {
   using arg_type = void;  // struct kvm_create_spapr_tce_64
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce64 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ALLOCATE_RMA (linux/kvm.h:1524), available with KVM_CAP_PPC_RMA (caps table); unavailable: argument type 'struct kvm_allocate_rma' is not defined for x86_64
@@ -924,6 +1063,8 @@ struct AllocateRma {
   using arg_type = void;  // struct kvm_allocate_rma
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRma };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_GET_HTAB_FD (linux/kvm.h:1526), available with KVM_CAP_PPC_HTAB_FD (caps table); unavailable: argument type 'struct kvm_get_htab_fd' is not defined for x86_64
@@ -938,6 +1079,8 @@ struct PpcGetHtabFd {
   using arg_type = void;  // struct kvm_get_htab_fd
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcHtabFd };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ARM_SET_DEVICE_ADDR (linux/kvm.h:1528), available with KVM_CAP_ARM_SET_DEVICE_ADDR (caps table)
@@ -952,6 +1095,8 @@ struct ArmSetDeviceAddr {
   using arg_type = kvm_arm_device_addr;  // struct kvm_arm_device_addr
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSetDeviceAddr };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_RTAS_DEFINE_TOKEN (linux/kvm.h:1530), available with KVM_CAP_PPC_RTAS (caps table); unavailable: argument type 'struct kvm_rtas_token_args' is not defined for x86_64
@@ -966,6 +1111,8 @@ struct PpcRtasDefineToken {
   using arg_type = void;  // struct kvm_rtas_token_args
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRtas };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_RESIZE_HPT_PREPARE (linux/kvm.h:1532), available with KVM_CAP_SPAPR_RESIZE_HPT (caps table)
@@ -980,6 +1127,8 @@ struct PpcResizeHptPrepare {
   using arg_type = kvm_ppc_resize_hpt;  // struct kvm_ppc_resize_hpt
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_RESIZE_HPT_COMMIT (linux/kvm.h:1533), available with KVM_CAP_SPAPR_RESIZE_HPT (caps table)
@@ -994,6 +1143,8 @@ struct PpcResizeHptCommit {
   using arg_type = kvm_ppc_resize_hpt;  // struct kvm_ppc_resize_hpt
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_CONFIGURE_V3_MMU (linux/kvm.h:1535); unavailable: argument type 'struct kvm_ppc_mmuv3_cfg' is not defined for x86_64
@@ -1008,6 +1159,8 @@ struct PpcConfigureV3Mmu {
   using arg_type = void;  // struct kvm_ppc_mmuv3_cfg
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_GET_RMMU_INFO (linux/kvm.h:1537), available with KVM_CAP_PPC_MMU_RADIX (caps table); unavailable: argument type 'struct kvm_ppc_rmmu_info' is not defined for x86_64
@@ -1022,6 +1175,8 @@ struct PpcGetRmmuInfo {
   using arg_type = void;  // struct kvm_ppc_rmmu_info
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcMmuRadix };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_GET_CPU_CHAR (linux/kvm.h:1539), available with KVM_CAP_PPC_GET_CPU_CHAR (caps table); unavailable: argument type 'struct kvm_ppc_cpu_char' is not defined for x86_64
@@ -1036,6 +1191,8 @@ struct PpcGetCpuChar {
   using arg_type = void;  // struct kvm_ppc_cpu_char
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetCpuChar };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_PMU_EVENT_FILTER (linux/kvm.h:1541), available with KVM_CAP_PMU_EVENT_FILTER (caps table)
@@ -1050,6 +1207,8 @@ struct SetPmuEventFilter {
   using arg_type = kvm_pmu_event_filter;  // struct kvm_pmu_event_filter
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_SVM_OFF (linux/kvm.h:1542)
@@ -1064,6 +1223,8 @@ struct PpcSvmOff {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ARM_MTE_COPY_TAGS (linux/kvm.h:1543), available with KVM_CAP_ARM_MTE (caps table); unavailable: argument type 'struct kvm_arm_copy_mte_tags' is not defined for x86_64
@@ -1078,6 +1239,8 @@ struct ArmMteCopyTags {
   using arg_type = void;  // struct kvm_arm_copy_mte_tags
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmMte };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_DEVICE (linux/kvm.h:1546), available with KVM_CAP_DEVICE_CTRL (caps table)
@@ -1092,9 +1255,11 @@ struct CreateDevice {
   using arg_type = kvm_create_device;  // struct kvm_create_device
   static constexpr std::size_t arg_size = 12;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
-// KVM_SET_DEVICE_ATTR (linux/kvm.h:1549)
+// KVM_SET_DEVICE_ATTR (linux/kvm.h:1549), available with KVM_CAP_DEVICE_CTRL (caps table)
 struct SetDeviceAttr {
   static constexpr char name[] = "KVM_SET_DEVICE_ATTR";
   static constexpr bool available = true;
@@ -1105,10 +1270,19 @@ struct SetDeviceAttr {
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes };
+    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes };
+    return kNoCap;
+  }
+
 };
 
-// KVM_GET_DEVICE_ATTR (linux/kvm.h:1550)
+// KVM_GET_DEVICE_ATTR (linux/kvm.h:1550), available with KVM_CAP_DEVICE_CTRL (caps table)
 struct GetDeviceAttr {
   static constexpr char name[] = "KVM_GET_DEVICE_ATTR";
   static constexpr bool available = true;
@@ -1119,10 +1293,19 @@ struct GetDeviceAttr {
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes };
+    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes };
+    return kNoCap;
+  }
+
 };
 
-// KVM_HAS_DEVICE_ATTR (linux/kvm.h:1551)
+// KVM_HAS_DEVICE_ATTR (linux/kvm.h:1551), available with KVM_CAP_DEVICE_CTRL (caps table)
 struct HasDeviceAttr {
   static constexpr char name[] = "KVM_HAS_DEVICE_ATTR";
   static constexpr bool available = true;
@@ -1133,7 +1316,16 @@ struct HasDeviceAttr {
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes };
+    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes };
+    return kNoCap;
+  }
+
 };
 
 // KVM_RUN (linux/kvm.h:1556)
@@ -1148,6 +1340,8 @@ struct Run {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_REGS (linux/kvm.h:1557)
@@ -1162,6 +1356,8 @@ struct GetRegs {
   using arg_type = kvm_regs;  // struct kvm_regs
   static constexpr std::size_t arg_size = 144;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_REGS (linux/kvm.h:1558)
@@ -1176,6 +1372,8 @@ struct SetRegs {
   using arg_type = kvm_regs;  // struct kvm_regs
   static constexpr std::size_t arg_size = 144;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_SREGS (linux/kvm.h:1559)
@@ -1190,6 +1388,8 @@ struct GetSregs {
   using arg_type = kvm_sregs;  // struct kvm_sregs
   static constexpr std::size_t arg_size = 312;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_SREGS (linux/kvm.h:1560)
@@ -1204,6 +1404,8 @@ struct SetSregs {
   using arg_type = kvm_sregs;  // struct kvm_sregs
   static constexpr std::size_t arg_size = 312;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TRANSLATE (linux/kvm.h:1561)
@@ -1218,6 +1420,8 @@ struct Translate {
   using arg_type = kvm_translation;  // struct kvm_translation
   static constexpr std::size_t arg_size = 24;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_INTERRUPT (linux/kvm.h:1562)
@@ -1232,6 +1436,8 @@ struct Interrupt {
   using arg_type = kvm_interrupt;  // struct kvm_interrupt
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_DEBUG_GUEST (linux/kvm.h:1564); deprecated
@@ -1246,6 +1452,8 @@ struct DebugGuest {
   using arg_type = kvm_debug_guest;  // struct kvm_debug_guest
   static constexpr std::size_t arg_size = 80;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MSRS (linux/kvm.h:1565)
@@ -1260,6 +1468,13 @@ struct GetMsrs {
   using arg_type = kvm_msrs;  // struct kvm_msrs
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Vcpu) return kNoCap;
+    if (s == Scope::System) return OptionalCap{true, Cap::GetMsrFeatures };
+    return kNoCap;
+  }
+
 };
 
 // KVM_SET_MSRS (linux/kvm.h:1566)
@@ -1274,6 +1489,8 @@ struct SetMsrs {
   using arg_type = kvm_msrs;  // struct kvm_msrs
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_CPUID (linux/kvm.h:1567)
@@ -1288,6 +1505,8 @@ struct SetCpuid {
   using arg_type = kvm_cpuid;  // struct kvm_cpuid
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_SIGNAL_MASK (linux/kvm.h:1568)
@@ -1302,6 +1521,8 @@ struct SetSignalMask {
   using arg_type = kvm_signal_mask;  // struct kvm_signal_mask
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_FPU (linux/kvm.h:1569)
@@ -1316,6 +1537,8 @@ struct GetFpu {
   using arg_type = kvm_fpu;  // struct kvm_fpu
   static constexpr std::size_t arg_size = 416;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_FPU (linux/kvm.h:1570)
@@ -1330,6 +1553,8 @@ struct SetFpu {
   using arg_type = kvm_fpu;  // struct kvm_fpu
   static constexpr std::size_t arg_size = 416;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_LAPIC (linux/kvm.h:1571), available with KVM_CAP_IRQCHIP (caps table)
@@ -1344,6 +1569,8 @@ struct GetLapic {
   using arg_type = kvm_lapic_state;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 1024;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_LAPIC (linux/kvm.h:1572), available with KVM_CAP_IRQCHIP (caps table)
@@ -1358,6 +1585,8 @@ struct SetLapic {
   using arg_type = kvm_lapic_state;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 1024;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_CPUID2 (linux/kvm.h:1573)
@@ -1372,6 +1601,8 @@ struct SetCpuid2 {
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_CPUID2 (linux/kvm.h:1574)
@@ -1386,6 +1617,8 @@ struct GetCpuid2 {
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TPR_ACCESS_REPORTING (linux/kvm.h:1576), available with KVM_CAP_VAPIC (header comment)
@@ -1400,6 +1633,8 @@ struct TprAccessReporting {
   using arg_type = kvm_tpr_access_ctl;  // struct kvm_tpr_access_ctl
   static constexpr std::size_t arg_size = 40;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_VAPIC_ADDR (linux/kvm.h:1578), available with KVM_CAP_VAPIC (header comment)
@@ -1414,6 +1649,8 @@ struct SetVapicAddr {
   using arg_type = kvm_vapic_addr;  // struct kvm_vapic_addr
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_INTERRUPT (linux/kvm.h:1580)
@@ -1428,6 +1665,8 @@ struct S390Interrupt {
   using arg_type = kvm_s390_interrupt;  // struct kvm_s390_interrupt
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_STORE_STATUS (linux/kvm.h:1584)
@@ -1442,6 +1681,8 @@ struct S390StoreStatus {
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_SET_INITIAL_PSW (linux/kvm.h:1586)
@@ -1456,6 +1697,8 @@ struct S390SetInitialPsw {
   using arg_type = kvm_s390_psw;  // struct kvm_s390_psw
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_INITIAL_RESET (linux/kvm.h:1588)
@@ -1470,6 +1713,8 @@ struct S390InitialReset {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MP_STATE (linux/kvm.h:1589), available with KVM_CAP_MP_STATE (caps table)
@@ -1484,6 +1729,8 @@ struct GetMpState {
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_MP_STATE (linux/kvm.h:1590), available with KVM_CAP_MP_STATE (caps table)
@@ -1498,6 +1745,8 @@ struct SetMpState {
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_NMI (linux/kvm.h:1592), available with KVM_CAP_USER_NMI (caps table)
@@ -1512,6 +1761,8 @@ struct Nmi {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::UserNmi };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_GUEST_DEBUG (linux/kvm.h:1594), available with KVM_CAP_SET_GUEST_DEBUG (caps table)
@@ -1526,6 +1777,8 @@ struct SetGuestDebug {
   using arg_type = kvm_guest_debug;  // struct kvm_guest_debug
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SetGuestDebug };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_X86_SETUP_MCE (linux/kvm.h:1596), available with KVM_CAP_MCE (caps table)
@@ -1540,6 +1793,8 @@ struct X86SetupMce {
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Mce };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_X86_GET_MCE_CAP_SUPPORTED (linux/kvm.h:1597), available with KVM_CAP_MCE (caps table)
@@ -1554,6 +1809,8 @@ struct X86GetMceCapSupported {
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Mce };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_X86_SET_MCE (linux/kvm.h:1598), available with KVM_CAP_MCE (caps table)
@@ -1568,6 +1825,8 @@ struct X86SetMce {
   using arg_type = kvm_x86_mce;  // struct kvm_x86_mce
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Mce };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_VCPU_EVENTS (linux/kvm.h:1600), available with KVM_CAP_VCPU_EVENTS (caps table)
@@ -1582,6 +1841,8 @@ struct GetVcpuEvents {
   using arg_type = kvm_vcpu_events;  // struct kvm_vcpu_events
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_VCPU_EVENTS (linux/kvm.h:1601), available with KVM_CAP_VCPU_EVENTS (caps table)
@@ -1596,6 +1857,8 @@ struct SetVcpuEvents {
   using arg_type = kvm_vcpu_events;  // struct kvm_vcpu_events
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_DEBUGREGS (linux/kvm.h:1603), available with KVM_CAP_DEBUGREGS (caps table)
@@ -1610,6 +1873,8 @@ struct GetDebugregs {
   using arg_type = kvm_debugregs;  // struct kvm_debugregs
   static constexpr std::size_t arg_size = 128;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Debugregs };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_DEBUGREGS (linux/kvm.h:1604), available with KVM_CAP_DEBUGREGS (caps table)
@@ -1624,9 +1889,11 @@ struct SetDebugregs {
   using arg_type = kvm_debugregs;  // struct kvm_debugregs
   static constexpr std::size_t arg_size = 128;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Debugregs };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
-// KVM_ENABLE_CAP (linux/kvm.h:1609)
+// KVM_ENABLE_CAP (linux/kvm.h:1609), available with KVM_CAP_ENABLE_CAP (caps table)
 struct EnableCap {
   static constexpr char name[] = "KVM_ENABLE_CAP";
   static constexpr bool available = true;
@@ -1637,7 +1904,14 @@ struct EnableCap {
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = kvm_enable_cap;  // struct kvm_enable_cap
   static constexpr std::size_t arg_size = 104;
-  static constexpr OptionalCap capability = kNoCap;
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::EnableCap };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::EnableCap };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::EnableCapVm };
+    return kNoCap;
+  }
+
 };
 
 // KVM_GET_XSAVE (linux/kvm.h:1611), available with KVM_CAP_XSAVE (caps table)
@@ -1652,6 +1926,8 @@ struct GetXsave {
   using arg_type = kvm_xsave;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 4096;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_XSAVE (linux/kvm.h:1612), available with KVM_CAP_XSAVE (header comment)
@@ -1666,6 +1942,8 @@ struct SetXsave {
   using arg_type = kvm_xsave;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 4096;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_XCRS (linux/kvm.h:1614), available with KVM_CAP_XCRS (caps table)
@@ -1680,6 +1958,8 @@ struct GetXcrs {
   using arg_type = kvm_xcrs;  // struct kvm_xcrs
   static constexpr std::size_t arg_size = 392;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Xcrs };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_XCRS (linux/kvm.h:1615), available with KVM_CAP_XCRS (caps table)
@@ -1694,6 +1974,8 @@ struct SetXcrs {
   using arg_type = kvm_xcrs;  // struct kvm_xcrs
   static constexpr std::size_t arg_size = 392;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Xcrs };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_DIRTY_TLB (linux/kvm.h:1617), available with KVM_CAP_SW_TLB (caps table)
@@ -1708,6 +1990,8 @@ struct DirtyTlb {
   using arg_type = kvm_dirty_tlb;  // struct kvm_dirty_tlb
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::SwTlb };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_ONE_REG (linux/kvm.h:1619), available with KVM_CAP_ONE_REG (caps table)
@@ -1722,6 +2006,8 @@ struct GetOneReg {
   using arg_type = kvm_one_reg;  // struct kvm_one_reg
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_ONE_REG (linux/kvm.h:1620), available with KVM_CAP_ONE_REG (caps table)
@@ -1736,6 +2022,8 @@ struct SetOneReg {
   using arg_type = kvm_one_reg;  // struct kvm_one_reg
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_KVMCLOCK_CTRL (linux/kvm.h:1622), available with KVM_CAP_KVMCLOCK_CTRL (caps table)
@@ -1750,6 +2038,8 @@ struct KvmclockCtrl {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::KvmclockCtrl };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ARM_VCPU_INIT (linux/kvm.h:1623); unavailable: argument type 'struct kvm_vcpu_init' is not defined for x86_64
@@ -1764,6 +2054,8 @@ struct ArmVcpuInit {
   using arg_type = void;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ARM_PREFERRED_TARGET (linux/kvm.h:1624); unavailable: argument type 'struct kvm_vcpu_init' is not defined for x86_64
@@ -1778,6 +2070,8 @@ struct ArmPreferredTarget {
   using arg_type = void;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_REG_LIST (linux/kvm.h:1625)
@@ -1792,6 +2086,8 @@ struct GetRegList {
   using arg_type = kvm_reg_list;  // struct kvm_reg_list
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_MEM_OP (linux/kvm.h:1627), available with KVM_CAP_S390_MEM_OP (header comment)
@@ -1806,6 +2102,8 @@ struct S390MemOp {
   using arg_type = kvm_s390_mem_op;  // struct kvm_s390_mem_op
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390MemOp };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_GET_SKEYS (linux/kvm.h:1629), available with KVM_CAP_S390_SKEYS (caps table)
@@ -1820,6 +2118,8 @@ struct S390GetSkeys {
   using arg_type = kvm_s390_skeys;  // struct kvm_s390_skeys
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_SET_SKEYS (linux/kvm.h:1630), available with KVM_CAP_S390_SKEYS (caps table)
@@ -1834,6 +2134,8 @@ struct S390SetSkeys {
   using arg_type = kvm_s390_skeys;  // struct kvm_s390_skeys
   static constexpr std::size_t arg_size = 64;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_IRQ (linux/kvm.h:1632), available with KVM_CAP_S390_INJECT_IRQ (caps table)
@@ -1848,6 +2150,8 @@ struct S390Irq {
   using arg_type = kvm_s390_irq;  // struct kvm_s390_irq
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390InjectIrq };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_SET_IRQ_STATE (linux/kvm.h:1634), available with KVM_CAP_S390_IRQ_STATE (caps table)
@@ -1862,6 +2166,8 @@ struct S390SetIrqState {
   using arg_type = kvm_s390_irq_state;  // struct kvm_s390_irq_state
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_GET_IRQ_STATE (linux/kvm.h:1635), available with KVM_CAP_S390_IRQ_STATE (caps table)
@@ -1876,6 +2182,8 @@ struct S390GetIrqState {
   using arg_type = kvm_s390_irq_state;  // struct kvm_s390_irq_state
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SMI (linux/kvm.h:1637), available with KVM_CAP_X86_SMM (caps table)
@@ -1890,6 +2198,8 @@ struct Smi {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::X86Smm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_GET_CMMA_BITS (linux/kvm.h:1639), available with KVM_CAP_S390_CMMA_MIGRATION (caps table)
@@ -1904,6 +2214,8 @@ struct S390GetCmmaBits {
   using arg_type = kvm_s390_cmma_log;  // struct kvm_s390_cmma_log
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_SET_CMMA_BITS (linux/kvm.h:1640), available with KVM_CAP_S390_CMMA_MIGRATION (caps table)
@@ -1918,6 +2230,8 @@ struct S390SetCmmaBits {
   using arg_type = kvm_s390_cmma_log;  // struct kvm_s390_cmma_log
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_MEMORY_ENCRYPT_OP (linux/kvm.h:1642)
@@ -1932,6 +2246,8 @@ struct MemoryEncryptOp {
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_MEMORY_ENCRYPT_REG_REGION (linux/kvm.h:1649)
@@ -1946,6 +2262,8 @@ struct MemoryEncryptRegRegion {
   using arg_type = kvm_enc_region;  // struct kvm_enc_region
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_MEMORY_ENCRYPT_UNREG_REGION (linux/kvm.h:1650)
@@ -1960,6 +2278,8 @@ struct MemoryEncryptUnregRegion {
   using arg_type = kvm_enc_region;  // struct kvm_enc_region
   static constexpr std::size_t arg_size = 16;
   static constexpr OptionalCap capability = kNoCap;
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_HYPERV_EVENTFD (linux/kvm.h:1653), available with KVM_CAP_HYPERV_EVENTFD (caps table)
@@ -1974,6 +2294,8 @@ struct HypervEventfd {
   using arg_type = kvm_hyperv_eventfd;  // struct kvm_hyperv_eventfd
   static constexpr std::size_t arg_size = 24;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervEventfd };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_NESTED_STATE (linux/kvm.h:1656), available with KVM_CAP_NESTED_STATE (caps table)
@@ -1988,6 +2310,8 @@ struct GetNestedState {
   using arg_type = kvm_nested_state;  // struct kvm_nested_state
   static constexpr std::size_t arg_size = 128;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_NESTED_STATE (linux/kvm.h:1657), available with KVM_CAP_NESTED_STATE (caps table)
@@ -2002,6 +2326,8 @@ struct SetNestedState {
   using arg_type = kvm_nested_state;  // struct kvm_nested_state
   static constexpr std::size_t arg_size = 128;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CLEAR_DIRTY_LOG (linux/kvm.h:1660), available with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (caps table)
@@ -2016,9 +2342,11 @@ struct ClearDirtyLog {
   using arg_type = kvm_clear_dirty_log;  // struct kvm_clear_dirty_log
   static constexpr std::size_t arg_size = 24;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ManualDirtyLogProtect2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
-// KVM_GET_SUPPORTED_HV_CPUID (linux/kvm.h:1663), available with KVM_CAP_HYPERV_CPUID (header comment)
+// KVM_GET_SUPPORTED_HV_CPUID (linux/kvm.h:1663), available with KVM_CAP_HYPERV_CPUID (caps table)
 struct GetSupportedHvCpuid {
   static constexpr char name[] = "KVM_GET_SUPPORTED_HV_CPUID";
   static constexpr bool available = true;
@@ -2030,6 +2358,13 @@ struct GetSupportedHvCpuid {
   using arg_type = kvm_cpuid2;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 8;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervCpuid };
+  // The capability differs with the kind of fd.
+  static constexpr OptionalCap capability_on(Scope s) noexcept {
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::HypervCpuid };
+    if (s == Scope::System) return OptionalCap{true, Cap::SysHypervCpuid };
+    return kNoCap;
+  }
+
 };
 
 // KVM_ARM_VCPU_FINALIZE (linux/kvm.h:1666), available with KVM_CAP_ARM_SVE (header comment)
@@ -2044,6 +2379,8 @@ struct ArmVcpuFinalize {
   using arg_type = std::int32_t;  // int
   static constexpr std::size_t arg_size = 4;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSve };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_NORMAL_RESET (linux/kvm.h:1669), available with KVM_CAP_S390_VCPU_RESETS (caps table)
@@ -2058,6 +2395,8 @@ struct S390NormalReset {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_CLEAR_RESET (linux/kvm.h:1670), available with KVM_CAP_S390_VCPU_RESETS (caps table)
@@ -2072,6 +2411,8 @@ struct S390ClearReset {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_PV_COMMAND (linux/kvm.h:1754), available with KVM_CAP_S390_PROTECTED (caps table)
@@ -2086,6 +2427,8 @@ struct S390PvCommand {
   using arg_type = kvm_pv_cmd;  // struct kvm_pv_cmd
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Protected };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_X86_SET_MSR_FILTER (linux/kvm.h:1757), available with KVM_CAP_X86_MSR_FILTER (caps table)
@@ -2100,6 +2443,8 @@ struct X86SetMsrFilter {
   using arg_type = kvm_msr_filter;  // struct kvm_msr_filter
   static constexpr std::size_t arg_size = 392;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::X86MsrFilter };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_RESET_DIRTY_RINGS (linux/kvm.h:1760), available with KVM_CAP_DIRTY_LOG_RING (header comment)
@@ -2114,6 +2459,8 @@ struct ResetDirtyRings {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::DirtyLogRing };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_HVM_GET_ATTR (linux/kvm.h:1763), available with KVM_CAP_XEN_HVM (caps table)
@@ -2128,6 +2475,8 @@ struct XenHvmGetAttr {
   using arg_type = kvm_xen_hvm_attr;  // struct kvm_xen_hvm_attr
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_HVM_SET_ATTR (linux/kvm.h:1764), available with KVM_CAP_XEN_HVM (caps table)
@@ -2142,6 +2491,8 @@ struct XenHvmSetAttr {
   using arg_type = kvm_xen_hvm_attr;  // struct kvm_xen_hvm_attr
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_VCPU_GET_ATTR (linux/kvm.h:1814), available with KVM_CAP_XEN_HVM (caps table)
@@ -2156,6 +2507,8 @@ struct XenVcpuGetAttr {
   using arg_type = kvm_xen_vcpu_attr;  // struct kvm_xen_vcpu_attr
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_VCPU_SET_ATTR (linux/kvm.h:1815), available with KVM_CAP_XEN_HVM (caps table)
@@ -2170,6 +2523,8 @@ struct XenVcpuSetAttr {
   using arg_type = kvm_xen_vcpu_attr;  // struct kvm_xen_vcpu_attr
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_HVM_EVTCHN_SEND (linux/kvm.h:1818), available with KVM_CAP_XEN_HVM (caps table)
@@ -2184,6 +2539,8 @@ struct XenHvmEvtchnSend {
   using arg_type = kvm_irq_routing_xen_evtchn;  // struct kvm_irq_routing_xen_evtchn
   static constexpr std::size_t arg_size = 12;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::XenHvm };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_SREGS2 (linux/kvm.h:1820), available with KVM_CAP_SREGS2 (caps table)
@@ -2198,6 +2555,8 @@ struct GetSregs2 {
   using arg_type = kvm_sregs2;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 320;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_SREGS2 (linux/kvm.h:1821), available with KVM_CAP_SREGS2 (caps table)
@@ -2212,6 +2571,8 @@ struct SetSregs2 {
   using arg_type = kvm_sregs2;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 320;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_STATS_FD (linux/kvm.h:2188), available with KVM_CAP_BINARY_STATS_FD (caps table)
@@ -2226,6 +2587,8 @@ struct GetStatsFd {
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::BinaryStatsFd };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_XSAVE2 (linux/kvm.h:2191), available with KVM_CAP_XSAVE2 (caps table)
@@ -2240,6 +2603,8 @@ struct GetXsave2 {
   using arg_type = kvm_xsave;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 4096;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave2 };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_PV_CPU_COMMAND (linux/kvm.h:2194), available with KVM_CAP_S390_PROTECTED_DUMP (caps table)
@@ -2254,6 +2619,8 @@ struct S390PvCpuCommand {
   using arg_type = kvm_pv_cmd;  // struct kvm_pv_cmd
   static constexpr std::size_t arg_size = 32;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ProtectedDump };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_ZPCI_OP (linux/kvm.h:2201), available with KVM_CAP_S390_ZPCI_OP (caps table)
@@ -2268,6 +2635,8 @@ struct S390ZpciOp {
   using arg_type = kvm_s390_zpci_op;  // struct kvm_s390_zpci_op
   static constexpr std::size_t arg_size = 72;
   static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ZpciOp };
+
+  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 }  // namespace ioctl
