@@ -14,8 +14,10 @@ bool means_unsupported(int err) noexcept {
   return err == ENOTTY || err == EINVAL || err == ENXIO || err == EOPNOTSUPP || err == ENOSYS;
 }
 
+}  // namespace
+
 // KVM_CHECK_EXTENSION(cap) on `fd`, or on a /dev/kvm opened for the question when fd < 0.
-// -1 when the question cannot be asked (no /dev/kvm, say): the error then goes out unchanged.
+// -1 when the question cannot be asked (no /dev/kvm, say).
 int check_extension(int fd, unsigned cap) noexcept {
   int own = -1;
   if (fd < 0) {
@@ -27,8 +29,6 @@ int check_extension(int fd, unsigned cap) noexcept {
   if (own >= 0) ::close(own);
   return r < 0 ? -1 : r;
 }
-
-}  // namespace
 
 void throw_gated_error(std::string_view ioctl_name, int err, std::string_view context, int check_fd,
                        unsigned cap, std::string_view cap_name) {

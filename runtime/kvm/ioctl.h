@@ -66,6 +66,10 @@ constexpr abi::OptionalCap gate() {
     return abi::kNoCap;
 }
 
+// KVM_CHECK_EXTENSION(cap) on `fd` (a system or VM fd), or on a /dev/kvm opened for the
+// question when fd < 0; -1 when it cannot be asked.
+int check_extension(int fd, unsigned cap) noexcept;
+
 [[noreturn]] void throw_gated_error(std::string_view ioctl_name, int err, std::string_view context,
                                     int check_fd, unsigned cap, std::string_view cap_name);
 
@@ -92,6 +96,22 @@ class IoctlTarget {
   requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
   int ioctl(unsigned long value = 0, std::string_view context = {}) const {
     return finish<Io>(detail::raw_ioctl(target_fd(), Io::request, value), context);
+  }
+
+  // Whether this host offers Io on this kind of fd, as far as the capability that gates it
+  // there says (Io::capability_on): false when that capability reads 0 (or cannot be asked),
+  // true when it reads non-zero or no capability is known for Io. One KVM_CHECK_EXTENSION
+  // (on /dev/kvm for vCPU and device handles), none when no capability is known.
+  template <class Io>
+  requires UsableOn<Io, kScope>
+  bool supports() const noexcept {
+    if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
+      constexpr bool can_check = kScope == abi::Scope::System || kScope == abi::Scope::Vm;
+      return detail::check_extension(can_check ? target_fd() : -1, abi::to_underlying(cap.value)) >
+             0;
+    } else {
+      return true;
+    }
   }
 
   // Like ioctl(), but returns -errno instead of throwing: for callers that expect failures.

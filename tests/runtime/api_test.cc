@@ -176,6 +176,17 @@ TEST_CASE("an ioctl gated by a capability the host lacks names the capability in
   static_assert(!abi::ioctl::GetRegs::capability_on(abi::Scope::Vcpu));  // as `capability`
   static_assert(abi::ioctl::GetLapic::capability_on(abi::Scope::Vcpu) == abi::Cap::Irqchip);
   static_assert(abi::ioctl::Smi::capability == abi::Cap::X86Smm);
+  // supports<Io>() asks the same question before the call.
+  CHECK(vcpu.supports<abi::ioctl::GetNestedState>() ==
+        (sys.check_extension(abi::Cap::NestedState) > 0));
+  CHECK(vcpu.supports<abi::ioctl::Smi>() == (sys.check_extension(abi::Cap::X86Smm) > 0));
+  CHECK(vm.supports<abi::ioctl::SetTscKhz>() == (vm.check_extension(abi::Cap::VmTscControl) > 0));
+  CHECK(vcpu.supports<abi::ioctl::SetTscKhz>() == (sys.check_extension(abi::Cap::TscControl) > 0));
+  CHECK(sys.supports<abi::ioctl::GetMsrs>() == (sys.check_extension(abi::Cap::GetMsrFeatures) > 0));
+  CHECK(vcpu.supports<abi::ioctl::GetMsrs>());  // basic on vCPU fds: no capability to ask
+  CHECK(sys.supports<abi::ioctl::GetApiVersion>());
+  CHECK(vcpu.supports<abi::ioctl::SetXcrs>());  // KVM_CAP_XCRS, required above
+
   int checked = 0;
   if (sys.check_extension(abi::Cap::NestedState) == 0) {
     abi::kvm_nested_state st{};
