@@ -4,7 +4,8 @@
 //
 // One descriptor per ioctl request macro of linux/kvm.h (158 in all, 108 usable
 // on riscv64): its request number as clang evaluated it, the direction encoded in it, the
-// argument type, the fds it works on, and the capability the header names for it. Ioctls whose
+// argument type, the fds it works on, and the capability that gates it (per kind of fd where
+// that differs). Ioctls whose
 // argument type this arch does not define are kept with `available = false`; those the header
 // keeps only as deprecated aliases have `deprecated = true`. The runtime's typed call rejects
 // both at compile time.
