@@ -49,6 +49,20 @@ enum class Direction { None, Read, Write, ReadWrite };  // as encoded: _IO, _IOR
 
 enum Scope : unsigned { kSystem = 1, kVm = 2, kVcpu = 4, kDevice = 8 };
 
+// Each scope bit with its word in the rules files and kvm_api.json, and its C++ enumerator;
+// the one table behind parsing, rendering and naming scopes.
+struct ScopeName {
+  Scope bit;
+  const char* word;  // "vm"
+  const char* cpp;   // "Vm", as in kvm::abi::Scope::Vm
+};
+inline constexpr ScopeName kScopeNames[] = {
+    {kSystem, "system", "System"},
+    {kVm, "vm", "Vm"},
+    {kVcpu, "vcpu", "Vcpu"},
+    {kDevice, "device", "Device"},
+};
+
 struct Ioctl {
   std::string name;      // KVM_GET_REGS
   std::string cpp_name;  // GetRegs

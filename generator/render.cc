@@ -52,15 +52,17 @@ std::string json_escape(const std::string& s) {
 data flag(bool b) { return b ? data(data::type::bool_true) : data(data::type::bool_false); }
 
 // Marks the last element of a list so templates can place separators (JSON commas).
-void push(data& list, data item, bool last) {
-  item.set("comma", last ? "" : ",");
+void push(data& list, data item, bool last, const char* comma = ",") {
+  item.set("comma", last ? "" : comma);
   list.push_back(item);
 }
 
+// A Mustache list of make(item) for each item, each with "comma" set to `comma` but the last.
 template <class T, class F>
-data list_of(const std::vector<T>& items, F&& make) {
+data list_of(const std::vector<T>& items, F&& make, const char* comma = ",") {
   data list{data::type::list};
-  for (std::size_t i = 0; i < items.size(); ++i) push(list, make(items[i]), i + 1 == items.size());
+  for (std::size_t i = 0; i < items.size(); ++i)
+    push(list, make(items[i]), i + 1 == items.size(), comma);
   return list;
 }
 
@@ -92,40 +94,28 @@ bool is_layout_helper(const std::string& name) {
 
 std::string scope_expr(unsigned scopes) {
   std::string out;
-  auto add = [&](unsigned bit, const char* name) {
-    if (scopes & bit) out += std::string(out.empty() ? "" : " | ") + "Scope::" + name;
-  };
-  add(kSystem, "System");
-  add(kVm, "Vm");
-  add(kVcpu, "Vcpu");
-  add(kDevice, "Device");
+  for (const ScopeName& n : kScopeNames) {
+    if (scopes & n.bit) out += std::string(out.empty() ? "" : " | ") + "Scope::" + n.cpp;
+  }
   return out;
 }
 
-// "vm" for kVm: one scope bit's name, as in kvm_api.json.
-std::string scope_word(unsigned scope) {
-  switch (scope) {
-    case kSystem:
-      return "system";
-    case kVm:
-      return "vm";
-    case kVcpu:
-      return "vcpu";
-    case kDevice:
-      return "device";
+// The entry of kScopeNames for one scope bit.
+const ScopeName& scope_name(unsigned scope) {
+  for (const ScopeName& n : kScopeNames) {
+    if (n.bit == scope) return n;
   }
-  throw std::logic_error("scope_word: not one scope bit: " + std::to_string(scope));
+  throw std::logic_error("scope_name: not one scope bit: " + std::to_string(scope));
 }
 
 data scope_names(unsigned scopes) {
-  std::vector<std::string> names;
-  if (scopes & kSystem) names.push_back("system");
-  if (scopes & kVm) names.push_back("vm");
-  if (scopes & kVcpu) names.push_back("vcpu");
-  if (scopes & kDevice) names.push_back("device");
-  return list_of(names, [](const std::string& n) {
+  std::vector<std::string> words;
+  for (const ScopeName& n : kScopeNames) {
+    if (scopes & n.bit) words.push_back(n.word);
+  }
+  return list_of(words, [](const std::string& w) {
     data d;
-    d.set("scope", n);
+    d.set("scope", w);
     return d;
   });
 }
@@ -362,19 +352,19 @@ data model_data(const Model& m) {
              d.set("cap_source", io.cap_source);
              d.set("cap_cpp", camel_case(io.gating_cap, "KVM_CAP_"));
              d.set("has_scope_caps", flag(!io.scope_caps.empty()));
-             data scope_caps{data::type::list};
-             for (std::size_t i = 0; i < io.scope_caps.size(); ++i) {
-               const auto& [scope, cap] = io.scope_caps[i];
-               data c;
-               c.set("scope_cpp", scope_expr(scope).substr(std::string("Scope::").size()));
-               c.set("scope", scope_word(scope));
-               c.set("has_cap", flag(!cap.empty()));
-               c.set("cap_c", cap);
-               c.set("cap_cpp", camel_case(cap, "KVM_CAP_"));
-               c.set("comma", i + 1 < io.scope_caps.size() ? ", " : "");
-               scope_caps.push_back(c);
-             }
-             d.set("scope_caps", scope_caps);
+             d.set("scope_caps", list_of(
+                                     io.scope_caps,
+                                     [](const auto& scope_cap) {
+                                       const auto& [scope, cap] = scope_cap;
+                                       data c;
+                                       c.set("scope_cpp", scope_name(scope).cpp);
+                                       c.set("scope", scope_name(scope).word);
+                                       c.set("has_cap", flag(!cap.empty()));
+                                       c.set("cap_c", cap);
+                                       c.set("cap_cpp", camel_case(cap, "KVM_CAP_"));
+                                       return c;
+                                     },
+                                     ", "));
              d.set("file", io.file);
              d.set("line", std::to_string(io.line));
              return d;

@@ -1,6 +1,8 @@
 #include "generator/rules.h"
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -49,17 +51,13 @@ unsigned parse_scopes(const std::string& list) {
   std::stringstream ss(list);
   std::string word;
   while (std::getline(ss, word, ',')) {
-    if (word == "system")
-      scopes |= kSystem;
-    else if (word == "vm")
-      scopes |= kVm;
-    else if (word == "vcpu")
-      scopes |= kVcpu;
-    else if (word == "device")
-      scopes |= kDevice;
-    else
+    auto n = std::find_if(std::begin(kScopeNames), std::end(kScopeNames),
+                          [&](const ScopeName& n) { return word == n.word; });
+    if (n == std::end(kScopeNames)) {
       throw std::runtime_error("unknown scope '" + word +
                                "' (expected system, vm, vcpu or device)");
+    }
+    scopes |= n->bit;
   }
   return scopes;
 }
