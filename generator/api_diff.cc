@@ -78,8 +78,9 @@ class Differ {
   Differ(const Doc& o, const Doc& n, ApiDiff& out) : old_(o), new_(n), out_(out) {}
 
   void run() {
-    constants();
-    new_family_hints();
+    const ConstList olds = constant_list(old_), news = constant_list(new_);
+    constants(olds, news);
+    new_family_hints(olds, news);
     ioctls();
     records();
   }
@@ -97,8 +98,9 @@ class Differ {
   struct Const {
     std::string area, cpp_name, value;
   };
-  std::vector<std::pair<std::string, Const>> constant_list(const Doc& d) {
-    std::vector<std::pair<std::string, Const>> out;
+  using ConstList = std::vector<std::pair<std::string, Const>>;
+  ConstList constant_list(const Doc& d) {
+    ConstList out;
     for (const json& f : d.list("families")) {
       std::string family = d.str(f, "name");
       for (const json& m : d.member(f, "members", json::value_t::array)) {
@@ -118,8 +120,7 @@ class Differ {
   // New plain constants that share a prefix which no family uses are probably a family the
   // rules do not know yet (a new kind of flag word, say): say so rather than let them pass as
   // unrelated integers.
-  void new_family_hints() {
-    auto olds = constant_list(old_), news = constant_list(new_);
+  void new_family_hints(const ConstList& olds, const ConstList& news) {
     std::set<std::string> old_names;
     for (const auto& [name, c] : olds) old_names.insert(name);
     auto prefix_of = [](const std::string& name) {
@@ -157,8 +158,7 @@ class Differ {
     }
   }
 
-  void constants() {
-    auto olds = constant_list(old_), news = constant_list(new_);
+  void constants(const ConstList& olds, const ConstList& news) {
     std::map<std::string, Const> old_by(olds.begin(), olds.end()), new_by(news.begin(), news.end());
     // Reported grouped by area, areas in the new model's order, then areas only the old has.
     std::vector<std::string> areas;
