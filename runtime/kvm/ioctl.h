@@ -106,9 +106,7 @@ class IoctlTarget {
   requires UsableOn<Io, kScope>
   bool supports() const noexcept {
     if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
-      constexpr bool can_check = kScope == abi::Scope::System || kScope == abi::Scope::Vm;
-      return detail::check_extension(can_check ? target_fd() : -1, abi::to_underlying(cap.value)) >
-             0;
+      return detail::check_extension(extension_fd(), abi::to_underlying(cap.value)) > 0;
     } else {
       return true;
     }
@@ -128,6 +126,11 @@ class IoctlTarget {
 
  private:
   int target_fd() const noexcept { return static_cast<const Derived&>(*this).fd(); }
+  // Where to ask KVM_CHECK_EXTENSION about this handle's ioctls: its own fd for system and VM
+  // handles; vCPU and device fds do not answer it, so -1 (a fresh /dev/kvm).
+  int extension_fd() const noexcept {
+    return kScope == abi::Scope::System || kScope == abi::Scope::Vm ? target_fd() : -1;
+  }
 
   template <class Io>
   int finish(int r, std::string_view context) const {
@@ -135,9 +138,7 @@ class IoctlTarget {
     // A descriptor written by hand (for an ioctl newer than the headers) may have no
     // `capability`; the generated ones always do, and capability_on() per kind of fd.
     if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
-      // KVM_CHECK_EXTENSION works on system and VM fds; vCPU and device fds ask /dev/kvm.
-      constexpr bool can_check = kScope == abi::Scope::System || kScope == abi::Scope::Vm;
-      detail::throw_gated_error(Io::name, -r, context, can_check ? target_fd() : -1,
+      detail::throw_gated_error(Io::name, -r, context, extension_fd(),
                                 abi::to_underlying(cap.value), abi::to_string(cap.value));
     }
     throw_error(Io::name, -r, context);

@@ -62,7 +62,7 @@ DIRECTION = {
 }
 HANDLE = {"system": "sys", "vm": "vm", "vcpu": "vcpu", "device": "dev"}
 CLASS_OF_SCOPE = {"system": "kvm::System", "vm": "kvm::Vm", "vcpu": "kvm::Vcpu", "device": "kvm::Device"}
-SCOPE_OF_CLASS = {"System": "system", "Vm": "vm", "Vcpu": "vcpu", "Device": "device"}
+SCOPE_OF_CLASS = {cls.split("::")[1]: scope for scope, cls in CLASS_OF_SCOPE.items()}  # "Vm": "vm"
 
 
 class Progress:
