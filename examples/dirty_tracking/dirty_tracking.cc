@@ -127,15 +127,6 @@ std::size_t send_dirty(const std::vector<std::uint64_t>& bitmap, std::span<const
   return sent;
 }
 
-void setup_vcpu(kvm::Vcpu& vcpu, const kvm::x86::GuestLayout& layout) {
-  auto sregs = vcpu.sregs();
-  kvm::x86::setup_long_mode_sregs(sregs, layout);
-  vcpu.set_sregs(sregs);
-  kvm::abi::kvm_regs regs{};
-  kvm::x86::setup_regs(regs, layout.code, layout.stack_top);
-  vcpu.set_regs(regs);
-}
-
 }  // namespace
 
 int main() try {
@@ -152,7 +143,7 @@ int main() try {
   kvm::x86::write_long_mode_tables(src, 0, layout);
   kvm::x86::write_bytes(src, 0, layout.code, guest_program());
   kvm::Vcpu vcpu = source.create_vcpu(0);
-  setup_vcpu(vcpu, layout);
+  kvm::x86::start_in_long_mode(vcpu, layout);
   Runner runner(vcpu);
   if (!wait_for_writes(src_memory, 1)) throw std::runtime_error("the guest does not start");
 

@@ -72,12 +72,7 @@ int main() {
     kvm::x86::write_bytes(ram, 0, layout.code, a.finish(), "guest code");
 
     kvm::Vcpu vcpu = vm.create_vcpu(0);
-    auto sregs = vcpu.sregs();
-    kvm::x86::setup_long_mode_sregs(sregs, layout);
-    vcpu.set_sregs(sregs);
-    kvm::abi::kvm_regs regs{};
-    kvm::x86::setup_regs(regs, layout.code, layout.stack_top);
-    vcpu.set_regs(regs);
+    kvm::x86::start_in_long_mode(vcpu, layout);
 
     std::string serial;
     std::uint32_t result = 0, status = 0, echo = 0;

@@ -111,12 +111,7 @@ void boot(const kvm::System& sys, Machine& m) {
   kvm::x86::write_long_mode_tables(ram, 0, layout);
   kvm::x86::write_bytes(ram, 0, layout.code, guest_program());
   m.vcpu.emplace(m.vm.create_vcpu(0));
-  auto sregs = m.vcpu->sregs();
-  kvm::x86::setup_long_mode_sregs(sregs, layout);
-  m.vcpu->set_sregs(sregs);
-  kvm::abi::kvm_regs regs{};
-  kvm::x86::setup_regs(regs, layout.code, layout.stack_top);
-  m.vcpu->set_regs(regs);
+  kvm::x86::start_in_long_mode(*m.vcpu, layout);
   (void)sys;
 }
 

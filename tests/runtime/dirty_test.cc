@@ -105,12 +105,7 @@ TEST_CASE("dirty ring: the vCPU's ring lists the frames it dirtied; reset re-arm
   write_pages(a, {1, 2, 9});
   kvm::x86::write_bytes(ram, 0, layout.code, a.finish(), "code");
   kvm::Vcpu v = vm.create_vcpu(0);
-  auto s = v.sregs();
-  kvm::x86::setup_long_mode_sregs(s, layout);
-  v.set_sregs(s);
-  abi::kvm_regs r{};
-  kvm::x86::setup_regs(r, layout.code, layout.stack_top);
-  v.set_regs(r);
+  kvm::x86::start_in_long_mode(v, layout);
   kvm::DirtyRing ring(v, 64 * 1024);
   CHECK(ring.entries() == 4096);
   REQUIRE(v.run().reason() == ExitReason::Hlt);

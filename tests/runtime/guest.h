@@ -38,12 +38,7 @@ struct LongModeGuest {
     Assembler a;
     program(a);
     kvm::x86::write_bytes(ram, 0, layout.code, a.finish(), "guest code");
-    auto sregs = vcpu.sregs();
-    kvm::x86::setup_long_mode_sregs(sregs, layout);
-    vcpu.set_sregs(sregs);
-    kvm::abi::kvm_regs regs{};
-    kvm::x86::setup_regs(regs, layout.code, layout.stack_top);
-    vcpu.set_regs(regs);
+    kvm::x86::start_in_long_mode(vcpu, layout);
   }
 
   // Runs until an exit that is not an interruption.

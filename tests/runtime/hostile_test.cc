@@ -156,12 +156,7 @@ TEST_CASE(
   a.out(Width::k8, 0x42);
   a.hlt();
   kvm::x86::write_bytes(g.ram, 0, g.layout.code, a.finish(), "code");
-  auto s = g.vcpu.sregs();
-  kvm::x86::setup_long_mode_sregs(s, g.layout);
-  g.vcpu.set_sregs(s);
-  abi::kvm_regs r{};
-  kvm::x86::setup_regs(r, g.layout.code, g.layout.stack_top);
-  g.vcpu.set_regs(r);
+  kvm::x86::start_in_long_mode(g.vcpu, g.layout);
   auto ev = g.vcpu.vcpu_events();
   ev.exception.injected = 0;
   ev.exception.pending = 0;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <type_traits>
 
 namespace kvm::x86 {
 
@@ -263,6 +264,20 @@ void setup_regs(Regs& r, std::uint64_t rip, std::uint64_t rsp) {
   r.rip = rip;
   r.rsp = rsp;
   r.rflags = 0x2;
+}
+
+// Points a vCPU at layout.code in the long mode that write_long_mode_tables(layout) prepared:
+// long-mode special registers over the vCPU's current ones, general registers from
+// setup_regs(layout.code, rsp). `vcpu` is anything with sregs(), set_sregs(), regs() and
+// set_regs(), such as kvm::Vcpu (this header does not depend on the runtime).
+template <class Vcpu>
+void start_in_long_mode(Vcpu& vcpu, const GuestLayout& layout) {
+  auto sregs = vcpu.sregs();
+  setup_long_mode_sregs(sregs, layout);
+  vcpu.set_sregs(sregs);
+  std::remove_cvref_t<decltype(vcpu.regs())> regs{};
+  setup_regs(regs, layout.code, layout.stack_top);
+  vcpu.set_regs(regs);
 }
 
 }  // namespace kvm::x86

@@ -24,12 +24,7 @@ int main() try {
   a.hlt();
   kvm::x86::write_bytes(ram, 0, layout.code, a.finish());
   kvm::Vcpu vcpu = vm.create_vcpu(0);
-  auto sregs = vcpu.sregs();
-  kvm::x86::setup_long_mode_sregs(sregs, layout);
-  vcpu.set_sregs(sregs);
-  kvm::abi::kvm_regs regs{};
-  kvm::x86::setup_regs(regs, layout.code, layout.stack_top);
-  vcpu.set_regs(regs);
+  kvm::x86::start_in_long_mode(vcpu, layout);
   std::string out;
   for (;;) {
     kvm::Exit e = vcpu.run();
