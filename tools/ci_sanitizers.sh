@@ -24,24 +24,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || { echo "sanitizers: 0 passed, 0 failed
 bep="${SANITIZER_BEP_JSON:-$PWD/bazel-sanitizers-events.json}"
 rm -f "$bep"
 
-flags=(
-  --config=asan
-  --config=ubsan
-  --platform_suffix=-asan-ubsan
-  --symlink_prefix=/
-  --keep_going
-  --test_output=errors
-  --test_summary=short
-  --verbose_failures
-  --build_event_json_file="$bep"
-)
-if [[ "${CI:-}" == "true" ]]; then
-  flags+=(--color=no --curses=no --show_progress_rate_limit=15)
-fi
-
 start=$(date +%s)
 bazel_rc=0
-bazel test "${flags[@]}" "$@" -- //... </dev/null || bazel_rc=$?
+# tools/test.sh's flags (keep going, this run's build event log, CI output) plus the
+# sanitizer configs and the separate output directory.
+TEST_BEP_JSON="$bep" tools/test.sh --config=asan --config=ubsan --platform_suffix=-asan-ubsan \
+  --symlink_prefix=/ "$@" </dev/null || bazel_rc=$?
 echo "sanitizers: bazel test --config=asan --config=ubsan exited with status $bazel_rc" \
   "after $(($(date +%s) - start))s"
 
