@@ -68,6 +68,12 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  REQUIRE(in);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 // A copy of generator/*.rules in the test's temporary directory, for tests that add lines.
 fs::path copy_of_rules(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -232,8 +238,7 @@ TEST_CASE("a construct kvmgen does not model stops generation with an error nami
 TEST_CASE("CRLF and lone-CR line endings give the same ioctls, scopes and gating caps") {
   const char* tmp = std::getenv("TEST_TMPDIR");
   REQUIRE(tmp != nullptr);
-  std::ifstream in(kFixture + "/linux/kvm.h", std::ios::binary);
-  std::string lf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string lf = read_file(kFixture + "/linux/kvm.h");
   REQUIRE(lf.find('\r') == std::string::npos);
 
   for (const std::string eol : {"\r\n", "\r"}) {
@@ -342,8 +347,7 @@ TEST_CASE("a malformed line in any rules file is an error naming the file, line 
        }) {
     INFO(bad.file << ": " << bad.line);
     fs::path dir = copy_of_rules("bad_rules");
-    std::ifstream in(dir / bad.file);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text = read_file(dir / bad.file);
     const auto line = std::count(text.begin(), text.end(), '\n') + 1;
     std::ofstream(dir / bad.file, std::ios::app) << bad.line << "\n";
     CHECK_THROWS_WITH(load_rules(dir.string()),
