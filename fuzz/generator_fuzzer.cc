@@ -40,7 +40,8 @@ struct Tree {
     const char* src = std::getenv("KVM_FUZZ_SRCDIR");
     fs::path root = src && *src ? fs::path(src) : fs::current_path();
     fs::path fixture = root / "tests/generator/fixtures/basic";
-    rules = kvmgen::load_rules((root / "generator").string());
+    rules = kvmgen::load_rules(
+        {(root / "generator").string(), (root / "tests/generator/fixtures/rules").string()});
 
     const char* tmp = std::getenv("TEST_TMPDIR");
     if (!tmp || !*tmp) tmp = std::getenv("TMPDIR");

@@ -4,13 +4,17 @@
 //   kvmgen check    [--arch A]... [--include-dir [A=]D]... [--out DIR]   exit 1 + diff if stale
 //   kvmgen diff [--json] OLD NEW     API changes between two kvm_api.json (or generated/<arch>/)
 //
-// Without --arch every known arch is generated (x86_64, aarch64, riscv64), or, when some
+// Without --arch every known arch is generated (x86_64, aarch64, riscv64, s390x, powerpc64le,
+// loongarch64; the last has no Debian 12 headers package, so it needs an --include-dir), or, when
+// some
 // --include-dir is qualified with an arch (A=D), the arches so named. --include-dir (repeatable)
 // points at a uapi header tree such as /usr/include or a kernel's `make headers_install` output;
 // a plain D serves every arch, A=D only arch A (searched first). An arch with no directory uses
 // Debian's location for its headers. Paths default to the workspace (BUILD_WORKSPACE_DIRECTORY
 // under `bazel run`, else the current directory): --rules generator/, --templates templates/,
-// --out generated/.
+// --out generated/. A second --rules DIR overlays the first: its rules files add lines (see
+// generator/rules.h). --source TEXT says where the header trees came from (the banner and
+// kvm_api.json record it; `bazel run //generator:regenerate` passes the Debian package).
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -35,7 +39,9 @@ struct Args {
   std::vector<std::string> arches;
   std::vector<std::string> include_dirs;                               // for every arch
   std::vector<std::pair<std::string, std::string>> arch_include_dirs;  // (arch, dir)
-  std::string root, rules, templates, out;
+  std::string root, templates, out;
+  std::vector<std::string> rules;  // the project's rules, then overlays (--rules, repeatable)
+  std::string source;              // --source: where the headers came from, recorded in the output
   bool quiet = false;
   bool verbose = false;
   bool json = false;
@@ -46,7 +52,8 @@ struct Args {
   std::cerr
       << "kvmgen: " << why << "\n"
       << "usage: kvmgen generate|check [--arch A]... [--include-dir [A=]DIR]...\n"
-      << "              [--rules DIR] [--templates DIR] [--out DIR] [--quiet] [--verbose]\n"
+      << "              [--rules DIR] [--templates DIR] [--out DIR] [--source TEXT]\n"
+      << "              [--quiet] [--verbose]\n"
       << "       kvmgen diff [--json] OLD NEW   (kvm_api.json files or generated/<arch> dirs)\n";
   std::exit(2);
 }
@@ -107,11 +114,13 @@ Args parse_args(int argc, char** argv) {
     } else if (opt == "--include-dir") {
       add_include_dir(a, value());
     } else if (opt == "--rules") {
-      a.rules = user_path(value());
+      a.rules.push_back(user_path(value()));
     } else if (opt == "--templates") {
       a.templates = user_path(value());
     } else if (opt == "--out") {
       a.out = user_path(value());
+    } else if (opt == "--source") {
+      a.source = value();
     } else if (opt == "--quiet") {
       a.quiet = true;
     } else if (opt == "--verbose") {
@@ -126,7 +135,7 @@ Args parse_args(int argc, char** argv) {
   }
   const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY");
   a.root = ws ? ws : ".";
-  if (a.rules.empty()) a.rules = a.root + "/generator";
+  if (a.rules.empty()) a.rules.push_back(a.root + "/generator");
   if (a.templates.empty()) a.templates = a.root + "/templates";
   if (a.out.empty()) a.out = a.root + "/generated";
   for (const std::string& arch : a.arches) {
@@ -182,6 +191,7 @@ int generate_or_check(const Args& args) {
     ParseOptions opts;
     opts.arch = arch;
     opts.include_dirs = include_dirs_for(args, arch);
+    opts.source = args.source;
     using Clock = std::chrono::steady_clock;
     auto ms = [](Clock::duration d) {
       return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) +

@@ -30,6 +30,7 @@ struct Constant {
   std::string family;    // name of the family it belongs to, empty for plain constants
   std::string cpp_name;  // CamelCase enumerator / constant name derived by rule
   bool from_c_enum = false;
+  std::string alias_of;  // the constant this one is defined as (`#define A B`), if any
 };
 
 // Plain: a rule that keeps matching constants out of any family (they stay plain constants),
@@ -123,6 +124,7 @@ struct Model {
   std::string triple;         // x86_64-linux-gnu
   std::string header;         // the path parsed, as given
   std::string linux_version;  // "6.1.187" from LINUX_VERSION_CODE
+  std::string source;         // where the headers came from, as --source said; may be empty
   std::vector<Constant> constants;
   std::vector<Family> families;
   std::vector<Ioctl> ioctls;

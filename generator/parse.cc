@@ -25,19 +25,6 @@ std::string IntValue::to_string() const {
 
 namespace {
 
-const std::vector<ArchInfo>& arches() {
-  static const std::vector<ArchInfo> list = {
-      {"x86_64",
-       "x86_64-linux-gnu",
-       {"/usr/include/x86_64-linux-gnu", "/usr/include"},
-       "kvm_regs",
-       "rax"},
-      {"aarch64", "aarch64-linux-gnu", {"/usr/aarch64-linux-gnu/include"}, "kvm_regs", "fp_regs"},
-      {"riscv64", "riscv64-linux-gnu", {"/usr/riscv64-linux-gnu/include"}, "kvm_riscv_core", ""},
-  };
-  return list;
-}
-
 std::string str(CXString s) {
   const char* c = clang_getCString(s);
   std::string out = c ? c : "";
@@ -455,9 +442,13 @@ class RecordBuilder {
         auto zero_length = [](const Field& x) {
           return std::find(x.dims.begin(), x.dims.end(), 0) != x.dims.end();
         };
-        bool zero_in_cpp =
-            f.nested && !f.nested->fields.empty() &&
-            std::all_of(f.nested->fields.begin(), f.nested->fields.end(), zero_length);
+        // Members already omitted (the empty `__empty_x` structs of __DECLARE_FLEX_ARRAY
+        // wrappers hoisted into a named union, as in kvm_nested_state.data) take no space.
+        auto kept = [](const Field& x) { return !x.omitted; };
+        bool zero_in_cpp = f.nested &&
+                           std::any_of(f.nested->fields.begin(), f.nested->fields.end(), kept) &&
+                           std::all_of(f.nested->fields.begin(), f.nested->fields.end(),
+                                       [&](const Field& x) { return x.omitted || zero_length(x); });
         if (!zero_in_cpp) {
           f.omitted = true;
           f.note = "member of an empty struct type: zero-sized in C, impossible in C++; omitted";
@@ -480,9 +471,12 @@ std::string build_args_note(const std::vector<std::string>& args) {
   return s;
 }
 
-// Header sections that give ioctls their default scope, recognised by their comments.
+// The header's ioctl sections, recognised by their comments ("ioctls for vcpu fds"). A section
+// runs from its comment to the next section or the next struct definition: newer headers
+// dropped the "VM fds" comment, and the /dev/kvm section would otherwise swallow every VM
+// ioctl below it. Sections only cross-check ioctl_scopes.rules, which gives the scopes.
 struct Section {
-  unsigned line;
+  unsigned first_line, last_line;  // 1-based, inclusive
   unsigned scopes;
 };
 
@@ -502,25 +496,47 @@ bool names_ioctls_for(const std::string& line, std::string_view what) {
   return false;
 }
 
-std::vector<Section> find_sections(const std::vector<std::string>& lines) {
+unsigned section_marker(const std::string& line) {
   static const std::vector<std::pair<std::string_view, unsigned>> markers = {
       {"/dev/kvm fds", kSystem},   {"fds returned by kvm_create_device", kDevice},
       {"vcpu fd", kVcpu},          {"vm fd", kVm},
       {"virtual machine fd", kVm},
   };
+  std::string low = lowercase(line);
+  for (const auto& [what, scope] : markers) {
+    if (names_ioctls_for(low, what)) return scope;
+  }
+  return 0;
+}
+
+bool starts_struct_definition(const std::string& line) {
+  return line.compare(0, 7, "struct ") == 0 && line.find('{') != std::string::npos;
+}
+
+std::vector<Section> find_sections(const std::vector<std::string>& lines) {
   std::vector<Section> out;
-  unsigned n = 0;
-  for (const std::string& line : lines) {
-    ++n;
-    std::string low = lowercase(line);
-    for (const auto& [what, scope] : markers) {
-      if (names_ioctls_for(low, what)) {
-        out.push_back({n, scope});
-        break;
-      }
+  auto close = [&](unsigned last) {
+    if (!out.empty() && out.back().last_line == 0) out.back().last_line = last;
+  };
+  for (unsigned n = 1; n <= lines.size(); ++n) {
+    const std::string& line = lines[n - 1];
+    if (unsigned scope = section_marker(line)) {
+      close(n - 1);
+      out.push_back({n, 0, scope});
+    } else if (starts_struct_definition(line)) {
+      close(n - 1);
     }
   }
+  close(static_cast<unsigned>(lines.size()));
   return out;
+}
+
+// The scope of the section holding `line`, 0 if none does.
+unsigned section_scope_at(const std::vector<Section>& sections, unsigned line) {
+  for (const Section& s : sections) {
+    if (s.first_line < line && line <= s.last_line) return s.scopes;
+  }
+  return 0;
 }
 
 // "Available with KVM_CAP_X" comments directly above an ioctl name the capability gating it.
@@ -594,6 +610,63 @@ std::string gating_cap_for(unsigned line, const std::vector<std::string>& lines,
   return "";
 }
 
+std::string scope_words(unsigned scopes) {
+  std::string out;
+  for (const ScopeName& n : kScopeNames) {
+    if (scopes & n.bit) out += (out.empty() ? "" : ",") + std::string(n.word);
+  }
+  return out;
+}
+
+// The table gives the scopes; the header section the ioctl sits in, if any, must agree.
+void assign_scopes(Ioctl& io, const MacroInfo& m, const Rules& rules, unsigned section) {
+  std::string at = m.path + ":" + std::to_string(m.line) + ": ioctl " + m.name;
+  auto rule = rules.scopes.find(m.name);
+  if (rule == rules.scopes.end()) {
+    throw std::runtime_error(at +
+                             " has no known scope: add a line for it to "
+                             "generator/ioctl_scopes.rules (the \"Type:\" line of its api.rst "
+                             "section says which fds it works on)");
+  }
+  io.scopes = rule->second.scopes;
+  io.scope_source = "ioctl_scopes.rules";
+  if (!rule->second.why.empty()) io.scope_source += ": " + rule->second.why;
+  if (!section) return;
+  bool agrees = (section & io.scopes) != 0;
+  if (!agrees && !rule->second.header_differs) {
+    throw std::runtime_error(at + " sits among the header's " + scope_words(section) +
+                             " ioctls, but ioctl_scopes.rules gives it " + scope_words(io.scopes) +
+                             ": correct the table, or mark its line "
+                             "header-differs if the header files it wrongly");
+  }
+  io.scope_source +=
+      agrees ? " (the header section agrees)"
+             : " (the header files it among " + scope_words(section) + " ioctls, wrongly)";
+}
+
+// An enum family holds one value per member: a second member with the same value is a flag or
+// a field helper that a prefix rule swept in (KVM_EXIT_HYPERCALL_LONG_MODE = 1 beside
+// KVM_EXIT_EXCEPTION = 1), unless the header itself defines it as an alias of the first.
+void check_enum_family(const Family& f, const std::vector<Constant>& constants) {
+  if (f.kind != FamilyKind::Enum) return;
+  std::map<std::uint64_t, const Constant*> by_value;
+  for (std::size_t i : f.members) {
+    const Constant& c = constants[i];
+    std::string where = c.file + ":" + std::to_string(c.line) + ": " + c.name;
+    if (c.name.find("_FLAG_") != std::string::npos) {  // X_FLAG_Y: a flag named as one
+      throw std::runtime_error(where + " is a flag, but families.rules puts it in the enum " +
+                               f.name + ": give its prefix a flags family (or a plain rule)");
+    }
+    auto [it, fresh] = by_value.emplace(c.value.bits, &c);
+    const Constant& first = *it->second;
+    if (fresh || c.alias_of == first.name || first.alias_of == c.name) continue;
+    throw std::runtime_error(where + " has the value " + c.value.to_string() + " of " + first.name +
+                             " in the enum " + f.name +
+                             ": it belongs to another "
+                             "family; give it one in families.rules (a flags or plain rule)");
+  }
+}
+
 // An ioctl written in a way ioctl_invocation() does not know (_IOC directly, say) would pass
 // for a plain integer constant: stop instead, naming it.
 void refuse_unrecognised_ioctl(const MacroInfo& m) {
@@ -634,31 +707,23 @@ void check_asm_is_for(const ArchInfo& arch, const Model& model,
 
 }  // namespace
 
-std::vector<std::string> known_arches() {
-  std::vector<std::string> out;
-  for (const auto& a : arches()) out.push_back(a.arch);
-  return out;
-}
-
-const ArchInfo& arch_info(const std::string& arch) {
-  for (const auto& a : arches()) {
-    if (a.arch == arch) return a;
-  }
-  std::string known;
-  for (const auto& a : arches()) known += (known.empty() ? "" : ", ") + a.arch;
-  throw std::runtime_error("unknown arch '" + arch + "' (known: " + known + ")");
-}
-
 Model build_model(const ParseOptions& options, const Rules& rules) {
   const ArchInfo& arch = arch_info(options.arch);
   Model model;
   model.arch = arch.arch;
   model.triple = arch.triple;
   model.header = options.header;
+  model.source = options.source;
 
   std::vector<std::string> args = {"-x", "c", "-std=gnu11", "--target=" + arch.triple, "-nostdinc"};
   const auto& dirs =
       options.include_dirs.empty() ? arch.default_include_dirs : options.include_dirs;
+  if (dirs.empty()) {
+    throw std::runtime_error(arch.arch +
+                             ": no Debian 12 package installs this arch's uapi "
+                             "headers; give a header tree with --include-dir " +
+                             arch.arch + "=DIR (tools/kernel_headers.sh fetches one)");
+  }
   for (const auto& d : dirs) args.push_back("-I" + d);
 
   const std::string includes =
@@ -836,22 +901,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
       }
       io.request = v->second.bits;
     }
-    // Scope: the exception table wins; otherwise the header section the ioctl sits in.
-    auto ex = rules.scopes.find(m.name);
-    if (ex != rules.scopes.end()) {
-      io.scopes = ex->second.scopes;
-      io.scope_source = "exception table: " + ex->second.why;
-    } else {
-      for (const Section& s : sections[m.path]) {
-        if (s.line < m.line) io.scopes = s.scopes;
-      }
-      io.scope_source = "header section";
-      if (!io.scopes) {
-        throw std::runtime_error(m.path + ":" + std::to_string(m.line) + ": ioctl " + m.name +
-                                 " is outside every ioctl section of the header and not in "
-                                 "ioctl_scopes.rules; add it there with its scopes");
-      }
-    }
+    assign_scopes(io, m, rules, section_scope_at(sections[m.path], m.line));
     io.gating_cap = gating_cap_for(m.line, file_lines[m.path], cap_comments[m.path]);
     if (!io.gating_cap.empty()) io.cap_source = "header comment";
     if (auto rule = rules.caps.find(io.name); rule != rules.caps.end()) {
@@ -864,7 +914,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
         if (!(io.scopes & scope)) {
           throw std::runtime_error("ioctl_caps.rules gives " + io.name +
                                    " a capability on a kind of fd it does not work on; its "
-                                   "scopes come from the header and ioctl_scopes.rules");
+                                   "scopes come from ioctl_scopes.rules");
         }
         io.scope_caps.emplace_back(scope, cap);
       }
@@ -917,6 +967,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     c.value = v->second;
     c.file = m.file;
     c.line = m.line;
+    if (m.body.size() == 1 && by_name.count(m.body[0])) c.alias_of = m.body[0];
     model.constants.push_back(c);
   }
   for (const auto& e : enum_consts) {
@@ -974,9 +1025,13 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     if (best->match == "prefix") stem = c.name.substr(best->pattern.size());
     if (best->match == "suffix") stem = c.name.substr(0, c.name.size() - best->pattern.size());
     if (best->match == "c-enum") stem = c.name;
-    // A C enum's or a named constant's whole name is the stem; drop just the KVM_ prefix.
-    c.cpp_name =
-        best->match == "c-enum" || best->match == "name" ? camel_case_kvm(stem) : camel_case(stem);
+    if (!best->strip.empty() && starts_with(stem, best->strip)) {
+      c.cpp_name = camel_case(stem.substr(best->strip.size()));
+    } else {
+      // A C enum's or a named constant's whole name is the stem; drop just the KVM_ prefix.
+      c.cpp_name = best->match == "c-enum" || best->match == "name" ? camel_case_kvm(stem)
+                                                                    : camel_case(stem);
+    }
     f.members.push_back(i);
   }
   for (Family& f : model.families) {
@@ -1005,6 +1060,7 @@ Model build_model(const ParseOptions& options, const Rules& rules) {
     if (f.members.empty())
       model.notes.push_back("family " + f.name + " has no members in this header");
   }
+  for (const Family& f : model.families) check_enum_family(f, model.constants);
   std::set<std::string> plain;
   for (const Constant& c : model.constants) {
     if (c.family.empty() && !plain.insert(c.cpp_name).second) {

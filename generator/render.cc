@@ -1,5 +1,7 @@
 #include "generator/render.h"
 
+#include "generator/arch.h"
+
 #include <kainjow/mustache.hpp>
 
 #include <algorithm>
@@ -259,9 +261,8 @@ data model_data(const Model& m) {
   root.set("triple", m.triple);
   root.set("header", m.header);
   root.set("linux_version", m.linux_version);
-  root.set("arch_macro", m.arch == "x86_64"    ? "__x86_64__"
-                         : m.arch == "aarch64" ? "__aarch64__"
-                                               : "__riscv");
+  root.set("source", json_escape(m.source));
+  root.set("target_condition", arch_info(m.arch).target_condition);
 
   root.set("families", list_of(m.families, [&](const Family& f) {
              data d;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -62,14 +63,29 @@ unsigned parse_scopes(const std::string& list) {
   return scopes;
 }
 
-Rules load_rules(const std::string& dir) {
-  Rules rules;
-  for_each_rule(dir + "/families.rules", [&](const RuleLine& l) {
-    if (l.words.size() != 4) {
+namespace {
+
+// Reads the rules files of `dir` into `rules`. An overlay directory (one after the first) may
+// lack any of the files, and its lines add to or replace the ones read before.
+void read_rules_dir(Rules& rules, const std::string& dir, bool overlay) {
+  auto file = [&](const char* name) -> std::string {
+    std::string path = dir + "/" + name;
+    if (overlay && !std::ifstream(path)) return "";
+    return path;
+  };
+  auto each = [&](const char* name, auto fn) {
+    std::string path = file(name);
+    if (!path.empty()) for_each_rule(path, fn);
+  };
+  each("families.rules", [&](const RuleLine& l) {
+    bool has_strip = l.words.size() == 5 && l.words[4].compare(0, 6, "strip=") == 0;
+    if (l.words.size() != 4 && !has_strip) {
       throw std::runtime_error(
-          "expected '<Family> <enum|flags|plain> <prefix|suffix|c-enum|name> <pattern>'");
+          "expected '<Family> <enum|flags|plain> <prefix|suffix|c-enum|name> <pattern> "
+          "[strip=PREFIX]'");
     }
     FamilyRule r;
+    if (has_strip) r.strip = l.words[4].substr(6);
     r.family = l.words[0];
     const std::string& kind = l.words[1];
     r.match = l.words[2];
@@ -84,14 +100,27 @@ Rules load_rules(const std::string& dir) {
       throw std::runtime_error("unknown kind '" + kind + "'");
     if (r.match != "prefix" && r.match != "suffix" && r.match != "c-enum" && r.match != "name")
       throw std::runtime_error("unknown match '" + r.match + "'");
+    if (!r.strip.empty() && r.match != "c-enum") {
+      throw std::runtime_error(
+          "strip= goes with c-enum rules only (a prefix rule strips its "
+          "prefix already)");
+    }
     r.line = l.number;
     rules.families.push_back(r);
   });
-  for_each_rule(dir + "/ioctl_scopes.rules", [&](const RuleLine& l) {
-    if (l.words.size() != 2) throw std::runtime_error("expected '<IOCTL> <scopes>'");
-    rules.scopes[l.words[0]] = ScopeException{parse_scopes(l.words[1]), l.why};
+  std::set<std::string> scoped_here;
+  each("ioctl_scopes.rules", [&](const RuleLine& l) {
+    bool differs = l.words.size() == 3 && l.words[2] == "header-differs";
+    if (l.words.size() != 2 && !differs) {
+      throw std::runtime_error("expected '<IOCTL> <scopes> [header-differs]'");
+    }
+    if (!scoped_here.insert(l.words[0]).second) {
+      throw std::runtime_error(l.words[0] + " has two lines");
+    }
+    rules.scopes.insert_or_assign(l.words[0], ScopeRule{parse_scopes(l.words[1]), differs, l.why});
   });
-  for_each_rule(dir + "/ioctl_caps.rules", [&](const RuleLine& l) {
+  std::set<std::string> capped_here;
+  each("ioctl_caps.rules", [&](const RuleLine& l) {
     const char* expected =
         "expected '<IOCTL> <KVM_CAP_NAME or none>' or '<IOCTL> <scope>:<KVM_CAP_NAME or none>...'";
     auto cap_word = [&](const std::string& w) {
@@ -116,10 +145,21 @@ Rules load_rules(const std::string& dir) {
       }
       rule.cap = rule.by_scope.front().second;
     }
-    if (!rules.caps.emplace(l.words[0], std::move(rule)).second)
+    if (!capped_here.insert(l.words[0]).second)
       throw std::runtime_error(l.words[0] + " is listed twice");
+    rules.caps.insert_or_assign(l.words[0], std::move(rule));
   });
+}
+
+}  // namespace
+
+Rules load_rules(const std::vector<std::string>& dirs) {
+  if (dirs.empty()) throw std::runtime_error("no rules directory given");
+  Rules rules;
+  for (std::size_t i = 0; i < dirs.size(); ++i) read_rules_dir(rules, dirs[i], i > 0);
   return rules;
 }
+
+Rules load_rules(const std::string& dir) { return load_rules(std::vector<std::string>{dir}); }
 
 }  // namespace kvmgen

@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Installs the Debian (12/bookworm) packages needed to build and test kvm_cpp.
-# Idempotent: when everything is installed it only runs dpkg-query (fast, no
-# network, no output). Otherwise it runs `apt-get update` + `apt-get install`
+# Installs the Debian (12/bookworm) packages needed to build and test kvm_cpp, then fetches
+# the kernel headers of the version matrix (tools/kernel_headers.sh) and the LoongArch
+# sysroot (tools/cross_sysroot.sh) into .cache/, without installing those.
+# Idempotent: when everything is there it only runs dpkg-query and two cache checks (fast,
+# no network, no output). Otherwise it runs `apt-get update` + `apt-get install`
 # (as root, or through sudo).
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+fetch_downloads() {
+  tools/kernel_headers.sh
+  tools/cross_sysroot.sh
+}
 
 packages=(
   bazel-bootstrap             # /usr/bin/bazel (4.2.3)
   bazel-rules-java            # @rules_java (see WORKSPACE)
   g++
   clang-14
-  libclang-14-dev             # @llvm14//:libclang
+  libclang-14-dev             # clang-14's own headers (tools/docs' python3-clang-14)
+  clang-16                    # clang_target_test: every arch, LoongArch included
+  libclang-16-dev             # @llvm16//:libclang, kvmgen's parser
   python3-clang-14
   catch2                      # <catch2/catch.hpp> (v2)
   libkainjow-mustache-dev     # <kainjow/mustache.hpp>
@@ -22,6 +32,10 @@ packages=(
   linux-libc-dev-riscv64-cross  # <linux/kvm.h> for riscv64: generated/riscv64
   libstdc++-12-dev-arm64-cross  # C/C++ standard headers for clang --target=aarch64-linux-gnu
   libstdc++-12-dev-riscv64-cross  # ... and riscv64-linux-gnu (tools/clang_target_test.bzl)
+  libstdc++-12-dev-s390x-cross    # ... s390x-linux-gnu
+  libstdc++-12-dev-ppc64el-cross  # ... powerpc64le-linux-gnu
+  linux-libc-dev-s390x-cross      # the 6.1 headers of s390x and powerpc64le (version matrix)
+  linux-libc-dev-ppc64el-cross
   nlohmann-json3-dev          # <nlohmann/json.hpp>: `kvmgen diff` reads kvm_api.json
   clang-format
   libclang-rt-14-dev          # sanitizer runtimes for clang
@@ -37,6 +51,7 @@ for pkg in "${packages[@]}"; do
 done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
+  fetch_downloads
   exit 0
 fi
 
@@ -54,4 +69,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fetch_downloads
 echo "bootstrap: done"

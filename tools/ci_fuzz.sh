@@ -13,7 +13,7 @@
 # On a finding the sanitizer report is printed and the reproducer path is named: rerun it with
 #   $FUZZ_OUT/bin/<harness>_fuzzer <reproducer>       (from the repository root)
 #
-# Needs clang-14, libclang-rt-14-dev (libFuzzer and sanitizer runtimes), libclang-14-dev and,
+# Needs clang-14, libclang-rt-14-dev (libFuzzer and sanitizer runtimes), libclang-16-dev and,
 # for the memory harness, /dev/kvm. Work files go to $FUZZ_OUT (default
 # ${TMPDIR:-/tmp}/kvm_cpp_fuzz): bin/, obj/, logs/, corpus/<harness>/ (inputs found while
 # fuzzing; the checked-in seeds fuzz/corpus/<harness>/ are only read) and artifacts/.
@@ -44,11 +44,12 @@ mkdir -p "$out"/{bin,obj,logs,artifacts}
 
 CXX="${FUZZ_CXX:-clang++-14}"
 LLVM=/usr/lib/llvm-14
+LIBCLANG=/usr/lib/llvm-16  # kvmgen's libclang (16: LoongArch), as in //generator
 # shellcheck disable=SC2054  # commas inside compiler flags
 sanitize=(-fsanitize=address,undefined -fno-sanitize-recover=all)
 cxxflags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -D_GLIBCXX_ASSERTIONS
           "${sanitize[@]}" -fsanitize=fuzzer-no-link)
-includes=(-I"$root" -I"$root/runtime" -I"$root/generated/x86_64" -I"$LLVM/include")
+includes=(-I"$root" -I"$root/runtime" -I"$root/generated/x86_64" -I"$LIBCLANG/include")
 
 passed=0
 failed=0
@@ -88,7 +89,7 @@ link() {  # link HARNESS OBJECTS... [-- LIBS...]
 # ---- toolchain --------------------------------------------------------------------------
 t=$(now)
 fuzzer_rt="$("$CXX" -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null || true)"
-if ! command -v "$CXX" >/dev/null || [[ ! -f "$fuzzer_rt" ]] || [[ ! -f "$LLVM/include/clang-c/Index.h" ]]; then
+if ! command -v "$CXX" >/dev/null || [[ ! -f "$fuzzer_rt" ]] || [[ ! -f "$LIBCLANG/include/clang-c/Index.h" ]]; then
   step "toolchain" "$t" "MISSING" "need $CXX, libclang-rt-14-dev and libclang-14-dev (tools/bootstrap.sh)"
   echo "fuzz: 0 passed, ${#harnesses[@]} failed"
   exit 1
@@ -123,7 +124,7 @@ if [[ $need_generator -eq 1 ]]; then
   t=$(now)
   rm -rf "$out/obj/lib_generator" && mkdir -p "$out/obj/lib_generator"
   # The model builder and what it uses (not the renderer, kainjow Mustache or JSON).
-  srcs=("$root"/generator/{parse,rules,naming}.cc)
+  srcs=("$root"/generator/{arch,parse,rules,naming}.cc)
   if compile lib_generator "${srcs[@]}"; then
     step "build generator model builder" "$t" "ok" "${#srcs[@]} files"
   else
@@ -140,7 +141,7 @@ for h in "${harnesses[@]}"; do
     exit | memory) deps_ok=$runtime_ok; deps=("$out"/obj/lib_runtime/*.o); libs=() ;;
     generator) deps_ok=$generator_ok; deps=("$out"/obj/lib_generator/*.o)
                # shellcheck disable=SC2054
-               libs=(-L"$LLVM/lib" -Wl,-rpath,"$LLVM/lib" -lclang-14) ;;
+               libs=(-L"$LIBCLANG/lib" -Wl,-rpath,"$LIBCLANG/lib" -lclang-16) ;;
   esac
   if [[ $deps_ok -ne 1 ]]; then
     step "build ${h}_fuzzer" "$t" "FAILED" "the code it fuzzes did not build"

@@ -21,13 +21,15 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kFixture = "tests/generator/fixtures/basic";
+// The scopes of the fixtures' own ioctls, over the project's rules.
+const std::string kFixtureRules = "tests/generator/fixtures/rules";
 
 const Model& fixture_model() {
   static const Model model = [] {
     ParseOptions o;
     o.arch = "x86_64";
     o.include_dirs = {kFixture};
-    return build_model(o, load_rules("generator"));
+    return build_model(o, load_rules({"generator", kFixtureRules}));
   }();
   return model;
 }
@@ -99,7 +101,7 @@ TEST_CASE("families are formed by rule; a new cap flows into Cap untouched") {
         V{"KVM_MEM_LOG_DIRTY_PAGES=LogDirtyPages", "KVM_MEM_READONLY=Readonly"});
   // C enumerators, with the "#define X X" alias counted once.
   CHECK(family_members("DeviceType") ==
-        V{"KVM_DEV_TYPE_FX_ONE=DevTypeFxOne", "KVM_DEV_TYPE_FX_TWO=DevTypeFxTwo"});
+        V{"KVM_DEV_TYPE_FX_ONE=FxOne", "KVM_DEV_TYPE_FX_TWO=FxTwo"});
   const Model& m = fixture_model();
   auto api = std::find_if(m.constants.begin(), m.constants.end(),
                           [](const Constant& c) { return c.name == "KVM_API_VERSION"; });
@@ -220,7 +222,7 @@ TEST_CASE("a construct kvmgen does not model stops generation with an error nami
     ParseOptions o;
     o.arch = "x86_64";
     o.include_dirs = {"tests/generator/fixtures/" + fixture, kFixture};
-    return build_model(o, load_rules("generator"));
+    return build_model(o, load_rules({"generator", kFixtureRules}));
   };
   using Catch::Matchers::Contains;
   CHECK_THROWS_WITH(build("unknown_ioctl"),
@@ -250,7 +252,7 @@ TEST_CASE("CRLF and lone-CR line endings give the same ioctls, scopes and gating
     ParseOptions o;
     o.arch = "x86_64";
     o.include_dirs = {dir.string(), kFixture};  // the rest of the tree from the fixture
-    Model m = build_model(o, load_rules("generator"));
+    Model m = build_model(o, load_rules({"generator", kFixtureRules}));
 
     const auto& want = fixture_model().ioctls;
     REQUIRE(m.ioctls.size() == want.size());
@@ -273,7 +275,7 @@ TEST_CASE("the caps table fills in and overrides gating capabilities; bad lines 
     ParseOptions o;
     o.arch = "x86_64";
     o.include_dirs = {kFixture};
-    return build_model(o, load_rules(rules.string()));
+    return build_model(o, load_rules({rules.string(), kFixtureRules}));
   };
   auto find = [](const Model& m, const std::string& name) {
     auto it = std::find_if(m.ioctls.begin(), m.ioctls.end(),
@@ -314,7 +316,7 @@ TEST_CASE("a name rule takes one constant out of the family its prefix would giv
   ParseOptions o;
   o.arch = "x86_64";
   o.include_dirs = {kFixture};
-  Model m = build_model(o, load_rules(rules.string()));
+  Model m = build_model(o, load_rules({rules.string(), kFixtureRules}));
   auto constant = [&](const std::string& name) {
     auto it = std::find_if(m.constants.begin(), m.constants.end(),
                            [&](const Constant& c) { return c.name == name; });
@@ -341,8 +343,10 @@ TEST_CASE("a malformed line in any rules file is an error naming the file, line 
            Bad{"families.rules", "Foo enumm prefix KVM_FOO_", "unknown kind 'enumm'"},
            Bad{"families.rules", "Foo enum infix KVM_FOO_", "unknown match 'infix'"},
            Bad{"families.rules", "Foo enum prefix", "expected '<Family> <enum|flags|plain>"},
-           Bad{"ioctl_scopes.rules", "KVM_RUN vcpu extra  # why", "expected '<IOCTL> <scopes>'"},
-           Bad{"ioctl_scopes.rules", "KVM_RUN vcpux", "unknown scope 'vcpux'"},
+           Bad{"ioctl_scopes.rules", "KVM_FX_BAD vcpu extra  # why",
+               "expected '<IOCTL> <scopes> [header-differs]'"},
+           Bad{"ioctl_scopes.rules", "KVM_FX_BAD vcpux", "unknown scope 'vcpux'"},
+           Bad{"ioctl_scopes.rules", "KVM_RUN vcpu", "KVM_RUN has two lines"},
            Bad{"ioctl_caps.rules", "KVM_RUN", "expected '<IOCTL> <KVM_CAP_NAME or none>'"},
        }) {
     INFO(bad.file << ": " << bad.line);
@@ -380,7 +384,7 @@ TEST_CASE("a capability that depends on the kind of fd: scope pairs in the caps 
   ParseOptions o;
   o.arch = "x86_64";
   o.include_dirs = {kFixture};
-  Model m = build_model(o, load_rules(rules.string()));
+  Model m = build_model(o, load_rules({rules.string(), kFixtureRules}));
   auto it = std::find_if(m.ioctls.begin(), m.ioctls.end(),
                          [](const Ioctl& i) { return i.name == "KVM_CHECK_EXTENSION"; });
   REQUIRE(it != m.ioctls.end());
@@ -398,7 +402,7 @@ TEST_CASE("a capability that depends on the kind of fd: scope pairs in the caps 
   // A pair for an fd the ioctl does not work on, and malformed pairs.
   using Catch::Matchers::Contains;
   std::ofstream(rules / "ioctl_caps.rules", std::ios::app) << "KVM_FX_SET_ANON vcpu:KVM_CAP_HLT\n";
-  CHECK_THROWS_WITH(build_model(o, load_rules(rules.string())),
+  CHECK_THROWS_WITH(build_model(o, load_rules({rules.string(), kFixtureRules})),
                     Contains("ioctl_caps.rules gives KVM_FX_SET_ANON a capability on a kind of "
                              "fd it does not work on"));
   for (const char* bad :
@@ -412,4 +416,124 @@ TEST_CASE("a capability that depends on the kind of fd: scope pairs in the caps 
                           (Contains("scope given twice") || Contains("one scope per pair") ||
                            Contains("expected '<IOCTL> <KVM_CAP_NAME or none>'")));
   }
+}
+
+namespace {
+
+// The basic fixture with `extra` inserted before its closing #endif, as a tree of its own.
+ParseOptions fixture_with(const std::string& name, const std::string& extra) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  REQUIRE(tmp != nullptr);
+  std::string text = read_file(kFixture + "/linux/kvm.h");
+  auto end = text.rfind("#endif");
+  REQUIRE(end != std::string::npos);
+  text.insert(end, extra + "\n");
+  fs::path dir = fs::path(tmp) / name;
+  fs::create_directories(dir / "linux");
+  std::ofstream(dir / "linux/kvm.h", std::ios::binary) << text;
+  ParseOptions o;
+  o.arch = "x86_64";
+  o.include_dirs = {dir.string(), kFixture};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("an ioctl without a line in ioctl_scopes.rules stops generation") {
+  using Catch::Matchers::Contains;
+  ParseOptions o = fixture_with("unscoped", "#define KVM_FX_NO_SCOPE _IO(KVMIO, 0x91)");
+  CHECK_THROWS_WITH(build_model(o, load_rules({"generator", kFixtureRules})),
+                    Contains("ioctl KVM_FX_NO_SCOPE has no known scope") &&
+                        Contains("generator/ioctl_scopes.rules"));
+  // An overlay directory gives it one, without touching the project's table.
+  fs::path overlay = fs::path(std::getenv("TEST_TMPDIR")) / "overlay";
+  fs::create_directories(overlay);
+  std::ofstream(overlay / "ioctl_scopes.rules") << "KVM_FX_NO_SCOPE vcpu  # mine\n";
+  Model m = build_model(o, load_rules({"generator", kFixtureRules, overlay.string()}));
+  auto io = std::find_if(m.ioctls.begin(), m.ioctls.end(),
+                         [](const Ioctl& i) { return i.name == "KVM_FX_NO_SCOPE"; });
+  REQUIRE(io != m.ioctls.end());
+  CHECK(io->scopes == kVcpu);
+  CHECK(io->scope_source == "ioctl_scopes.rules: mine (the header section agrees)");
+}
+
+TEST_CASE("a header section that contradicts the table is an error unless marked") {
+  using Catch::Matchers::Contains;
+  // KVM_FX_GET_U64 sits among the fixture's vcpu ioctls; a table that says vm is caught.
+  fs::path overlay = fs::path(std::getenv("TEST_TMPDIR")) / "contradicts";
+  fs::create_directories(overlay);
+  std::ofstream(overlay / "ioctl_scopes.rules") << "KVM_FX_GET_U64 vm\n";
+  ParseOptions o;
+  o.arch = "x86_64";
+  o.include_dirs = {kFixture};
+  CHECK_THROWS_WITH(build_model(o, load_rules({"generator", kFixtureRules, overlay.string()})),
+                    Contains("ioctl KVM_FX_GET_U64 sits among the header's vcpu ioctls, but "
+                             "ioctl_scopes.rules gives it vm"));
+  std::ofstream(overlay / "ioctl_scopes.rules") << "KVM_FX_GET_U64 vm header-differs\n";
+  Model m = build_model(o, load_rules({"generator", kFixtureRules, overlay.string()}));
+  CHECK(std::any_of(m.ioctls.begin(), m.ioctls.end(), [](const Ioctl& i) {
+    return i.name == "KVM_FX_GET_U64" && i.scopes == kVm &&
+           i.scope_source.find("files it among vcpu ioctls, wrongly") != std::string::npos;
+  }));
+}
+
+TEST_CASE("a section ends at the next struct: ioctls below it have only the table's scope") {
+  // As in the newest linux/kvm.h, which lost its "ioctls for VM fds" comment: a VM ioctl after a
+  // struct that follows the /dev/kvm section is not taken for a system ioctl.
+  ParseOptions o =
+      fixture_with("after_struct",
+                   "/*\n * ioctls for /dev/kvm fds:\n */\n#define KVM_FX_SYS _IO(KVMIO, 0x92)\n"
+                   "struct kvm_fx_between { __u32 x; };\n#define KVM_FX_VM_LATER _IO(KVMIO, 0x93)");
+  fs::path overlay = fs::path(std::getenv("TEST_TMPDIR")) / "after_struct_rules";
+  fs::create_directories(overlay);
+  std::ofstream(overlay / "ioctl_scopes.rules") << "KVM_FX_SYS system\nKVM_FX_VM_LATER vm\n";
+  Model m = build_model(o, load_rules({"generator", kFixtureRules, overlay.string()}));
+  for (const Ioctl& io : m.ioctls) {
+    if (io.name == "KVM_FX_SYS") CHECK(io.scope_source.find("section agrees") != std::string::npos);
+    if (io.name == "KVM_FX_VM_LATER") {
+      CHECK(io.scopes == kVm);
+      CHECK(io.scope_source == "ioctl_scopes.rules");
+    }
+  }
+}
+
+TEST_CASE("an enum family refuses a second member of one value and a member named as a flag") {
+  using Catch::Matchers::Contains;
+  const auto rules = load_rules({"generator", kFixtureRules});
+  // KVM_EXIT_HYPERCALL_LONG_MODE-like: a flag that the ExitReason prefix would sweep in.
+  CHECK_THROWS_WITH(build_model(fixture_with("collide", "#define KVM_EXIT_FX_COLLIDES 2"), rules),
+                    Contains("KVM_EXIT_FX_COLLIDES has the value 2 of KVM_EXIT_IO in the enum "
+                             "ExitReason"));
+  CHECK_THROWS_WITH(
+      build_model(fixture_with("flagname", "#define KVM_EXIT_FX_FLAG_VALID 1234"), rules),
+      Contains("KVM_EXIT_FX_FLAG_VALID is a flag, but families.rules puts it in the enum "
+               "ExitReason"));
+  // The header's own alias is not a collision.
+  Model m = build_model(fixture_with("alias", "#define KVM_EXIT_FX_ALIAS KVM_EXIT_IO"), rules);
+  CHECK(std::any_of(m.constants.begin(), m.constants.end(), [](const Constant& c) {
+    return c.name == "KVM_EXIT_FX_ALIAS" && c.family == "ExitReason" && c.alias_of == "KVM_EXIT_IO";
+  }));
+}
+
+TEST_CASE("flexible arrays inside a named union keep the C access path (kvm_nested_state)") {
+  ParseOptions o = fixture_with(
+      "flex_union",
+      "struct kvm_fx_vmx { __u8 blob[16]; };\nstruct kvm_fx_svm { __u8 blob[8]; };\n"
+      "struct kvm_fx_nested {\n  __u32 size;\n  __u32 pad;\n  union {\n"
+      // __DECLARE_FLEX_ARRAY(struct kvm_fx_vmx, vmx) and the same for svm, expanded
+      "    struct { struct { } __empty_vmx; struct kvm_fx_vmx vmx[]; };\n"
+      "    struct { struct { } __empty_svm; struct kvm_fx_svm svm[]; };\n  } data;\n};");
+  Model m = build_model(o, load_rules({"generator", kFixtureRules}));
+  auto rec = std::find_if(m.records.begin(), m.records.end(),
+                          [](const auto& r) { return r->name == "kvm_fx_nested"; });
+  REQUIRE(rec != m.records.end());
+  const Field& data = (*rec)->fields.back();
+  CHECK(data.name == "data");
+  CHECK_FALSE(data.omitted);
+  REQUIRE(data.nested);
+  std::vector<std::string> kept;
+  for (const Field& f : data.nested->fields) {
+    if (!f.omitted) kept.push_back(f.name + (f.flexible ? "[]" : ""));
+  }
+  CHECK(kept == std::vector<std::string>{"vmx[]", "svm[]"});
 }

@@ -41,8 +41,9 @@ const fs::path kKvmgen = fs::absolute("generator/kvmgen");
 const fs::path kBasic = fs::absolute("tests/generator/fixtures/basic");
 const fs::path kNewer = fs::absolute("tests/generator/fixtures/newer");
 const fs::path kGolden = fs::absolute("tests/generator/golden");
-const std::string kArgs = " --rules " + fs::absolute("generator").string() + " --templates " +
-                          fs::absolute("templates").string();
+const std::string kArgs = " --rules " + fs::absolute("generator").string() + " --rules " +
+                          fs::absolute("tests/generator/fixtures/rules").string() +
+                          " --templates " + fs::absolute("templates").string();
 
 // T/old from fixtures/basic and T/new from fixtures/newer (x86_64), generated once.
 const fs::path& work() {
@@ -178,7 +179,9 @@ TEST_CASE("bad input gets an error naming what was wrong") {
 
   Result unknown = run(kKvmgen.string() + " generate --include-dir mips=" + kBasic.string());
   CHECK(unknown.status == 2);
-  CHECK(contains(unknown.output, "unknown arch 'mips' (known: x86_64, aarch64, riscv64)"));
+  CHECK(contains(unknown.output,
+                 "unknown arch 'mips' (known: x86_64, aarch64, riscv64, s390x, powerpc64le, "
+                 "loongarch64)"));
 
   Result missing = run(kKvmgen.string() + " generate --include-dir /no/such/tree");
   CHECK(missing.status == 2);

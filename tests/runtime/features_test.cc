@@ -73,11 +73,11 @@ TEST_CASE("in-kernel devices: create, query attributes, errors for unknown types
   kvm::System sys;
   REQUIRE_CAP(sys, abi::Cap::DeviceCtrl);
   kvm::Vm vm = sys.create_vm();
-  if (!vm.supports_device(abi::DeviceType::DevTypeVfio))
+  if (!vm.supports_device(abi::DeviceType::Vfio))
     KVM_TEST_SKIP("this host's KVM has no VFIO device");
-  kvm::Device dev = vm.create_device(abi::DeviceType::DevTypeVfio);
+  kvm::Device dev = vm.create_device(abi::DeviceType::Vfio);
   CHECK(dev.fd() >= 0);
-  CHECK(dev.type() == abi::DeviceType::DevTypeVfio);
+  CHECK(dev.type() == abi::DeviceType::Vfio);
   // Group KVM_DEV_VFIO_GROUP (1), attribute KVM_DEV_VFIO_GROUP_ADD (1) exists; group 99 does not.
   CHECK(dev.has_attr(1, 1));
   CHECK_FALSE(dev.has_attr(99, 0));

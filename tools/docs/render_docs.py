@@ -334,7 +334,15 @@ def render(root, arches=None, progress=True):
     return out
 
 
+# The arches the runtime (runtime/kvm/) is written for. The others have bindings only: their
+# pages list no runtime methods, and their ioctls are used through the typed call.
+RUNTIME_ARCHES = {"x86_64", "aarch64", "riscv64"}
+
+
 def _scan(model, root):
+    if model["arch"] not in RUNTIME_ARCHES:
+        return runtime_scan.RuntimeApi(arch=model["arch"], classes=[], functions=[], wrappers={},
+                                       mismatches=[], diagnostics=[], files=[])
     names = {i["cpp_name"]: i["name"] for i in model.get("ioctls", [])}
     return runtime_scan.scan(model["arch"], model.get("triple") or model["arch"] + "-linux-gnu", root,
                              ioctl_names=names)
