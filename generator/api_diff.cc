@@ -314,7 +314,11 @@ class Differ {
                               : prefix + name;
       } else {
         e.kind = d.str(f, "type");
-        e.path = prefix + name;
+        // Unnamed bitfields (`__u64 : 58;` padding, as in s390's kvm_s390_vm_cpu_uv_feat) get
+        // a stable name of their own, or two of them would share one path.
+        e.path = name.empty() ? prefix + "(unnamed bitfield #" +
+                                    std::to_string(++anonymous["bitfield"]) + ")"
+                              : prefix + name;
       }
       for (std::size_t i : open) out[i].members.push_back(e.path);
       out.push_back(e);

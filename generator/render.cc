@@ -1,6 +1,7 @@
 #include "generator/render.h"
 
 #include "generator/arch.h"
+#include "generator/model_json.h"
 
 #include <kainjow/mustache.hpp>
 
@@ -33,22 +34,6 @@ std::string hex(std::uint64_t v) {
   std::ostringstream os;
   os << "0x" << std::hex << v;
   return os.str();
-}
-
-// Strings inside JSON documents.
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 data flag(bool b) { return b ? data(data::type::bool_true) : data(data::type::bool_false); }
@@ -261,7 +246,7 @@ data model_data(const Model& m) {
   root.set("triple", m.triple);
   root.set("header", m.header);
   root.set("linux_version", m.linux_version);
-  root.set("source", json_escape(m.source));
+  root.set("source", m.source);
   root.set("target_condition", arch_info(m.arch).target_condition);
 
   root.set("families", list_of(m.families, [&](const Family& f) {
@@ -296,7 +281,6 @@ data model_data(const Model& m) {
                      e.set("c_name", c->name);
                      e.set("value",
                            value_literal(c->value, f.kind == FamilyKind::Flags, f.underlying));
-                     e.set("json_value", c->value.to_string());
                      e.set("check_value", hex(c->value.bits) + "ull");
                      e.set("file", c->file);
                      e.set("line", std::to_string(c->line));
@@ -317,7 +301,6 @@ data model_data(const Model& m) {
              d.set("type", c->value.is_signed ? "std::int64_t" : "std::uint64_t");
              d.set("value",
                    value_literal(c->value, false, c->value.is_signed ? "" : "std::uint64_t"));
-             d.set("json_value", c->value.to_string());
              d.set("check_value", hex(c->value.bits) + "ull");
              d.set("file", c->file);
              d.set("line", std::to_string(c->line));
@@ -337,9 +320,7 @@ data model_data(const Model& m) {
              d.set("usable", flag(io.available && !io.deprecated));
              d.set("unavailable_reason", io.unavailable_reason);
              d.set("request", io.request ? hex(*io.request) : "0");
-             d.set("json_request", io.request ? std::to_string(*io.request) : "null");
              d.set("nr", hex(io.nr));
-             d.set("json_nr", std::to_string(io.nr));
              d.set("direction", direction_name(io.dir));
              d.set("has_arg", flag(!io.arg_c_type.empty()));
              d.set("arg_type", io.available && !io.arg_cpp_type.empty() ? io.arg_cpp_type : "void");
@@ -347,7 +328,6 @@ data model_data(const Model& m) {
              d.set("arg_size", std::to_string(io.arg_size));
              d.set("scopes", scope_expr(io.scopes));
              d.set("scope_list", scope_names(io.scopes));
-             d.set("scope_source", json_escape(io.scope_source));
              d.set("has_cap", flag(!io.gating_cap.empty()));
              d.set("cap_c", io.gating_cap);
              d.set("cap_source", io.cap_source);
@@ -375,11 +355,6 @@ data model_data(const Model& m) {
   for (const auto& r : m.records) recs.push_back(r.get());
   root.set("record_count", std::to_string(recs.size()));
   root.set("records", list_of(recs, [](const Record* r) { return record_data(*r); }));
-  root.set("notes", list_of(m.notes, [](const std::string& n) {
-             data d;
-             d.set("note", json_escape(n));
-             return d;
-           }));
   return root;
 }
 
@@ -422,6 +397,8 @@ Rendered render_all(const Model& model, const std::string& template_dir) {
     std::string rel = p.lexically_relative(template_dir).replace_extension("").string();
     out[rel] = text;
   }
+  // The model itself is data, not text to lay out: it is written by generator/model_json.cc.
+  out["kvm_api.json"] = model_to_json(model);
   return out;
 }
 

@@ -1,5 +1,6 @@
-// Renders the model through the Mustache templates of templates/: C++ headers, the JSON model
-// and the cross-check test. All output text lives in the templates.
+// Renders the model through the Mustache templates of templates/ (C++ headers and the
+// cross-check test; all their text lives in the templates) and adds the model as JSON
+// (kvm_api.json, from generator/model_json.cc).
 #pragma once
 
 #include <map>

@@ -124,7 +124,7 @@ if [[ $need_generator -eq 1 ]]; then
   t=$(now)
   rm -rf "$out/obj/lib_generator" && mkdir -p "$out/obj/lib_generator"
   # The model builder and what it uses (not the renderer, kainjow Mustache or JSON).
-  srcs=("$root"/generator/{arch,parse,rules,naming}.cc)
+  srcs=("$root"/generator/{arch,clang,families,header_text,ioctls,macros,naming,parse,records,rules}.cc)
   if compile lib_generator "${srcs[@]}"; then
     step "build generator model builder" "$t" "ok" "${#srcs[@]} files"
   else

@@ -397,7 +397,7 @@ TEST_CASE("a capability that depends on the kind of fd: scope pairs in the caps 
                  "    if (s == Scope::System) return kNoCap;\n"
                  "    return kNoCap;\n"));
   CHECK(contains(render_all(m, "templates").at("kvm_api.json"),
-                 "\"capability_by_scope\": { \"vm\": \"KVM_CAP_IRQCHIP\", \"system\": null },"));
+                 "\"capability_by_scope\":{\"vm\":\"KVM_CAP_IRQCHIP\",\"system\":null}"));
 
   // A pair for an fd the ioctl does not work on, and malformed pairs.
   using Catch::Matchers::Contains;

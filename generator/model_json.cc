@@ -1,0 +1,168 @@
+#include "generator/model_json.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace kvmgen {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json int_value(const IntValue& v) {
+  if (v.is_signed) return static_cast<std::int64_t>(v.bits);
+  return v.bits;
+}
+
+json or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+json scope_words(unsigned scopes) {
+  json out = json::array();
+  for (const ScopeName& n : kScopeNames) {
+    if (scopes & n.bit) out.push_back(n.word);
+  }
+  return out;
+}
+
+const char* direction_name(Direction d) {
+  switch (d) {
+    case Direction::None:
+      return "None";
+    case Direction::Read:
+      return "Read";
+    case Direction::Write:
+      return "Write";
+    case Direction::ReadWrite:
+      return "ReadWrite";
+  }
+  return "None";
+}
+
+json constant_json(const Constant& c) {
+  return {{"name", c.name},
+          {"cpp_name", c.cpp_name},
+          {"value", int_value(c.value)},
+          {"file", c.file},
+          {"line", c.line}};
+}
+
+json family_json(const Family& f, const Model& m) {
+  json members = json::array();
+  for (std::size_t i : f.members) members.push_back(constant_json(m.constants[i]));
+  return {{"name", f.name},
+          {"kind", f.kind == FamilyKind::Flags ? "flags" : "enum"},
+          {"underlying", f.underlying},
+          {"rule", f.rule},
+          {"members", members}};
+}
+
+json ioctl_json(const Ioctl& io) {
+  json by_scope = json::object();
+  for (const auto& [scope, cap] : io.scope_caps) {
+    by_scope[scope_words(scope)[0].get<std::string>()] = or_null(cap);
+  }
+  bool has_cap = !io.gating_cap.empty();
+  return {{"name", io.name},
+          {"cpp_name", io.cpp_name},
+          {"available", io.available},
+          {"deprecated", io.deprecated},
+          {"unavailable_reason", io.unavailable_reason},
+          {"request", io.request ? json(*io.request) : json(nullptr)},
+          {"nr", io.nr},
+          {"direction", direction_name(io.dir)},
+          {"arg_c_type", io.arg_c_type},
+          {"arg_type", io.available && !io.arg_cpp_type.empty() ? io.arg_cpp_type : "void"},
+          {"arg_size", io.arg_size},
+          {"scopes", scope_words(io.scopes)},
+          {"scope_source", io.scope_source},
+          {"capability", has_cap ? json(io.gating_cap) : json(nullptr)},
+          {"capability_source", has_cap ? json(io.cap_source) : json(nullptr)},
+          {"capability_by_scope", by_scope},
+          {"file", io.file},
+          {"line", io.line}};
+}
+
+json fields_json(const Record& rec);
+
+json field_json(const Field& f) {
+  json j = {{"name", f.name},
+            {"type", f.nested ? "" : f.cpp_type},
+            {"offset_bits", f.offset_bits},
+            {"size", f.size},
+            {"dims", f.dims},
+            {"flexible", f.flexible},
+            {"bit_width", f.bit_width >= 0 ? json(f.bit_width) : json(nullptr)},
+            {"omitted", f.omitted},
+            {"note", f.note}};
+  if (f.nested && !f.omitted) {
+    j["record"] = {{"kind", f.nested->is_union ? "union" : "struct"},
+                   {"packed", f.nested->packed},
+                   {"fields", fields_json(*f.nested)}};
+  }
+  return j;
+}
+
+json fields_json(const Record& rec) {
+  json out = json::array();
+  for (const Field& f : rec.fields) out.push_back(field_json(f));
+  return out;
+}
+
+json record_json(const Record& r) {
+  return {{"name", r.name},     {"kind", r.is_union ? "union" : "struct"},
+          {"size", r.size},     {"align", r.align},
+          {"packed", r.packed}, {"empty_in_c", r.empty_in_c},
+          {"note", r.note},     {"file", r.file},
+          {"line", r.line},     {"fields", fields_json(r)}};
+}
+
+// Pretty enough to read and to diff: the document and its lists are broken into lines, each
+// list item (a family, an ioctl, a record) stays on one.
+void write(std::string& out, const json& j, int depth) {
+  std::string pad(2 * depth, ' ');
+  if (depth >= 2 || (!j.is_object() && !j.is_array()) || j.empty()) {
+    out += j.dump();
+    return;
+  }
+  bool object = j.is_object();
+  out += object ? "{\n" : "[\n";
+  std::size_t i = 0;
+  for (auto it = j.begin(); it != j.end(); ++it, ++i) {
+    out += pad + "  ";
+    if (object) out += json(it.key()).dump() + ": ";
+    write(out, *it, depth + 1);
+    out += i + 1 < j.size() ? ",\n" : "\n";
+  }
+  out += pad + (object ? "}" : "]");
+}
+
+}  // namespace
+
+std::string model_to_json(const Model& m) {
+  json families = json::array(), constants = json::array(), ioctls = json::array(),
+       records = json::array();
+  for (const Family& f : m.families) families.push_back(family_json(f, m));
+  for (const Constant& c : m.constants) {
+    if (c.family.empty()) constants.push_back(constant_json(c));
+  }
+  for (const Ioctl& io : m.ioctls) ioctls.push_back(ioctl_json(io));
+  for (const auto& r : m.records) records.push_back(record_json(*r));
+  json doc = {{"generated_by", "kvmgen"},
+              {"note", "generated by kvmgen from " + m.header + " (Linux " + m.linux_version +
+                           ") for " + m.arch + "; do not edit"},
+              {"header", m.header},
+              {"linux_version", m.linux_version},
+              {"source", m.source},
+              {"arch", m.arch},
+              {"triple", m.triple},
+              {"families", families},
+              {"constants", constants},
+              {"ioctls", ioctls},
+              {"records", records},
+              {"notes", m.notes}};
+  std::string out;
+  write(out, doc, 0);
+  return out + "\n";
+}
+
+}  // namespace kvmgen
