@@ -4,8 +4,7 @@
 //
 // The register templates only use the C field names of struct kvm_sregs / kvm_segment /
 // kvm_dtable / kvm_regs, so they work with <linux/kvm.h> and with generated bindings alike.
-#ifndef RUNTIME_X86_LONG_MODE_H_
-#define RUNTIME_X86_LONG_MODE_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -285,5 +284,3 @@ void start_in_long_mode(Vcpu& vcpu, const GuestLayout& layout) {
 }
 
 }  // namespace kvm::x86
-
-#endif  // RUNTIME_X86_LONG_MODE_H_
