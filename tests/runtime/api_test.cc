@@ -25,7 +25,25 @@ concept CanCallNoArg = requires(Handle& h) {
   h.template ioctl<Io>();
 };
 
+template <class Handle, class Io, class Arg>
+concept CanTry = requires(Handle& h, Arg& a) {
+  h.template try_ioctl<Io>(a);
+};
+template <class Handle, class Io>
+concept CanAskSupport = requires(Handle& h) {
+  h.template supports<Io>();
+};
+
+// A misused call selects a deleted overload (whose error says why, tests/misuse/): still not
+// a valid expression.
 static_assert(CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(CanTry<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(!CanTry<kvm::Vm, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(!CanTry<kvm::Vcpu, abi::ioctl::SetRegs, const abi::kvm_regs>);
+static_assert(CanAskSupport<kvm::Vcpu, abi::ioctl::GetXsave>);
+static_assert(!CanAskSupport<kvm::System, abi::ioctl::GetXsave>);
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::GetRegs, const char*>, "not a kvm_regs");
+static_assert(!CanCallNoArg<kvm::Vcpu, abi::ioctl::GetRegs>, "a pointer ioctl needs its argument");
 static_assert(!CanCall<kvm::Vm, abi::ioctl::GetRegs, abi::kvm_regs>, "a vCPU ioctl on a Vm");
 static_assert(!CanCall<kvm::System, abi::ioctl::GetRegs, abi::kvm_regs>);
 static_assert(!CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_sregs>, "wrong argument type");
