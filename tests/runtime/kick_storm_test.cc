@@ -1,11 +1,13 @@
 // Kicks that cannot starve the vCPU: a storm of kicks queues at most one signal per vCPU, so
 // run() and run_for() come back promptly; and a kick that lands after run() returned does not
 // interrupt the vCPU thread's other system calls (the kick signal is blocked outside KVM_RUN
-// and consumed before run() returns).
+// and consumed before run() returns), whatever mask set_signal_mask() gives the guest.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -172,4 +174,33 @@ TEST_CASE("late kicks: poll() and nanosleep() on the vCPU thread are never inter
   }
   storm.stop();
   CHECK(eintr == 0);
+}
+
+TEST_CASE("set_signal_mask: a mask that blocks every signal still lets kicks reach the guest") {
+  LongModeGuest g(spin_forever);
+  sigset_t all;
+  sigfillset(&all);
+  g.vcpu.set_signal_mask(&all);  // the kick signal is taken out of it
+  kvm::Kicker kicker = g.vcpu.kicker();
+  std::thread k([&] {
+    std::this_thread::sleep_for(30ms);
+    kicker.kick();
+  });
+  auto t0 = Clock::now();
+  kvm::Exit e = g.vcpu.run();
+  k.join();
+  CHECK(e.interrupted());
+  CHECK(ms_since(t0) >= 20ms);
+  // Back to the default (the thread's own mask, without the kick signal): kicks still work,
+  // and the kick signal stays blocked in this thread outside KVM_RUN.
+  g.vcpu.set_signal_mask(nullptr);
+  std::thread k2([&] {
+    std::this_thread::sleep_for(30ms);
+    kicker.kick();
+  });
+  CHECK(g.vcpu.run().interrupted());
+  k2.join();
+  sigset_t now;
+  REQUIRE(::pthread_sigmask(SIG_BLOCK, nullptr, &now) == 0);
+  CHECK(sigismember(&now, kvm::kick_signal()) == 1);
 }
