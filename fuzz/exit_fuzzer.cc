@@ -6,10 +6,11 @@
 // bytes of the mapping from offset 0 (the rest is zero). The mapping is a heap block of exactly
 // that size, so AddressSanitizer reports any read or write past it.
 //
-// Every accessor of kvm::Exit is called. Each must either succeed or throw
-// kvm::WrongExitError (kvm::Error is tolerated too); which one is checked against an
-// independent model of the exit's validity, and every byte of what a successful accessor
-// returns (references, spans) is read and rewritten.
+// Every accessor of kvm::Exit is called. Each must either succeed, throw kvm::WrongExitError
+// (the wrong accessor for this exit, or an interrupted run) or throw kvm::ExitDataError (the
+// right accessor, data that cannot be valid); which one is checked against an independent
+// model of the exit's validity, and every byte of what a successful accessor returns
+// (references, spans) is read and rewritten.
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -52,8 +53,8 @@ void check_ref(const kvm::Exit& e, std::initializer_list<ExitReason> reasons, F&
 
 void check_io(const kvm::Exit& e, const std::uint8_t* base, std::size_t size) {
   const auto& io = e.run().io;
-  bool valid = !e.interrupted() && e.reason() == ExitReason::Io &&
-               (io.size == 1 || io.size == 2 || io.size == 4) &&
+  bool right = !e.interrupted() && e.reason() == ExitReason::Io;
+  bool valid = right && (io.size == 1 || io.size == 2 || io.size == 4) &&
                io.data_offset >= sizeof(kvm::abi::kvm_run) &&
                static_cast<unsigned __int128>(io.data_offset) +
                        static_cast<unsigned __int128>(io.size) * io.count <=
@@ -73,12 +74,15 @@ void check_io(const kvm::Exit& e, const std::uint8_t* base, std::size_t size) {
     x.set_value(v);
     FUZZ_CHECK(x.value() == v);
   } catch (const kvm::WrongExitError&) {
-    FUZZ_CHECK(!valid);
+    FUZZ_CHECK(!right);
+  } catch (const kvm::ExitDataError&) {
+    FUZZ_CHECK(right && !valid);
   }
 }
 
 void check_mmio(const kvm::Exit& e, const std::uint8_t* base, std::size_t size) {
-  bool valid = !e.interrupted() && e.reason() == ExitReason::Mmio && e.run().mmio.len <= 8;
+  bool right = !e.interrupted() && e.reason() == ExitReason::Mmio;
+  bool valid = right && e.run().mmio.len <= 8;
   try {
     kvm::MmioExit x = e.mmio();
     FUZZ_CHECK(valid);
@@ -93,7 +97,9 @@ void check_mmio(const kvm::Exit& e, const std::uint8_t* base, std::size_t size) 
     (void)x.phys_addr();
     (void)x.is_write();
   } catch (const kvm::WrongExitError&) {
-    FUZZ_CHECK(!valid);
+    FUZZ_CHECK(!right);
+  } catch (const kvm::ExitDataError&) {
+    FUZZ_CHECK(right && !valid);
   }
 }
 
@@ -126,12 +132,21 @@ void check_internal_error(const kvm::Exit& e, const std::uint8_t* base, std::siz
   }
   bool emu = valid &&
              e.run().internal.suberror == abi::to_underlying(abi::InternalErrorSuberror::Emulation);
+  const auto& raw = e.run().emulation_failure;
+  bool has_bytes = raw.flags & abi::to_underlying(abi::EmulationFailureFlags::InstructionBytes);
+  bool emu_valid = emu && (!has_bytes || raw.insn_size <= sizeof(raw.insn_bytes));
   try {
-    auto& f = e.emulation_failure();
-    FUZZ_CHECK(emu);
-    touch_rw(&f, sizeof(f));
+    kvm::EmulationFailureExit f = e.emulation_failure();
+    FUZZ_CHECK(emu_valid);
+    FUZZ_CHECK(f.insn_bytes.size() == (has_bytes ? raw.insn_size : 0u));
+    FUZZ_CHECK(f.insn_bytes.empty() ||
+               in_mapping(f.insn_bytes.data(), f.insn_bytes.size(), base, size));
+    touch(f.insn_bytes.data(), f.insn_bytes.size());
+    touch_obj(f.flags);
   } catch (const kvm::WrongExitError&) {
     FUZZ_CHECK(!emu);
+  } catch (const kvm::ExitDataError&) {
+    FUZZ_CHECK(emu && !emu_valid);
   }
 }
 

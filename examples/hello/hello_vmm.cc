@@ -123,6 +123,7 @@ int main() {
     std::printf("guest echoed the device value: 0x%x\n", echo);
     std::printf("%u exits, guest halted\n", exits);
     bool ok = serial == kMessage && result == 5050 && status == 0x600d && echo == 0xc0ffee;
+    std::printf("%s\n", ok ? "OK" : "FAILED");  // the verdict every example ends with
     return ok ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hello_vmm: %s\n", e.what());

@@ -15,4 +15,7 @@ TEST_CASE("hello_vmm boots its guest and prints what the guest said") {
   CHECK(out.find("guest computed 1+...+100 = 5050") != std::string::npos);
   CHECK(out.find("guest status register: 0x600d") != std::string::npos);
   CHECK(out.find("guest echoed the device value: 0xc0ffee") != std::string::npos);
+  // The verdict examples/README.md promises for every example, as the last line.
+  CHECK(out.size() >= 4);
+  CHECK(out.substr(out.size() - 4) == "\nOK\n");
 }

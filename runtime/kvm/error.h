@@ -5,6 +5,7 @@
 // (or the errno the kernel would have used), so callers handle one type.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -30,11 +31,20 @@ class Error : public std::system_error {
   std::string context_;
 };
 
-// Asking an exit for data of another exit reason (e.g. io() on an MMIO exit). A logic error of
-// the caller, never undefined behaviour.
+// Asking an exit for data of another exit reason (e.g. io() on an MMIO exit), or for any data
+// of an interrupted run. A logic error of the caller, never undefined behaviour.
 class WrongExitError : public std::logic_error {
  public:
   using std::logic_error::logic_error;
+};
+
+// Exit data that cannot be valid, whoever wrote it into the shared kvm_run page (a buggy or
+// newer kernel, or anything else with the vCPU mapped): an IO access size other than 1, 2 or 4,
+// IO data outside the mapping, an MMIO length over 8, an instruction longer than the 15 bytes
+// x86 allows. Not the caller's mistake (that is WrongExitError): the exit cannot be decoded.
+class ExitDataError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 [[noreturn]] void throw_error(std::string_view operation, int err, std::string_view context = {});

@@ -63,17 +63,16 @@ IoExit Exit::io() const {
   // The kernel places the data inside the mapping; check before trusting it.
   std::uint64_t bytes = std::uint64_t{io.size} * io.count;
   if (io.size != 1 && io.size != 2 && io.size != 4) {
-    throw WrongExitError("Exit::io(): access size " + std::to_string(io.size) +
-                         " is not 1, 2 or 4");
+    throw ExitDataError("Exit::io(): access size " + std::to_string(io.size) + " is not 1, 2 or 4");
   }
   if (io.data_offset < sizeof(abi::kvm_run)) {
-    throw WrongExitError("Exit::io(): data at offset " + std::to_string(io.data_offset) +
-                         " would overlap struct kvm_run itself");
+    throw ExitDataError("Exit::io(): data at offset " + std::to_string(io.data_offset) +
+                        " would overlap struct kvm_run itself");
   }
   if (io.data_offset > size_ || bytes > size_ - io.data_offset) {
-    throw WrongExitError("Exit::io(): data at offset " + std::to_string(io.data_offset) + " of " +
-                         std::to_string(bytes) + " bytes lies outside the " +
-                         std::to_string(size_) + "-byte kvm_run mapping");
+    throw ExitDataError("Exit::io(): data at offset " + std::to_string(io.data_offset) + " of " +
+                        std::to_string(bytes) + " bytes lies outside the " + std::to_string(size_) +
+                        "-byte kvm_run mapping");
   }
   auto* base = reinterpret_cast<std::uint8_t*>(run_);
   return IoExit(io, {base + io.data_offset, static_cast<std::size_t>(bytes)});
@@ -82,7 +81,7 @@ IoExit Exit::io() const {
 MmioExit Exit::mmio() const {
   expect(ExitReason::Mmio, "mmio");
   if (run_->mmio.len > sizeof(run_->mmio.data)) {
-    throw WrongExitError("Exit::mmio(): length " + std::to_string(run_->mmio.len) + " exceeds 8");
+    throw ExitDataError("Exit::mmio(): length " + std::to_string(run_->mmio.len) + " exceeds 8");
   }
   return MmioExit(run_->mmio);
 }
@@ -101,7 +100,7 @@ InternalErrorExit Exit::internal_error() const {
   return {static_cast<abi::InternalErrorSuberror>(e.suberror), {e.data, n}};
 }
 
-decltype(abi::kvm_run::emulation_failure)& Exit::emulation_failure() const {
+EmulationFailureExit Exit::emulation_failure() const {
   expect(ExitReason::InternalError, "emulation_failure");
   if (run_->internal.suberror !=
       static_cast<std::uint32_t>(abi::InternalErrorSuberror::Emulation)) {
@@ -109,7 +108,16 @@ decltype(abi::kvm_run::emulation_failure)& Exit::emulation_failure() const {
                          std::to_string(run_->internal.suberror) +
                          " is not KVM_INTERNAL_ERROR_EMULATION");
   }
-  return run_->emulation_failure;
+  const auto& f = run_->emulation_failure;
+  const auto flags = static_cast<abi::EmulationFailureFlags>(f.flags);
+  if (abi::to_underlying(flags & abi::EmulationFailureFlags::InstructionBytes) == 0)
+    return {flags, {}};
+  if (f.insn_size > sizeof(f.insn_bytes)) {
+    throw ExitDataError("Exit::emulation_failure(): instruction size " +
+                        std::to_string(f.insn_size) + " exceeds the " +
+                        std::to_string(sizeof(f.insn_bytes)) + " bytes of insn_bytes");
+  }
+  return {flags, {f.insn_bytes, f.insn_size}};
 }
 
 decltype(abi::kvm_run::msr)& Exit::msr() const {

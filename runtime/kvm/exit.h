@@ -5,8 +5,9 @@
 // name() says "KVM_EXIT_#<n>"). Each exit reason's data has its own accessor, which checks
 // the reason first: asking an IO exit for mmio() throws WrongExitError, never reads the wrong
 // union member. Lengths and offsets inside the data (IO data offset and count * size, MMIO
-// length, system-event and internal-error ndata) are checked against the mapping before any
-// span is formed, so a corrupt kvm_run cannot make the runtime read out of bounds.
+// length, the emulation failure's instruction length, system-event and internal-error ndata)
+// are checked before any span is formed, so a corrupt kvm_run cannot make the runtime read out
+// of bounds: data that cannot be valid throws ExitDataError.
 #pragma once
 
 #include <cstdint>
@@ -81,6 +82,14 @@ struct InternalErrorExit {
   std::span<const std::uint64_t> data;
 };
 
+// KVM_EXIT_INTERNAL_ERROR with suberror KVM_INTERNAL_ERROR_EMULATION: the instruction KVM
+// could not emulate, when the kernel reports it (KVM_CAP_EXIT_ON_EMULATION_FAILURE).
+struct EmulationFailureExit {
+  abi::EmulationFailureFlags flags;
+  // The instruction's bytes (at most 15); empty unless flags has InstructionBytes.
+  std::span<const std::uint8_t> insn_bytes;
+};
+
 enum class RunStatus {
   Exited,       // the guest exited; reason() says why
   Interrupted,  // KVM_RUN returned EINTR or EAGAIN (a signal, a kick, immediate_exit)
@@ -121,8 +130,8 @@ class Exit {
   SystemEventExit system_event() const;                    // KVM_EXIT_SYSTEM_EVENT
   InternalErrorExit internal_error() const;                // KVM_EXIT_INTERNAL_ERROR
   // KVM_EXIT_INTERNAL_ERROR with suberror KVM_INTERNAL_ERROR_EMULATION and the failing
-  // instruction bytes (KVM_CAP_EXIT_ON_EMULATION_FAILURE).
-  decltype(abi::kvm_run::emulation_failure)& emulation_failure() const;
+  // instruction bytes (KVM_CAP_EXIT_ON_EMULATION_FAILURE); insn_size is checked.
+  EmulationFailureExit emulation_failure() const;
   // KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR: set data (for RDMSR) and error (1 injects #GP).
   decltype(abi::kvm_run::msr)& msr() const;
   decltype(abi::kvm_run::notify)& notify() const;                // KVM_EXIT_NOTIFY

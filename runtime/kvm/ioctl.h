@@ -5,7 +5,10 @@
 //  - against its argument type: the argument must be an lvalue of exactly Io::arg_type
 //    (ioctls with no pointer argument take an optional integer instead);
 //  - against availability: ioctls whose argument type this arch lacks, and the header's
-//    deprecated aliases, are rejected with a message.
+//    deprecated aliases, are rejected.
+// A misused call fails with one sentence naming the ioctl, what it needs and, for a scope
+// error, the handle to call it on (ioctl_misuse.h), e.g. "KVM_GET_REGS is a vCPU ioctl: call
+// it on a kvm::Vcpu, not on a kvm::Vm"; a requires-expression sees such a call as invalid.
 // Failures throw kvm::Error naming the ioctl. The named methods of System/Vm/Vcpu/Device are
 // built on this and add validation and friendlier types.
 #pragma once
@@ -20,23 +23,9 @@
 #include "kvm/abi/kvm_abi.h"
 #include "kvm/abi/names.h"
 #include "kvm/error.h"
+#include "kvm/ioctl_misuse.h"
 
 namespace kvm {
-
-template <class Io>
-concept IoctlDescriptor = requires {
-  Io::name;
-  Io::request;
-  Io::scopes;
-  typename Io::arg_type;
-};
-
-// Io may be issued on an fd of kind `kScope`: it is usable on this arch and that fd kind is
-// among its scopes. A constraint (not a static_assert) so that misuse is a compile error at the
-// call site and is detectable with a requires-expression.
-template <class Io, abi::Scope kScope>
-concept UsableOn =
-    IoctlDescriptor<Io> && Io::available && !Io::deprecated && abi::has_scope(Io::scopes, kScope);
 
 namespace detail {
 
@@ -49,12 +38,6 @@ inline int raw_ioctl(int fd, std::uint64_t request, unsigned long arg) noexcept 
   return r < 0 ? -errno : r;
 }
 
-// The failure path of an ioctl gated by a capability (Io::capability): when the errno is one a
-// kernel without the feature gives (ENOTTY, EINVAL, ENXIO, EOPNOTSUPP, ENOSYS) and
-// KVM_CHECK_EXTENSION reports the capability absent, the error's context says so, e.g.
-//   KVM_GET_NESTED_STATE: Invalid argument (KVM_CAP_NESTED_STATE is not supported here)
-// `check_fd` answers KVM_CHECK_EXTENSION (a system or VM fd), or is -1 to ask a fresh
-// /dev/kvm. Only runs after a failure, so a successful call costs nothing extra.
 // The capability that gates Io on an fd of kind `kScope`, if the descriptor says.
 template <class Io, abi::Scope kScope>
 constexpr abi::OptionalCap gate() {
@@ -70,6 +53,12 @@ constexpr abi::OptionalCap gate() {
 // question when fd < 0; -1 when it cannot be asked.
 int check_extension(int fd, unsigned cap) noexcept;
 
+// The failure path of an ioctl gated by a capability (Io::capability): when the errno is one a
+// kernel without the feature gives (ENOTTY, EINVAL, ENXIO, EOPNOTSUPP, ENOSYS) and
+// KVM_CHECK_EXTENSION reports the capability absent, the error's context says so, e.g.
+//   KVM_GET_NESTED_STATE: Invalid argument (KVM_CAP_NESTED_STATE is not supported here)
+// `check_fd` answers KVM_CHECK_EXTENSION (a system or VM fd), or is -1 to ask a fresh
+// /dev/kvm. Only runs after a failure, so a successful call costs nothing extra.
 [[noreturn]] void throw_gated_error(std::string_view ioctl_name, int err, std::string_view context,
                                     int check_fd, unsigned cap, std::string_view cap_name);
 
@@ -81,22 +70,17 @@ class IoctlTarget {
  public:
   static constexpr abi::Scope scope = kScope;
 
-  // An ioctl with a pointer argument. Returns the ioctl's non-negative result.
-  template <class Io>
-  requires UsableOn<Io, kScope> &&
-      (!std::is_void_v<typename Io::arg_type>)int ioctl(typename Io::arg_type& arg,
-                                                        std::string_view context = {}) const {
-    return finish<Io>(
-        detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg)),
-        context);
-  }
-
-  // An ioctl without a pointer argument (_IO), with an optional integer argument.
-  template <class Io>
-  requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
-  int ioctl(unsigned long value = 0, std::string_view context = {}) const {
-    return finish<Io>(detail::raw_ioctl(target_fd(), Io::request, value), context);
-  }
+  // Issues Io with `args`: `ioctl<Io>(arg[, context])` for an ioctl with a pointer argument
+  // (exactly an Io::arg_type lvalue), `ioctl<Io>([value[, context]])` for one without.
+  // Returns the ioctl's non-negative result; failures throw kvm::Error naming the ioctl, with
+  // `context` (and the gating capability, when the host lacks it) in the message.
+  template <class Io, class... Args>
+  requires detail::CallableWith<Io, kScope, true, Args...>
+  int ioctl(Args&&... args) const { return call<Io>(args...); }
+  // A misused call: kWhy says why (see ioctl_misuse.h).
+  template <class Io, class... Args, auto kWhy = detail::misuse<Io, kScope, true, Args&&...>()>
+  requires detail::NotCallableWith<Io, kScope, true, Args...>
+  int ioctl(Args&&...) const = delete;
 
   // Whether this host offers Io on this kind of fd, as far as the capability that gates it
   // there says (Io::capability_on): false when that capability reads 0 (or cannot be asked),
@@ -111,20 +95,42 @@ class IoctlTarget {
       return true;
     }
   }
+  // A misused call: kWhy says why (see ioctl_misuse.h).
+  template <class Io, auto kWhy = detail::misuse<Io, kScope, false>()>
+  requires detail::NotUsableOn<Io, kScope>
+  bool supports() const noexcept = delete;
 
-  // Like ioctl(), but returns -errno instead of throwing: for callers that expect failures.
-  template <class Io>
-  requires UsableOn<Io, kScope> &&(!std::is_void_v<typename Io::arg_type>)int try_ioctl(
-      typename Io::arg_type& arg) const noexcept {
-    return detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg));
-  }
-  template <class Io>
-  requires UsableOn<Io, kScope> && std::is_void_v<typename Io::arg_type>
-  int try_ioctl(unsigned long value = 0) const noexcept {
-    return detail::raw_ioctl(target_fd(), Io::request, value);
-  }
+  // Like ioctl() without a context, but returns -errno instead of throwing: for callers that
+  // expect failures.
+  template <class Io, class... Args>
+  requires detail::CallableWith<Io, kScope, false, Args...>
+  int try_ioctl(Args&&... args) const noexcept { return raw<Io>(args...); }
+  // A misused call: kWhy says why (see ioctl_misuse.h).
+  template <class Io, class... Args, auto kWhy = detail::misuse<Io, kScope, false, Args&&...>()>
+  requires detail::NotCallableWith<Io, kScope, false, Args...>
+  int try_ioctl(Args&&...) const noexcept = delete;
 
  private:
+  // The raw request: the argument's address, or the integer (0 when none is given).
+  template <class Io>
+  int raw(typename Io::arg_type& arg) const noexcept {
+    return detail::raw_ioctl(target_fd(), Io::request, reinterpret_cast<unsigned long>(&arg));
+  }
+  template <class Io, class... Value>
+  int raw(const Value&... value) const noexcept {
+    static_assert(sizeof...(Value) <= 1);
+    return detail::raw_ioctl(target_fd(), Io::request,
+                             (0ul | ... | static_cast<unsigned long>(value)));
+  }
+  template <class Io, class First, class... Context>
+  int call(First& first, const Context&... context) const {
+    return finish<Io>(raw<Io>(first), std::string_view(context...));
+  }
+  template <class Io>
+  int call() const {
+    return finish<Io>(raw<Io>(), {});
+  }
+
   int target_fd() const noexcept { return static_cast<const Derived&>(*this).fd(); }
   // Where to ask KVM_CHECK_EXTENSION about this handle's ioctls: its own fd for system and VM
   // handles; vCPU and device fds do not answer it, so -1 (a fresh /dev/kvm).

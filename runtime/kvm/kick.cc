@@ -33,6 +33,19 @@ void detail::RunMapping::release() noexcept {
 
 detail::RunMapping::~RunMapping() { ::munmap(addr_, size_); }
 
+pid_t detail::RunMapping::claim_signal() noexcept {
+  std::uint64_t state = __atomic_load_n(&run_state_, __ATOMIC_SEQ_CST);
+  for (;;) {
+    if ((state & 0xffffffffu) == 0 || (state & kSent)) return 0;
+    // Only the kick whose exchange sets kSent signals; leave() takes kSent back with the tid,
+    // so the thread knows a signal is on its way and waits for it before run() returns.
+    if (__atomic_compare_exchange_n(&run_state_, &state, state | kSent, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST)) {
+      return static_cast<pid_t>(state & 0xffffffffu);
+    }
+  }
+}
+
 void set_kick_signal(int signo) {
   if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP) {
     throw Error("kvm::set_kick_signal", EINVAL,
@@ -60,6 +73,32 @@ void detail::install_kick_handler() {
   if (::sigaction(signo, &sa, nullptr) != 0)
     throw_error("sigaction", errno, "installing the kick handler");
   installed = signo;
+}
+
+void detail::block_kick_signal(sigset_t* previous) {
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kick_signal());
+  if (int err = ::pthread_sigmask(SIG_BLOCK, &kick, previous); err != 0)
+    throw_error("pthread_sigmask", err, "blocking the kick signal in the vCPU thread");
+}
+
+void detail::consume_kick_signals(bool wait_for_one) noexcept {
+  int saved = errno;
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kick_signal());
+  // A kick that claimed the run's signal may still be on its way to tgkill(): wait for it
+  // (bounded, in case the kicking thread is descheduled for long), then drain without waiting
+  // (run_for()'s timer may have queued one more).
+  struct timespec wait = {wait_for_one ? 1 : 0, 0};
+  for (;;) {
+    int r = ::sigtimedwait(&kick, nullptr, &wait);
+    if (r < 0 && errno == EINTR) continue;  // another signal's handler ran
+    if (r < 0) break;                       // EAGAIN: none (left)
+    wait = {0, 0};
+  }
+  errno = saved;
 }
 
 namespace detail {
@@ -113,7 +152,7 @@ void ThreadTimer::disarm() noexcept {
 void Kicker::kick() const noexcept {
   auto* run = static_cast<abi::kvm_run*>(m_->addr());
   std::atomic_ref<std::uint8_t>(run->immediate_exit).store(1, std::memory_order_seq_cst);
-  pid_t tid = m_->running_tid();
+  pid_t tid = m_->claim_signal();
   if (tid != 0) {
     int saved = errno;
     ::syscall(SYS_tgkill, ::getpid(), tid, kick_signal());

@@ -3,16 +3,22 @@
 // The protocol (race-free whatever the vCPU thread is doing):
 //  1. kick() sets kvm_run.immediate_exit = 1 (an atomic store). A vCPU thread that is about
 //     to enter KVM_RUN, or re-enters it, returns at once with EINTR.
-//  2. kick() then sends the kick signal to the thread currently inside Vcpu::run(), if any.
-//     The signal interrupts a guest that is already running: KVM_RUN returns EINTR.
+//  2. kick() then sends the kick signal to the thread currently inside Vcpu::run(), if any,
+//     and if no kick has signalled that run yet: at most one kick signal is ever pending per
+//     vCPU, so a storm of kicks cannot queue thousands of signals for the vCPU thread. The
+//     signal interrupts a guest that is already running: KVM_RUN returns EINTR.
 //  3. run() reports either case as Exit::interrupted() and clears immediate_exit, so one kick
 //     stops exactly one run (a kick that arrives between two runs stops the next one).
-// The kick signal (SIGRTMIN by default; set_kick_signal() changes it) gets a do-nothing
-// handler without SA_RESTART when the first Vcpu is created; the vCPU thread must not block it.
+// The kick signal (SIGRTMIN by default; set_kick_signal() changes it) is blocked in every
+// thread that calls Vcpu::run(), except inside KVM_RUN (KVM_SET_SIGNAL_MASK unblocks it for
+// the guest only), and run() consumes a signal sent to it before returning. So a kick that
+// lands after run() returned never interrupts the thread's other system calls (read(),
+// poll(), nanosleep(), ...). Do not unblock the kick signal in a vCPU thread.
 // A Kicker keeps the vCPU's kvm_run mapping alive, so kicking a Vcpu that has been destroyed
 // is harmless.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -35,11 +41,15 @@ class RunMapping {
 
   void* addr() const noexcept { return addr_; }
   std::size_t size() const noexcept { return size_; }
-  // The thread inside KVM_RUN (a kernel tid), 0 when none.
-  void set_running_tid(pid_t tid) noexcept {
-    __atomic_store_n(&running_tid_, tid, __ATOMIC_SEQ_CST);
+  // The vCPU thread (a kernel tid) enters and leaves Vcpu::run(). leave() says whether a
+  // kick signal was sent to the thread during the run, which run() must then consume.
+  void enter(pid_t tid) noexcept {
+    __atomic_store_n(&run_state_, static_cast<std::uint32_t>(tid), __ATOMIC_SEQ_CST);
   }
-  pid_t running_tid() const noexcept { return __atomic_load_n(&running_tid_, __ATOMIC_SEQ_CST); }
+  bool leave() noexcept { return __atomic_exchange_n(&run_state_, 0, __ATOMIC_SEQ_CST) & kSent; }
+  // For kick(): the thread to signal, or 0 when no thread is inside run() or a kick has
+  // already signalled this run. Claims the run's one signal.
+  pid_t claim_signal() noexcept;
 
  private:
   RunMapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
@@ -47,8 +57,10 @@ class RunMapping {
 
   void* const addr_;
   const std::size_t size_;
+  // The running thread's tid in the low 32 bits (0: none), kSent once a kick signalled it.
+  static constexpr std::uint64_t kSent = std::uint64_t{1} << 32;
   int refs_ = 1;
-  pid_t running_tid_ = 0;
+  std::uint64_t run_state_ = 0;
 };
 
 // A counted reference to a RunMapping.
@@ -93,6 +105,14 @@ class Kicker {
 namespace detail {
 // Installs the no-op handler for the kick signal once per process.
 void install_kick_handler();
+
+// Blocks the kick signal in the calling thread; `*previous` receives the thread's mask before.
+void block_kick_signal(sigset_t* previous);
+
+// Consumes kick signals pending for the calling thread (where it is blocked): first waits (up
+// to a second) for one that a kick has committed to sending when `wait_for_one`, then takes
+// any others without waiting. Keeps errno.
+void consume_kick_signals(bool wait_for_one) noexcept;
 
 // A POSIX timer (CLOCK_MONOTONIC) that sends the kick signal to one thread: first after
 // `first_ns`, then every `interval_ns` until disarmed. Vcpu::run_for() uses it: the signal

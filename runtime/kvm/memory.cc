@@ -3,18 +3,16 @@
 #include <sys/mman.h>
 
 #include <cerrno>
-#include <sstream>
 #include <utility>
 
+#include "kvm/format.h"
 #include "kvm/vm.h"
 
 namespace kvm {
 namespace {
 
 std::string range(std::uint64_t gpa, std::uint64_t len) {
-  std::ostringstream os;
-  os << std::hex << "[0x" << gpa << ", +0x" << len << ")";
-  return os.str();
+  return "[" + detail::hex(gpa) + ", +" + detail::hex(len) + ")";
 }
 
 }  // namespace

@@ -17,6 +17,11 @@ namespace kvm {
 
 class Vm;
 
+namespace detail {
+template <class T>
+concept TriviallyCopyable = std::is_trivially_copyable_v<T>;
+}  // namespace detail
+
 // An anonymous, private, zero-filled host mapping; unmapped on destruction.
 class HostMapping {
  public:
@@ -68,15 +73,14 @@ class GuestMemory {
   void write(std::uint64_t gpa, std::span<const std::uint8_t> bytes) const;
   void read(std::uint64_t gpa, std::span<std::uint8_t> out) const;
 
-  template <class T>
-  requires std::is_trivially_copyable_v<T> T read_obj(std::uint64_t gpa)
-  const {
+  // Objects are copied bytewise from and to guest memory.
+  template <detail::TriviallyCopyable T>
+  T read_obj(std::uint64_t gpa) const {
     T v;
     std::memcpy(&v, span(gpa, sizeof(T)).data(), sizeof(T));
     return v;
   }
-  template <class T>
-  requires std::is_trivially_copyable_v<T>
+  template <detail::TriviallyCopyable T>
   void write_obj(std::uint64_t gpa, const T& v) const {
     std::memcpy(span(gpa, sizeof(T)).data(), &v, sizeof(T));
   }

@@ -14,8 +14,6 @@
 
 namespace kvm {
 
-class Vm;
-
 // The API version every kernel since 2.6.22 reports (KVM_API_VERSION).
 inline constexpr int kStableApiVersion = 12;
 

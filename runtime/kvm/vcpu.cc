@@ -21,6 +21,15 @@ pid_t current_tid() noexcept {
   return tid;
 }
 
+// What prepare_thread() knows about the calling thread: a serial number that, unlike a tid,
+// is never reused, and the thread's signal mask from before the kick signal was blocked.
+struct ThreadSignals {
+  std::uint64_t serial = 0;  // 0: the kick signal is not blocked here yet
+  std::uint64_t mask_before = 0;
+};
+thread_local ThreadSignals t_signals;
+std::atomic<std::uint64_t> g_thread_serials{0};
+
 detail::RunMappingRef map_run(int fd, unsigned id, std::size_t size) {
   if (size < sizeof(abi::kvm_run)) {
     throw Error("mmap", EINVAL,
@@ -45,13 +54,29 @@ Vcpu::Vcpu(Fd fd, unsigned id, std::size_t mmap_size, std::uint64_t sync_mask)
   run_struct().kvm_valid_regs = sync_mask_;
 }
 
+void Vcpu::prepare_thread() {
+  if (t_signals.serial == 0) {
+    sigset_t before;
+    detail::block_kick_signal(&before);
+    std::memcpy(&t_signals.mask_before, &before, sizeof t_signals.mask_before);
+    t_signals.serial = ++g_thread_serials;
+  }
+  if (prepared_thread_ == t_signals.serial) return;
+  set_guest_signal_mask(has_user_mask_ ? user_mask_ : t_signals.mask_before);
+  prepared_thread_ = t_signals.serial;
+}
+
 Exit Vcpu::run() {
+  prepare_thread();
   abi::kvm_run& r = run_struct();
   r.kvm_valid_regs = sync_mask_;
-  map_->set_running_tid(current_tid());
+  map_->enter(current_tid());
   int rc = ::ioctl(fd_.get(), static_cast<unsigned long>(abi::ioctl::Run::request), 0);
   int err = rc < 0 ? errno : 0;
-  map_->set_running_tid(0);
+  // A kick that signalled this run, or any signal that interrupted it, left a kick signal
+  // pending (blocked outside KVM_RUN): take it now, so that it cannot stop the next run.
+  bool signalled = map_->leave();
+  if (signalled || err == EINTR) detail::consume_kick_signals(signalled);
   if (rc < 0) {
     if (err == EINTR || err == EAGAIN) {
       // A kick leaves immediate_exit set; this run consumed it.
@@ -76,13 +101,23 @@ Exit Vcpu::run_for(std::chrono::nanoseconds timeout) {
   const auto deadline = steady_clock::now() + timeout;  // CLOCK_MONOTONIC, as the timer
   const auto ns = static_cast<std::uint64_t>(timeout.count());
   const std::uint64_t interval = std::clamp<std::uint64_t>(ns, 100'000, 1'000'000);
+  prepare_thread();  // the timer's signal is the kick signal: blocked outside KVM_RUN
   timer_.arm(current_tid(), ns, interval);
   struct Disarm {
     detail::ThreadTimer& t;
-    ~Disarm() { t.disarm(); }
+    bool armed = true;
+    void now() noexcept {
+      if (armed) t.disarm();
+      armed = false;
+    }
+    ~Disarm() { now(); }
   } disarm{timer_};
   Exit e = run();
-  if (e.interrupted() && steady_clock::now() >= deadline)
+  disarm.now();
+  const bool late = steady_clock::now() >= deadline;
+  // The timer fires at the deadline; if it did after the run ended, its signal is pending.
+  if (late) detail::consume_kick_signals(false);
+  if (e.interrupted() && late)
     return Exit(run_struct(), map_->size(), RunStatus::TimedOut, e.run_errno());
   return e;
 }
@@ -117,18 +152,27 @@ void Vcpu::set_mp_state(abi::MpState state) const {
 
 Fd Vcpu::stats_fd() const { return Fd(ioctl<abi::ioctl::GetStatsFd>()); }
 
-void Vcpu::set_signal_mask(const sigset_t* mask) const {
+void Vcpu::set_signal_mask(const sigset_t* mask) {
+  if (!mask) {
+    has_user_mask_ = false;
+    prepared_thread_ = 0;  // the next run() gives KVM its thread's mask
+    return;
+  }
+  std::uint64_t m;
+  std::memcpy(&m, mask, sizeof m);  // glibc's sigset_t starts with the kernel's 64 bits
+  set_guest_signal_mask(m);
+  user_mask_ = m;
+  has_user_mask_ = true;
+}
+
+void Vcpu::set_guest_signal_mask(std::uint64_t mask) const {
+  mask &= ~(std::uint64_t{1} << (kick_signal() - 1));  // kicks must reach the guest
   // struct kvm_signal_mask is a length followed by the kernel's 8-byte sigset.
   alignas(abi::kvm_signal_mask) std::uint8_t buf[sizeof(abi::kvm_signal_mask) + 8] = {};
   auto* m = reinterpret_cast<abi::kvm_signal_mask*>(buf);
-  if (mask) {
-    m->len = 8;
-    std::memcpy(buf + sizeof(abi::kvm_signal_mask), mask, 8);
-    ioctl<abi::ioctl::SetSignalMask>(*m);
-  } else {
-    int r = detail::raw_ioctl(fd_.get(), abi::ioctl::SetSignalMask::request, 0);
-    if (r < 0) throw_error(abi::ioctl::SetSignalMask::name, -r, "clearing the mask");
-  }
+  m->len = 8;
+  std::memcpy(buf + sizeof(abi::kvm_signal_mask), &mask, 8);
+  ioctl<abi::ioctl::SetSignalMask>(*m, "the guest's signal mask");
 }
 
 #if defined(__x86_64__)

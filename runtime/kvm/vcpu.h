@@ -45,17 +45,19 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   std::size_t mmap_size() const noexcept { return map_->size(); }
 
   // KVM_RUN: runs the guest until it exits. EINTR/EAGAIN (a kick, a signal) come back as
-  // Exit::interrupted(), not as errors; other failures throw.
+  // Exit::interrupted(), not as errors; other failures throw. The first run on a thread
+  // blocks the kick signal there and gives KVM the guest's signal mask (KVM_SET_SIGNAL_MASK,
+  // see kick.h).
   Exit run();
 
-  // KVM_RUN with a deadline, for fuzzers and sandboxes: like run(), but a guest still running
+  // run() with a deadline, for fuzzers and sandboxes: like run(), but a guest still running
   // `timeout` after the call comes back as Exit::timed_out() (also interrupted()). A POSIX
   // timer sends the kick signal to the calling thread at the deadline and then every
   // min(max(timeout, 100 µs), 1 ms) until the run ends, so a deadline that falls just before
   // the guest is entered costs at most that much more. timed_out() is only reported once the
   // deadline has passed; a kick or another signal before it is a plain interruption. Costs
   // two timer_settime() calls per run (one timer per Vcpu, re-created when another thread
-  // calls).
+  // calls). Like run(), sets the guest's signal mask (KVM_SET_SIGNAL_MASK) on a new thread.
   Exit run_for(std::chrono::nanoseconds timeout);
 
   // A handle that makes run() return promptly from another thread or a signal handler.
@@ -78,8 +80,10 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_GET_STATS_FD (KVM_CAP_BINARY_STATS_FD).
   Fd stats_fd() const;
 
-  // KVM_SET_SIGNAL_MASK: signals blocked while the guest runs (nullptr: none changed).
-  void set_signal_mask(const sigset_t* mask) const;
+  // KVM_SET_SIGNAL_MASK: the signals blocked while the guest runs. The kick signal is never
+  // among them (it is removed from `mask`). nullptr goes back to the default: the mask of the
+  // thread that calls run(), without the kick signal.
+  void set_signal_mask(const sigset_t* mask);
 
 #if defined(__x86_64__)
   // General registers (KVM_GET_REGS / KVM_SET_REGS, or the synced copy; see above).
@@ -156,13 +160,21 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
 
  private:
   bool synced(std::uint64_t group) const noexcept { return (sync_mask_ & group) && sync_valid_; }
+  // Blocks the kick signal in the calling thread (once per thread) and, when this vCPU last
+  // ran on another thread, gives KVM the mask to run the guest with (see kick.h).
+  void prepare_thread();
+  // KVM_SET_SIGNAL_MASK with `mask` (the kernel's 64-bit layout) minus the kick signal.
+  void set_guest_signal_mask(std::uint64_t mask) const;
 
   Fd fd_;
   unsigned id_ = 0;
   detail::RunMappingRef map_;
   detail::ThreadTimer timer_;  // for run_for()
   std::uint64_t sync_mask_ = 0;
-  bool sync_valid_ = false;  // kvm_run.s.regs holds the state of the last exit
+  bool sync_valid_ = false;            // kvm_run.s.regs holds the state of the last exit
+  std::uint64_t prepared_thread_ = 0;  // the serial number of the thread prepare_thread() saw
+  bool has_user_mask_ = false;         // set_signal_mask() gave user_mask_
+  std::uint64_t user_mask_ = 0;
 };
 
 }  // namespace kvm

@@ -7,9 +7,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <sstream>
 
 #include "kvm/device.h"
+#include "kvm/format.h"
 #include "kvm/vcpu.h"
 
 namespace kvm {
@@ -18,14 +18,9 @@ namespace {
 constexpr std::uint64_t kPageSize = 4096;
 constexpr const char* kSetRegion = "KVM_SET_USER_MEMORY_REGION";
 
-std::string hex(std::uint64_t v) {
-  std::ostringstream os;
-  os << "0x" << std::hex << v;
-  return os.str();
-}
-
+using detail::hex;
 std::string range(std::uint64_t start, std::uint64_t size) {
-  return "[" + hex(start) + ", " + hex(start + size) + ")";
+  return detail::hex_range(start, size);
 }
 
 }  // namespace
@@ -107,8 +102,12 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
   if (r.size % kPageSize) {
     throw Error(kSetRegion, EINVAL, what + ": size " + hex(r.size) + " is not a multiple of 4 KiB");
   }
-  if (reinterpret_cast<std::uintptr_t>(r.host_addr) % kPageSize) {
-    throw Error(kSetRegion, EINVAL, what + ": host address is not 4 KiB aligned");
+  const auto host = reinterpret_cast<std::uintptr_t>(r.host_addr);
+  if (host == 0) {
+    throw Error(kSetRegion, EFAULT, what + ": host address is null");
+  }
+  if (host % kPageSize) {
+    throw Error(kSetRegion, EINVAL, what + ": host address " + hex(host) + " is not 4 KiB aligned");
   }
   if (r.guest_phys_addr + r.size < r.guest_phys_addr) {
     throw Error(kSetRegion, EINVAL, what + ": guest range wraps around the address space");
@@ -124,10 +123,8 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
                 what + " " + range(r.guest_phys_addr, r.size) + " reaches beyond the host's " +
                     std::to_string(bits) + "-bit physical address space");
   }
-  int nslots = cached_cap(abi::Cap::NrMemslots, limits_.nr_memslots);
-  if (nslots > 0 && (r.slot & 0xffff) >= static_cast<std::uint32_t>(nslots)) {
-    throw Error(kSetRegion, EINVAL, what + " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(nslots));
-  }
+  check_slot_id(r.slot);
+  check_slot_change(r);
   for (const MemoryRegion& other : slots_) {
     const std::uint32_t slot = other.slot;
     if (slot == r.slot || (slot >> 16) != (r.slot >> 16)) continue;
@@ -152,6 +149,51 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
     *at = r;
   } else {
     slots_.insert(at, r);
+  }
+}
+
+// The slot id is (address space << 16) | slot: both must be ones the host has.
+void Vm::check_slot_id(std::uint32_t id) const {
+  const std::uint32_t space = id >> 16, slot = id & 0xffff;
+  const std::string what = "slot " + std::to_string(id);
+  if (space != 0) {
+    // KVM_CAP_MULTI_ADDRESS_SPACE reads the number of address spaces, 0 when there is one.
+    int spaces = cached_cap(abi::Cap::MultiAddressSpace, limits_.address_spaces);
+    if (space >= static_cast<std::uint32_t>(spaces > 1 ? spaces : 1)) {
+      throw Error(
+          kSetRegion, EINVAL,
+          what + " = (address space " + std::to_string(space) + " << 16) | slot " +
+              std::to_string(slot) + ": the host has " + std::to_string(spaces > 1 ? spaces : 1) +
+              " address space(s) (KVM_CAP_MULTI_ADDRESS_SPACE = " + std::to_string(spaces) + ")");
+    }
+  }
+  int nslots = cached_cap(abi::Cap::NrMemslots, limits_.nr_memslots);
+  if (nslots > 0 && slot >= static_cast<std::uint32_t>(nslots)) {
+    throw Error(kSetRegion, EINVAL, what + " >= KVM_CAP_NR_MEMSLOTS " + std::to_string(nslots));
+  }
+}
+
+// KVM can move an existing slot (a new guest address) and change its dirty logging, nothing
+// else: its size, host memory and read-only flag are fixed until it is deleted.
+void Vm::check_slot_change(const MemoryRegion& r) const {
+  const MemoryRegion* old = memory_region(r.slot);
+  if (!old) return;
+  const std::string what = "slot " + std::to_string(r.slot);
+  const char* fix = "; delete the slot first (delete_memory_region()) and set it again";
+  if (r.size != old->size) {
+    throw Error(kSetRegion, EINVAL,
+                what + ": KVM cannot resize a slot (" + hex(old->size) + " -> " + hex(r.size) +
+                    " bytes)" + fix);
+  }
+  if (r.host_addr != old->host_addr) {
+    throw Error(kSetRegion, EINVAL,
+                what + ": KVM cannot change a slot's host memory (" +
+                    hex(reinterpret_cast<std::uintptr_t>(old->host_addr)) + " -> " +
+                    hex(reinterpret_cast<std::uintptr_t>(r.host_addr)) + ")" + fix);
+  }
+  if (abi::to_underlying((r.flags ^ old->flags) & abi::MemoryFlags::Readonly) != 0) {
+    throw Error(kSetRegion, EINVAL,
+                what + ": KVM cannot change a slot's KVM_MEM_READONLY flag" + fix);
   }
 }
 
@@ -207,6 +249,7 @@ int Vm::reset_dirty_rings() const { return ioctl<abi::ioctl::ResetDirtyRings>();
 void Vm::enable_cap(abi::Cap cap, std::uint64_t a0, std::uint64_t a1, std::uint64_t a2,
                     std::uint64_t a3, std::uint32_t flags) const {
   detail::enable_cap(*this, cap, a0, a1, a2, a3, flags);
+  if (cap == abi::Cap::SplitIrqchip) split_irqchip_ = true;
 }
 
 void Vm::irqfd(int eventfd, std::uint32_t gsi, int resample_fd) const {
@@ -218,7 +261,27 @@ void Vm::irqfd(int eventfd, std::uint32_t gsi, int resample_fd) const {
     f.flags = abi::to_underlying(abi::IrqfdFlags::Resample);
     f.resamplefd = static_cast<std::uint32_t>(resample_fd);
   }
-  ioctl<abi::ioctl::Irqfd>(f, "gsi " + std::to_string(gsi));
+  int r = try_ioctl<abi::ioctl::Irqfd>(f);
+  if (r < 0) throw_error(abi::ioctl::Irqfd::name, -r, irqfd_failure(-r, gsi));
+}
+
+// Why KVM_IRQFD failed, as far as we can tell: on x86 it needs an in-kernel irqchip (full or
+// split), and without one the kernel says only EINVAL.
+std::string Vm::irqfd_failure(int err, std::uint32_t gsi) const {
+  std::string why = "gsi " + std::to_string(gsi);
+#if defined(__x86_64__)
+  if (err == EINVAL && !split_irqchip_) {
+    abi::kvm_irqchip probe{};  // KVM_GET_IRQCHIP answers ENXIO without a full irqchip
+    if (try_ioctl<abi::ioctl::GetIrqchip>(probe) == -ENXIO) {
+      why +=
+          "; the VM has no in-kernel irqchip: call create_irqchip() (or enable "
+          "KVM_CAP_SPLIT_IRQCHIP) before KVM_IRQFD";
+    }
+  }
+#else
+  (void)err;
+#endif
+  return why;
 }
 
 void Vm::irqfd_deassign(int eventfd, std::uint32_t gsi) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "kvm/abi/kvm_abi.h"
@@ -51,9 +52,10 @@ struct VcpuOptions {
 // A System asks once and hands them to every VM it creates (they are the same for every VM of
 // a host), which saves a VM its own ioctls for them.
 struct VmLimits {
-  int nr_memslots = -1;  // KVM_CAP_NR_MEMSLOTS
-  int max_vcpu_id = -1;  // KVM_CAP_MAX_VCPU_ID
-  int max_vcpus = -1;    // KVM_CAP_MAX_VCPUS
+  int nr_memslots = -1;     // KVM_CAP_NR_MEMSLOTS
+  int max_vcpu_id = -1;     // KVM_CAP_MAX_VCPU_ID
+  int max_vcpus = -1;       // KVM_CAP_MAX_VCPUS
+  int address_spaces = -1;  // KVM_CAP_MULTI_ADDRESS_SPACE
 };
 
 class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
@@ -73,9 +75,12 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // mapped. Nothing is left behind if any step fails.
   Vcpu create_vcpu(unsigned id, VcpuOptions options = {}) const;
 
-  // KVM_SET_USER_MEMORY_REGION: creates, moves or resizes a slot. Checked first: page
-  // alignment, size, overlap with the VM's other slots, the slot limit
-  // (KVM_CAP_NR_MEMSLOTS), and the host's physical-address width.
+  // KVM_SET_USER_MEMORY_REGION: creates a slot, or moves an existing one or changes its
+  // dirty logging (KVM cannot resize a slot, nor change its host memory or read-only flag).
+  // Checked first: a non-null, page-aligned host address, page alignment and size, overlap
+  // with the VM's other slots, the slot limit (KVM_CAP_NR_MEMSLOTS), the address space in the
+  // slot id's upper 16 bits (KVM_CAP_MULTI_ADDRESS_SPACE), and the host's physical-address
+  // width.
   void set_user_memory_region(const MemoryRegion& region);
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
@@ -102,7 +107,9 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   void enable_cap(abi::Cap cap, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
                   std::uint64_t arg2 = 0, std::uint64_t arg3 = 0, std::uint32_t flags = 0) const;
 
-  // KVM_IRQFD: an eventfd that, when signalled, injects `gsi` (KVM_CAP_IRQFD).
+  // KVM_IRQFD: an eventfd that, when signalled, injects `gsi` (KVM_CAP_IRQFD). When the
+  // kernel says EINVAL, KVM_GET_IRQCHIP tells whether the VM lacks the irqchip irqfd needs on
+  // x86, and the error says so.
   void irqfd(int eventfd, std::uint32_t gsi, int resample_fd = -1) const;
   void irqfd_deassign(int eventfd, std::uint32_t gsi) const;
   // KVM_IOEVENTFD: see IoEventFd (KVM_CAP_IOEVENTFD).
@@ -171,12 +178,18 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 
  private:
   int cached_cap(abi::Cap cap, int& cache) const;
+  void check_slot_id(std::uint32_t id) const;
+  void check_slot_change(const MemoryRegion& r) const;
+  std::string irqfd_failure(int err, std::uint32_t gsi) const;
 
   Fd fd_;
   std::size_t vcpu_mmap_size_ = 0;
   std::vector<MemoryRegion> slots_;  // sorted by slot; a VM has few, a vector beats a map
   // Capability answers that cannot change for a VM, asked once (-1: not asked yet).
   mutable VmLimits limits_;
+  // enable_cap(KVM_CAP_SPLIT_IRQCHIP) succeeded: the VM has an irqchip that KVM_GET_IRQCHIP
+  // does not show (only for the hint of a failed irqfd()).
+  mutable bool split_irqchip_ = false;
 };
 
 }  // namespace kvm

@@ -16,8 +16,8 @@ using IrqRouting =
 #if defined(__x86_64__)
 // KVM_MAX_CPUID_ENTRIES in the kernel.
 using Cpuid = FlexBuffer<abi::kvm_cpuid2, abi::kvm_cpuid_entry2, &abi::kvm_cpuid2::nent, 256>;
-// MAX_IO_MSRS in the kernel (KVM_GET_MSRS/KVM_SET_MSRS refuse more with E2BIG).
-using Msrs = FlexBuffer<abi::kvm_msrs, abi::kvm_msr_entry, &abi::kvm_msrs::nmsrs, 256>;
+// KVM_GET_MSRS / KVM_SET_MSRS refuse nmsrs >= MAX_IO_MSRS (256) with E2BIG: 255 at most.
+using Msrs = FlexBuffer<abi::kvm_msrs, abi::kvm_msr_entry, &abi::kvm_msrs::nmsrs, 255>;
 // The kernel's MSR lists are far shorter; 16384 bounds what we accept back.
 using MsrList = FlexBuffer<abi::kvm_msr_list, std::uint32_t, &abi::kvm_msr_list::nmsrs, 16384>;
 

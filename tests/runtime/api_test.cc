@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "guest.h"
+#include "kvm/format.h"
 
 namespace abi = kvm::abi;
 using kvm::ExitReason;
@@ -24,7 +25,25 @@ concept CanCallNoArg = requires(Handle& h) {
   h.template ioctl<Io>();
 };
 
+template <class Handle, class Io, class Arg>
+concept CanTry = requires(Handle& h, Arg& a) {
+  h.template try_ioctl<Io>(a);
+};
+template <class Handle, class Io>
+concept CanAskSupport = requires(Handle& h) {
+  h.template supports<Io>();
+};
+
+// A misused call selects a deleted overload (whose error says why, tests/misuse/): still not
+// a valid expression.
 static_assert(CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(CanTry<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(!CanTry<kvm::Vm, abi::ioctl::GetRegs, abi::kvm_regs>);
+static_assert(!CanTry<kvm::Vcpu, abi::ioctl::SetRegs, const abi::kvm_regs>);
+static_assert(CanAskSupport<kvm::Vcpu, abi::ioctl::GetXsave>);
+static_assert(!CanAskSupport<kvm::System, abi::ioctl::GetXsave>);
+static_assert(!CanCall<kvm::Vcpu, abi::ioctl::GetRegs, const char*>, "not a kvm_regs");
+static_assert(!CanCallNoArg<kvm::Vcpu, abi::ioctl::GetRegs>, "a pointer ioctl needs its argument");
 static_assert(!CanCall<kvm::Vm, abi::ioctl::GetRegs, abi::kvm_regs>, "a vCPU ioctl on a Vm");
 static_assert(!CanCall<kvm::System, abi::ioctl::GetRegs, abi::kvm_regs>);
 static_assert(!CanCall<kvm::Vcpu, abi::ioctl::GetRegs, abi::kvm_sregs>, "wrong argument type");
@@ -129,9 +148,10 @@ TEST_CASE("errors name the ioctl, errno and what was wrong") {
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0x1001)),
                     "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: size 0x1001 is not a "
                     "multiple of 4 KiB)");
-  CHECK_THROWS_WITH(
-      vm.set_user_memory_region(region(2, 0x200000, 0x1000, 8)),
-      "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: host address is not 4 KiB aligned)");
+  CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0x1000, 8)),
+                    "KVM_SET_USER_MEMORY_REGION: Invalid argument (slot 2: host address " +
+                        kvm::detail::hex(reinterpret_cast<std::uintptr_t>(m.data() + 8)) +
+                        " is not 4 KiB aligned)");
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, 0x200000, 0)),
                     Catch::Contains("size 0; use delete_memory_region()"));
   CHECK_THROWS_WITH(vm.set_user_memory_region(region(2, ~0ull - 0xfff, 0x2000)),
@@ -307,20 +327,24 @@ TEST_CASE("exit views: the wrong accessor, unknown reasons and corrupt data are 
   CHECK_THROWS_AS(e.hypercall(), kvm::WrongExitError);
   CHECK_THROWS_AS(e.msr(), kvm::WrongExitError);
 
+  // Corrupt data is the kernel's (or the mapping's) fault, not the caller's: ExitDataError.
   run.io.data_offset = page.size() - 4;  // 6 bytes would run past the mapping
   CHECK_THROWS_WITH(e.io(), Catch::Contains("lies outside the 12288-byte kvm_run mapping"));
+  CHECK_THROWS_AS(e.io(), kvm::ExitDataError);
   run.io.data_offset = ~0ull;
-  CHECK_THROWS_AS(e.io(), kvm::WrongExitError);
+  CHECK_THROWS_AS(e.io(), kvm::ExitDataError);
   run.io.data_offset = 4096;
   run.io.count = 0xffffffff;  // size * count overflowing 32 bits must still be caught
-  CHECK_THROWS_AS(e.io(), kvm::WrongExitError);
+  CHECK_THROWS_AS(e.io(), kvm::ExitDataError);
   run.io.count = 1;
   run.io.size = 3;
-  CHECK_THROWS_WITH(e.io(), Catch::Contains("access size 3"));
+  CHECK_THROWS_WITH(e.io(), "Exit::io(): access size 3 is not 1, 2 or 4");
+  CHECK_THROWS_AS(e.io(), kvm::ExitDataError);
 
   run.exit_reason = abi::to_underlying(ExitReason::Mmio);
   run.mmio.len = 9;
-  CHECK_THROWS_WITH(e.mmio(), Catch::Contains("length 9 exceeds 8"));
+  CHECK_THROWS_WITH(e.mmio(), "Exit::mmio(): length 9 exceeds 8");
+  CHECK_THROWS_AS(e.mmio(), kvm::ExitDataError);
 
   run.exit_reason = abi::to_underlying(ExitReason::SystemEvent);
   run.system_event.type = abi::to_underlying(abi::SystemEventType::Reset);
@@ -332,7 +356,17 @@ TEST_CASE("exit views: the wrong accessor, unknown reasons and corrupt data are 
   run.internal.suberror = abi::to_underlying(abi::InternalErrorSuberror::Emulation);
   run.internal.ndata = 2;
   CHECK(e.internal_error().data.size() == 2);
-  CHECK_NOTHROW(e.emulation_failure());
+  CHECK(e.emulation_failure().insn_bytes.empty());  // no InstructionBytes flag
+  run.emulation_failure.flags = abi::to_underlying(abi::EmulationFailureFlags::InstructionBytes);
+  run.emulation_failure.insn_size = 15;
+  run.emulation_failure.insn_bytes[14] = 0x90;
+  CHECK(e.emulation_failure().insn_bytes.size() == 15);
+  CHECK(e.emulation_failure().insn_bytes.data() == run.emulation_failure.insn_bytes);
+  run.emulation_failure.insn_size = 255;  // next to a 15-byte array
+  CHECK_THROWS_WITH(e.emulation_failure(),
+                    "Exit::emulation_failure(): instruction size 255 exceeds the 15 bytes of "
+                    "insn_bytes");
+  CHECK_THROWS_AS(e.emulation_failure(), kvm::ExitDataError);
   run.internal.suberror = 2;
   CHECK_THROWS_AS(e.emulation_failure(), kvm::WrongExitError);
 

@@ -17,8 +17,9 @@ using kvm::x86::Reg;
 using kvm::x86::Width;
 
 struct GuestOptions {
-  std::uint64_t memory = 4 << 20;     // bytes at GPA 0
-  std::uint64_t mapped = 1ull << 30;  // identity-mapped range (4 GiB reaches the LAPIC)
+  std::uint64_t memory = 4 << 20;  // bytes at GPA 0
+  // The identity-mapped range: GuestLayout's default (4 GiB, the 32-bit MMIO hole included).
+  std::uint64_t mapped = kvm::x86::GuestLayout{}.mapped_size;
   kvm::VcpuOptions vcpu;
   bool irqchip = false;  // in-kernel irqchip before the vCPU
   bool idt = false;

@@ -140,6 +140,28 @@ TEST_CASE("64-bit guest: MMIO writes and reads outside every slot") {
   CHECK(g.run().reason() == ExitReason::Hlt);
 }
 
+// The 32-bit PCI hole is where VMMs put devices; with a map of only 1 GiB an access there was
+// a page fault and, without an IDT, a triple fault: KVM_EXIT_SHUTDOWN and nothing else.
+TEST_CASE("64-bit guest: the default layout maps the 32-bit MMIO hole, so devices there exit") {
+  kvm::x86::GuestLayout defaults;
+  CHECK(defaults.mapped_size >= 0x100000000ull);
+  for (std::uint64_t device : {0xc0000000ull, 0xd0000000ull, 0xfec00000ull, 0xffffe000ull}) {
+    LongModeGuest g([device](Assembler& a) {
+      a.mov(Reg::Rbx, device);
+      a.mov(Reg::Rax, 0x5a);
+      a.store(Width::k32, mem(Reg::Rbx, 0), Reg::Rax);
+      a.hlt();
+    });
+    INFO("device at " << std::hex << device);
+    kvm::Exit e = g.run();
+    REQUIRE(e.reason() == ExitReason::Mmio);
+    CHECK(e.mmio().is_write());
+    CHECK(e.mmio().phys_addr() == device);
+    CHECK(e.mmio().value() == 0x5a);
+    CHECK(g.run().reason() == ExitReason::Hlt);
+  }
+}
+
 TEST_CASE("real-mode guest: out and in of 8, 16 and 32 bits, then hlt") {
   kvm::System sys;
   kvm::Vm vm = sys.create_vm();

@@ -261,7 +261,7 @@ TEST_CASE("emulated CPUID and oversized tables") {
       big.resize(257),
       "kvm::FlexBuffer: Argument list too long (257 entries > the kernel's limit of 256)");
   kvm::Msrs many;
-  CHECK_THROWS_WITH(many.resize(1000), Catch::Contains("1000 entries > the kernel's limit of 256"));
+  CHECK_THROWS_WITH(many.resize(1000), Catch::Contains("1000 entries > the kernel's limit of 255"));
 }
 
 TEST_CASE("guest-visible MSR exits with KVM_CAP_X86_USER_SPACE_MSR: RDMSR gets the VMM's value") {

@@ -18,6 +18,7 @@ workspace; `bazel test //tools/docs:docs_test` fails when it is stale.
 """
 
 import os
+import re
 import sys
 
 
@@ -78,7 +79,8 @@ class Progress:
 
 def anchor(text):
     """An id usable in an <a id> and a #link."""
-    return text.replace("::", "-").replace("(", "").replace(")", "")
+    # Template arguments in a name (a specialization's constructor) are dropped.
+    return re.sub(r"<[^>]*>", "", text).replace("::", "-").replace("(", "").replace(")", "")
 
 
 def cell(text):
@@ -222,9 +224,8 @@ def runtime_view(api, ioctls):
     anchors = set()  # overloads share a name: one anchor each
     for c in api.classes:
         groups = []
-        # Only the methods that issue ioctls: the rest of the API can change without making
-        # the manual stale.
-        for m in [m for m in c.methods if m.issues]:
+        # Every public method, as the header declares it (the manual is the whole API).
+        for m in c.methods:
             if groups and groups[-1]["comment"] == m.comment and groups[-1]["line_end"] + 1 >= m.line:
                 g = groups[-1]
             else:
@@ -236,15 +237,23 @@ def runtime_view(api, ioctls):
                                  "issues": issued(m.issues, SCOPE_OF_CLASS.get(c.name))})
             anchors.add(a)
             g["line_end"] = m.line + m.signature.count(";")
-        classes.append({"name": "kvm::" + c.name, "header": c.header, "line": c.line,
-                        "comment": c.comment, "groups": groups})
+        classes.append({"name": "kvm::" + c.name, "anchor": anchor("kvm::" + c.name),
+                        "header": c.header, "line": c.line, "comment": c.comment, "groups": groups,
+                        "members": [m.text for m in c.members]})
     functions = [{"signature": f.signature, "qualname": f.qualname, "anchor": anchor(f.qualname),
                   "header": f.header, "line": f.line, "comment": f.comment, "issues": issued(f.issues)}
                  for f in api.functions]
+    # Enums, type aliases and constants, one block per header, in header order.
+    declarations = []
+    for sn in api.snippets:
+        if not declarations or declarations[-1]["header"] != sn.header:
+            declarations.append({"header": sn.header, "names": [], "texts": []})
+        declarations[-1]["names"].append(sn.name)
+        declarations[-1]["texts"].append(sn.text)
     mismatches = [{"qualname": f.qualname, "header": f.header, "line": f.line, "why": why}
                   for f, why in api.mismatches]
-    return {"classes": classes, "functions": functions, "mismatches": mismatches,
-            "files": api.files, "diagnostics": api.diagnostics}
+    return {"classes": classes, "functions": functions, "declarations": declarations,
+            "mismatches": mismatches, "files": api.files, "diagnostics": api.diagnostics}
 
 
 def build_arch(model, api):
@@ -341,7 +350,7 @@ RUNTIME_ARCHES = {"x86_64", "aarch64", "riscv64"}
 
 def _scan(model, root):
     if model["arch"] not in RUNTIME_ARCHES:
-        return runtime_scan.RuntimeApi(arch=model["arch"], classes=[], functions=[], wrappers={},
+        return runtime_scan.RuntimeApi(arch=model["arch"], classes=[], functions=[], snippets=[], wrappers={},
                                        mismatches=[], diagnostics=[], files=[])
     names = {i["cpp_name"]: i["name"] for i in model.get("ioctls", [])}
     return runtime_scan.scan(model["arch"], model.get("triple") or model["arch"] + "-linux-gnu", root,

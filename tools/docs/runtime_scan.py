@@ -4,8 +4,11 @@ For one arch, every runtime/kvm/*.cc is parsed for that arch's target triple aga
 arch's generated bindings (so methods inside `#if defined(__x86_64__)` exist only for x86_64).
 Then:
 
-  * the public API is every public method of a class in namespace kvm (not kvm::detail or
-    kvm::abi), and every function in namespace kvm, declared in a runtime header;
+  * the public API is everything declared in a runtime header in namespace kvm (not
+    kvm::detail or kvm::abi) and, for x86_64, in kvm::x86 (runtime/kvm/x86/, the guest
+    helpers): classes and structs with their public methods and their public members (fields,
+    nested types, static constants), enums, type aliases, constants and free functions,
+    whether or not they issue ioctls. Every header is parsed, included by a .cc or not;
   * a function *issues* ioctl X when its body names `abi::ioctl::X` (as in
     `ioctl<abi::ioctl::GetRegs>(...)`, `try_ioctl<...>`, `abi::ioctl::Run::request`), or calls
     a helper that does: helpers are functions that are not public API (kvm::detail, anonymous
@@ -59,18 +62,30 @@ class Function:
 
 @dataclasses.dataclass
 class Class:
-    name: str
+    name: str  # Vm, or x86::Assembler
     header: str
     line: int
     comment: str
     methods: list = dataclasses.field(default_factory=list)  # Function, in declaration order
+    members: list = dataclasses.field(default_factory=list)  # Snippet: public fields, types, constants
+
+
+@dataclasses.dataclass
+class Snippet:
+    """A declaration that is not a function, as written in its header with the comment above."""
+    name: str  # kvm::RunStatus
+    kind: str  # "enum", "alias", "constant", or for members "member"
+    header: str
+    line: int
+    text: str  # the source lines, comment included
 
 
 @dataclasses.dataclass
 class RuntimeApi:
     arch: str
-    classes: list  # Class, those with at least one public method that issues an ioctl
-    functions: list  # free Functions in namespace kvm that issue an ioctl
+    classes: list  # every public Class, in header order
+    functions: list  # every public free Function
+    snippets: list  # enums, type aliases and constants at namespace scope (Snippet)
     wrappers: dict  # ioctl C name -> [Function]
     mismatches: list  # (Function, "comment names KVM_X, which the method does not issue")
     diagnostics: list  # compiler errors met while parsing (the scan still uses what it got)
@@ -165,6 +180,19 @@ def _group_comment(lines, line):
     return " ".join(reversed(block)).strip()
 
 
+def _source_with_comment(lines, cursor):
+    """The declaration's source lines, with the // comment block right above it (no blank line
+    in between), dedented."""
+    first = cursor.extent.start.line
+    last = cursor.extent.end.line
+    # A trailing comment on the last line belongs to the declaration (`int x = 0;  // why`).
+    while first >= 2 and lines[first - 2].strip().startswith("//"):
+        first -= 1
+    block = lines[first - 1:last]
+    indent = min((len(l) - len(l.lstrip()) for l in block if l.strip()), default=0)
+    return "\n".join(l[indent:].rstrip() for l in block)
+
+
 def _declaration_text(lines, cursor):
     """The declaration as written, from its start to the ';' or the body's '{', one line."""
     start = cursor.extent.start
@@ -177,7 +205,7 @@ def _declaration_text(lines, cursor):
         if ln == start.line:
             s = s[start.column - 1 :]
         text.append(s)
-    t = " ".join(x.strip() for x in text)
+    t = " ".join(re.sub(r"\s*//.*$", "", x).strip() for x in text)  # without // comments
     # Cut an inline body and anything after it.
     depth = 0
     for i, ch in enumerate(t):
@@ -211,6 +239,15 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
     root = os.path.abspath(root)
     runtime_root = os.path.join(root, runtime_dir)
     sources = sorted(glob.glob(os.path.join(runtime_root, "kvm", "*.cc")))
+    headers = sorted(glob.glob(os.path.join(runtime_root, "kvm", "*.h")))
+    namespaces = [["kvm"]]
+    if arch == "x86_64":  # the x86 guest helpers, kvm::x86
+        sources += sorted(glob.glob(os.path.join(runtime_root, "kvm", "x86", "*.cc")))
+        headers += sorted(glob.glob(os.path.join(runtime_root, "kvm", "x86", "*.h")))
+        namespaces.append(["kvm", "x86"])
+    # Every header, also those no .cc includes, through one extra translation unit.
+    all_headers = os.path.join(runtime_root, "kvm", "__all_headers__.cc")
+    all_headers_text = "".join('#include "%s"\n' % _rel(h, runtime_root) for h in headers)
     args = [
         "-x", "c++", "-std=c++20", "--target=" + triple, "-fparse-all-comments",
         "-I" + runtime_root, "-I" + os.path.join(root, generated_dir, arch),
@@ -239,7 +276,8 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
         ci.CursorKind.CXX_METHOD, ci.CursorKind.FUNCTION_DECL, ci.CursorKind.FUNCTION_TEMPLATE,
         ci.CursorKind.CONSTRUCTOR, ci.CursorKind.DESTRUCTOR,
     }
-    class_kinds = {ci.CursorKind.CLASS_DECL, ci.CursorKind.STRUCT_DECL, ci.CursorKind.CLASS_TEMPLATE}
+    class_kinds = {ci.CursorKind.CLASS_DECL, ci.CursorKind.STRUCT_DECL, ci.CursorKind.CLASS_TEMPLATE,
+                   ci.CursorKind.CLASS_TEMPLATE_PARTIAL_SPECIALIZATION}
 
     def ioctl_of(ref):
         """The C name if `ref` (a referenced cursor) is kvm::abi::ioctl::<X>."""
@@ -250,8 +288,28 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
             return None
         return ioctl_names.get(ref.spelling, None)
 
-    for src in sources:
-        tu = index.parse(src, args=args)
+    snippets = {}  # (header, line) -> Snippet
+    members = {}  # class qualname -> {(header, line): Snippet}
+
+    def add_snippet(cur, kind, into):
+        path = cur.location.file.name
+        where = (_rel(path, root), cur.extent.start.line)
+        if where not in into:
+            chain = _scope_chain(cur, ci)
+            into[where] = Snippet("::".join(chain + [cur.spelling]), kind, where[0], where[1],
+                                  _source_with_comment(lines.get(path), cur))
+
+    member_kinds = {ci.CursorKind.FIELD_DECL, ci.CursorKind.VAR_DECL, ci.CursorKind.ENUM_DECL,
+                    ci.CursorKind.TYPE_ALIAS_DECL, ci.CursorKind.TYPEDEF_DECL}
+    snippet_kinds = {ci.CursorKind.ENUM_DECL: "enum", ci.CursorKind.TYPE_ALIAS_DECL: "alias",
+                     ci.CursorKind.TYPEDEF_DECL: "alias", ci.CursorKind.USING_DECLARATION: "alias",
+                    ci.CursorKind.VAR_DECL: "constant"}
+
+    for src in sources + [all_headers]:
+        if src == all_headers:
+            tu = index.parse(src, args=args, unsaved_files=[(src, all_headers_text)])
+        else:
+            tu = index.parse(src, args=args)
         for d in tu.diagnostics:
             if d.severity >= 3:
                 loc = d.location
@@ -261,23 +319,36 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
             k = _kind(cur)
             if k is None:
                 continue
+            in_header = cur.location.file.name.endswith(".h")
+            chain = _scope_chain(cur, ci)
+            parent = cur.semantic_parent
+            parent_is_class = parent is not None and _kind(parent) in class_kinds
+            if in_header and chain[:-1] in namespaces and parent_is_class and \
+                    cur.access_specifier == ci.AccessSpecifier.PUBLIC and \
+                    (k in member_kinds or (k in class_kinds and cur.is_definition())):
+                # A public member other than a method: shown as written.
+                add_snippet(cur, "member", members.setdefault("::".join(chain[1:]), {}))
+                continue
             if k in class_kinds and cur.is_definition():
-                chain = _scope_chain(cur, ci)
-                if chain == ["kvm"] and cur.spelling not in classes:
-                    path = cur.location.file.name
-                    classes[cur.spelling] = Class(cur.spelling, _rel(path, root), cur.location.line,
-                                                  _group_comment(lines.get(path), cur.location.line))
+                if chain in namespaces and in_header:
+                    name = "::".join(chain[1:] + [cur.spelling])
+                    if name not in classes:
+                        path = cur.location.file.name
+                        classes[name] = Class(name, _rel(path, root), cur.location.line,
+                                              _group_comment(lines.get(path), cur.location.line))
+                continue
+            if k in snippet_kinds and chain in namespaces and in_header and cur.spelling:
+                add_snippet(cur, snippet_kinds[k], snippets)
                 continue
             if k not in function_kinds:
                 continue
             key = func_key(cur)
-            chain = _scope_chain(cur, ci)
             path = cur.location.file.name
             is_header = path.endswith(".h")
             public = False
-            if chain == ["kvm"] and k in (ci.CursorKind.FUNCTION_DECL, ci.CursorKind.FUNCTION_TEMPLATE):
+            if chain in namespaces and k in (ci.CursorKind.FUNCTION_DECL, ci.CursorKind.FUNCTION_TEMPLATE):
                 public = True  # a free function of the API
-            elif len(chain) == 2 and chain[0] == "kvm" and _kind(cur.semantic_parent) in class_kinds:
+            elif chain[:-1] in namespaces and parent_is_class:
                 public = cur.access_specifier == ci.AccessSpecifier.PUBLIC
             if public:
                 public_keys.add(key)
@@ -288,8 +359,9 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
                 if dkey not in decls:
                     comment = _group_comment(lines.get(path), cur.extent.start.line)
                     decls[dkey] = Function(
-                        qualname="kvm::" + "::".join(chain[1:] + [cur.spelling]),
-                        cls=chain[1] if len(chain) == 2 else "", name=cur.spelling, signature=sig,
+                        qualname="::".join(chain + [cur.spelling]),
+                        cls="::".join(chain[1:]) if parent_is_class else "", name=cur.spelling,
+                        signature=sig,
                         header=_rel(path, root), line=cur.extent.start.line, comment=comment,
                         comment_ioctls=ioctls_named(comment, c_names),
                     )
@@ -370,10 +442,12 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
     for fn in sorted(decls.values(), key=lambda f: (f.header, f.line)):
         if fn.cls and fn.cls in classes:
             classes[fn.cls].methods.append(fn)
-    api_classes = [c for c in sorted(classes.values(), key=lambda c: (c.header, c.line))
-                   if any(m.issues for m in c.methods)]
-    functions = [f for f in sorted(decls.values(), key=lambda f: (f.header, f.line))
-                 if not f.cls and f.issues]
-    return RuntimeApi(arch=arch, classes=api_classes, functions=functions, wrappers=wrappers,
+    for name, found in members.items():
+        if name in classes:
+            classes[name].members = [found[w] for w in sorted(found)]
+    api_classes = sorted(classes.values(), key=lambda c: (c.header, c.line))
+    functions = [f for f in sorted(decls.values(), key=lambda f: (f.header, f.line)) if not f.cls]
+    return RuntimeApi(arch=arch, classes=api_classes, functions=functions,
+                      snippets=[snippets[w] for w in sorted(snippets)], wrappers=wrappers,
                       mismatches=mismatches, diagnostics=sorted(set(diagnostics)),
                       files=[_rel(s, root) for s in sources])

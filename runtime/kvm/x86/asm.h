@@ -16,8 +16,7 @@
 //   a.jne(loop);
 //   a.hlt();
 //   std::vector<std::uint8_t> code = a.finish();
-#ifndef RUNTIME_X86_ASM_H_
-#define RUNTIME_X86_ASM_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -339,5 +338,3 @@ class Assembler {
 };
 
 }  // namespace kvm::x86
-
-#endif  // RUNTIME_X86_ASM_H_

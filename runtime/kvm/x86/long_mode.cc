@@ -1,18 +1,15 @@
 #include "kvm/x86/long_mode.h"
 
-#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
+#include "kvm/format.h"
+
 namespace kvm::x86 {
 namespace {
 
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using kvm::detail::hex;
 
 // Returns the host pointer for guest-physical [addr, addr + len) or throws std::length_error.
 std::uint8_t* slice(std::span<std::uint8_t> mem, std::uint64_t mem_base, std::uint64_t addr,

@@ -4,8 +4,7 @@
 //
 // The register templates only use the C field names of struct kvm_sregs / kvm_segment /
 // kvm_dtable / kvm_regs, so they work with <linux/kvm.h> and with generated bindings alike.
-#ifndef RUNTIME_X86_LONG_MODE_H_
-#define RUNTIME_X86_LONG_MODE_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -114,15 +113,19 @@ inline constexpr std::size_t kIdtBytes = 256 * 16;
 // first 640 KiB, so one memory slot of >= 1 MiB at guest-physical 0 holds everything:
 //   0x1000  GDT (56 bytes)             0x2000  IDT (optional, 4 KiB)
 //   0x3000  TSS (104 bytes) + I/O bitmap (8193 bytes, up to 0x5068)
-//   0x6000  PML4, 0x7000 PDPT, 0x8000.. one PD per GiB mapped (0x8000-0x8fff for 1 GiB)
+//   0x6000  PML4, 0x7000 PDPT, 0x8000.. one PD per GiB mapped (0x8000-0xbfff for 4 GiB)
 //   0x10000 code (entry point)         0x80000 initial stack top (grows down)
 //   0x90000 interrupt stack top (TSS.rsp0, used on CPL3 -> CPL0 transitions)
 struct GuestLayout {
-  std::uint64_t gdt = 0x1000;                   // GDT base (kGdtBytes)
-  std::optional<std::uint64_t> idt;             // IDT base (kIdtBytes); none => IDTR {0, 0}
-  std::uint64_t tss = 0x3000;                   // 64-bit TSS base (tss_bytes(*this))
-  std::uint64_t page_tables = 0x6000;           // PML4; PDPT and PDs follow, 4 KiB each
-  std::uint64_t mapped_size = kGiB;             // identity-mapped bytes from 0 (2 MiB multiple)
+  std::uint64_t gdt = 0x1000;          // GDT base (kGdtBytes)
+  std::optional<std::uint64_t> idt;    // IDT base (kIdtBytes); none => IDTR {0, 0}
+  std::uint64_t tss = 0x3000;          // 64-bit TSS base (tss_bytes(*this))
+  std::uint64_t page_tables = 0x6000;  // PML4; PDPT and PDs follow, 4 KiB each
+  // Identity-mapped bytes from 0 (a 2 MiB multiple). The default, 4 GiB, covers the 32-bit
+  // MMIO hole below 4 GiB (PCI devices, the IOAPIC, the local APIC), where VMMs put devices:
+  // a guest access to an address outside the map is a page fault, which without an IDT ends
+  // in a triple fault (KVM_EXIT_SHUTDOWN), not in an MMIO exit.
+  std::uint64_t mapped_size = 4 * kGiB;
   std::uint64_t code = 0x10000;                 // entry point (rip)
   std::uint64_t stack_top = 0x80000;            // initial rsp
   std::uint64_t interrupt_stack_top = 0x90000;  // TSS.rsp0
@@ -281,5 +284,3 @@ void start_in_long_mode(Vcpu& vcpu, const GuestLayout& layout) {
 }
 
 }  // namespace kvm::x86
-
-#endif  // RUNTIME_X86_LONG_MODE_H_
