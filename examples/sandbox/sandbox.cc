@@ -139,9 +139,7 @@ class Sandbox {
 
  private:
   static kvm::Vcpu make_vcpu(kvm::Vm& vm) {
-    kvm::VcpuOptions o;
-    o.sync_events = true;  // events go back with the next run, like the registers
-    return vm.create_vcpu(0, o);
+    return vm.create_vcpu(0);  // sync regs and events: writes go back with the next run
   }
 
   // Memory from the image; registers, special registers and events through the synced copy
