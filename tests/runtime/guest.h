@@ -17,10 +17,12 @@ using kvm::x86::Reg;
 using kvm::x86::Width;
 
 struct GuestOptions {
-  std::uint64_t memory = 4 << 20;     // bytes at GPA 0
+  std::uint64_t memory = 4 << 20;  // bytes at GPA 0
+  kvm::abi::MemoryFlags memory_flags = {};
   std::uint64_t mapped = 1ull << 30;  // identity-mapped range (4 GiB reaches the LAPIC)
   kvm::VcpuOptions vcpu;
-  bool irqchip = false;  // in-kernel irqchip before the vCPU
+  bool irqchip = false;                // in-kernel irqchip before the vCPU
+  std::uint32_t dirty_ring_bytes = 0;  // kvm::enable_dirty_ring() before the vCPU (0: none)
   bool idt = false;
 };
 
@@ -71,9 +73,12 @@ struct LongModeGuest {
     if (o.idt) l.idt = 0x2000;
     return l;
   }
-  std::span<std::uint8_t> add_ram(const GuestOptions& o) { return mem.add(vm, 0, o.memory); }
+  std::span<std::uint8_t> add_ram(const GuestOptions& o) {
+    return mem.add(vm, 0, o.memory, o.memory_flags);
+  }
   kvm::Vcpu make_vcpu(const GuestOptions& o) {
     if (o.irqchip) vm.create_irqchip();
+    if (o.dirty_ring_bytes) kvm::enable_dirty_ring(vm, o.dirty_ring_bytes);
     return vm.create_vcpu(0, o.vcpu);
   }
 };
