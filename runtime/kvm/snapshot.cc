@@ -63,13 +63,22 @@ void copy_page(std::span<std::uint8_t> guest, const HostMapping& image, std::uin
 
 Snapshot::Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu) : vm_(&vm) {
   check_tracked(memory);  // before anything changes on the VM
-  if (vm.check_extension(abi::Cap::ManualDirtyLogProtect2) > 0) {
-    vm.enable_cap(abi::Cap::ManualDirtyLogProtect2,
-                  abi::to_underlying(abi::DirtyLogFlags::ManualProtectEnable));
-    tracking_ = Tracking::ManualProtect;
+  if (vm.check_extension(abi::Cap::ManualDirtyLogProtect2) <= 0) {
+    take_memory(memory);
+    take_vcpu(vcpu);
+    return;
   }
-  take_memory(memory);
-  take_vcpu(vcpu);
+  vm.enable_cap(abi::Cap::ManualDirtyLogProtect2,
+                abi::to_underlying(abi::DirtyLogFlags::ManualProtectEnable));
+  tracking_ = Tracking::ManualProtect;
+  try {
+    take_memory(memory);
+    take_vcpu(vcpu);
+  } catch (...) {
+    // A failed snapshot leaves the VM's dirty log as it found it (argument 0 turns it off).
+    vm.enable_cap(abi::Cap::ManualDirtyLogProtect2, 0);
+    throw;
+  }
 }
 
 Snapshot::Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu, DirtyRing& ring)
@@ -109,13 +118,18 @@ void Snapshot::discard_dirty_state() {
     return;
   }
   for (Slot& s : slots_) {
-    abi::kvm_dirty_log log{};
-    log.slot = s.slot;
-    log.dirty_bitmap = s.log.data();
-    vm_->ioctl<abi::ioctl::GetDirtyLog>(log, "slot " + std::to_string(s.slot));
+    fetch_log(s);
     if (tracking_ == Tracking::ManualProtect)
       vm_->clear_dirty_log(s.slot, 0, static_cast<std::uint32_t>(s.host.size() / kPage), s.log);
   }
+}
+
+// KVM_GET_DIRTY_LOG into the slot's own bitmap (Vm::dirty_log() would allocate one per call).
+void Snapshot::fetch_log(Slot& s) const {
+  abi::kvm_dirty_log log{};
+  log.slot = s.slot;
+  log.dirty_bitmap = s.log.data();
+  vm_->ioctl<abi::ioctl::GetDirtyLog>(log, "slot " + std::to_string(s.slot));
 }
 
 Snapshot::Slot& Snapshot::slot_by_number(std::uint32_t slot) {
@@ -187,10 +201,7 @@ std::size_t Snapshot::restore_held() {
 
 // The pages KVM_GET_DIRTY_LOG reports for `s` and pending_ does not hold; re-protects them.
 std::size_t Snapshot::restore_logged(Slot& s) {
-  abi::kvm_dirty_log log{};
-  log.slot = s.slot;
-  log.dirty_bitmap = s.log.data();
-  vm_->ioctl<abi::ioctl::GetDirtyLog>(log, "slot " + std::to_string(s.slot));
+  fetch_log(s);
   std::size_t n = 0, first = s.log.size(), last = 0;
   for (std::size_t w = 0; w < s.log.size(); ++w) {
     if (s.log[w] == 0) continue;

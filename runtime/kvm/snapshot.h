@@ -44,10 +44,12 @@ class Snapshot {
 
   // Copies every region of `memory` (each must have been added with
   // MemoryFlags::LogDirtyPages) and the state of `vcpu`, and starts tracking from here:
-  // pages dirtied before do not count. Tracks with the dirty log, and enables manual protect
+  // pages dirtied before do not count. Pages that read as zero are not copied, so a sparse
+  // guest keeps a sparse image. Tracks with the dirty log, and enables manual protect
   // (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) on `vm` where the host has it, which changes what
   // Vm::dirty_log() does for the VMM's own uses too (reading no longer clears). `vm` and the
-  // regions must outlive the snapshot; `vm` must not be moved meanwhile.
+  // regions must outlive the snapshot; `vm` must not be moved meanwhile. A snapshot that
+  // fails (kvm::Error naming the reason) leaves the VM as it was.
   Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu);
   // The same, tracking with `ring`, the dirty ring of `vcpu` (kvm::enable_dirty_ring() on the
   // VM before the vCPU was created). The VM must have no other vCPU. `ring` must outlive the
@@ -89,6 +91,7 @@ class Snapshot {
   void take_memory(const GuestMemory& memory);
   void take_vcpu(const Vcpu& vcpu);
   void discard_dirty_state();
+  void fetch_log(Slot& s) const;
   void hold(std::size_t slot_index, std::uint64_t page);
   std::size_t restore_held();
   std::size_t restore_logged(Slot& s);
