@@ -154,15 +154,18 @@ const kvm::System& system() {
 }
 
 namespace {
-std::span<std::uint8_t> add_image(kvm::Vm& vm, kvm::GuestMemory& mem, Program p) {
-  std::span<std::uint8_t> ram = mem.add(vm, 0, kRamSize);
+std::span<std::uint8_t> add_image(kvm::Vm& vm, kvm::GuestMemory& mem, Program p,
+                                  kvm::abi::MemoryFlags flags) {
+  std::span<std::uint8_t> ram = mem.add(vm, 0, kRamSize, flags);
   write_image(ram, p);
   return ram;
 }
 }  // namespace
 
-OurGuest::OurGuest(Program p, kvm::VcpuOptions options)
-    : vm(system().create_vm()), ram(add_image(vm, mem, p)), vcpu(vm.create_vcpu(0, options)) {
+OurGuest::OurGuest(Program p, kvm::VcpuOptions options, kvm::abi::MemoryFlags flags)
+    : vm(system().create_vm()),
+      ram(add_image(vm, mem, p, flags)),
+      vcpu(vm.create_vcpu(0, options)) {
   kvm::abi::kvm_sregs sregs = vcpu.sregs();
   init_sregs(sregs);
   vcpu.set_sregs(sregs);

@@ -100,7 +100,8 @@ struct OurGuest {
   std::span<std::uint8_t> ram;
   kvm::Vcpu vcpu;
 
-  explicit OurGuest(Program p, kvm::VcpuOptions options = {});
+  // `flags` for the memory slot (MemoryFlags::LogDirtyPages for a kvm::Snapshot).
+  explicit OurGuest(Program p, kvm::VcpuOptions options = {}, kvm::abi::MemoryFlags flags = {});
 };
 
 }  // namespace bench

@@ -7,10 +7,12 @@
 //  * a verdict for every way a program can end: output and HLT, a time-out, a triple fault
 //    (KVM_EXIT_SHUTDOWN), an access to memory that is not there (an MMIO exit), an
 //    emulation failure (KVM_EXIT_INTERNAL_ERROR), an exit reason the VMM does not expect;
-//  * a cheap reset between programs instead of a new VM: guest memory is restored from an
-//    image taken at start-up, and registers, special registers and vCPU events go back
-//    through sync regs (VcpuOptions::sync_events), so the reset costs no vCPU ioctl (one,
-//    KVM_SET_MP_STATE, after a crash).
+//  * a cheap reset between programs instead of a new VM: a kvm::Snapshot taken at start-up
+//    copies back only the pages the last program dirtied (found with the dirty log), and
+//    registers, special registers and vCPU events go back through sync regs, so the reset
+//    costs what the program wrote and no vCPU ioctl (one, KVM_SET_MP_STATE, after a crash).
+//    The program the VMM loads is its own write, which the dirty log does not see: it is
+//    reported with Snapshot::mark_dirty().
 //
 // The programs are small x86-64 snippets assembled here (long mode, CPL0). Each reports
 // through `out` to port 0x10 and ends with `hlt`, or misbehaves on purpose. The well-behaved
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,21 +64,23 @@ struct Verdict {
 
 class Sandbox {
  public:
-  Sandbox() : vm_(sys_.create_vm()), ram_(memory_.add(vm_, 0, kRamBytes)), vcpu_(make_vcpu(vm_)) {
+  Sandbox()
+      : vm_(sys_.create_vm()),
+        ram_(memory_.add(vm_, 0, kRamBytes, kvm::abi::MemoryFlags::LogDirtyPages)),
+        vcpu_(vm_.create_vcpu(0)) {
     kvm::x86::write_long_mode_tables(ram_, 0, layout_);
-    image_.assign(ram_.begin(), ram_.end());
     // The state every program starts from: long mode at layout_.code, events all clear.
-    sregs_ = vcpu_.sregs();
-    kvm::x86::setup_long_mode_sregs(sregs_, layout_);
-    kvm::x86::setup_regs(regs_, layout_.code, layout_.stack_top);
-    events_ = vcpu_.vcpu_events();
+    kvm::x86::start_in_long_mode(vcpu_, layout_);
+    snapshot_.emplace(vm_, memory_, vcpu_);
   }
 
   Verdict run(const std::function<void(Assembler&)>& program, Budget budget) {
     reset();
     Assembler a;
     program(a);
-    kvm::x86::write_bytes(ram_, 0, layout_.code, a.finish(), "program");
+    std::vector<std::uint8_t> code = a.finish();
+    kvm::x86::write_bytes(ram_, 0, layout_.code, code, "program");
+    snapshot_->mark_dirty(layout_.code, code.size());  // so that the next reset removes it
 
     Verdict v;
     const auto deadline = Clock::now() + budget.time;
@@ -136,22 +141,14 @@ class Sandbox {
   }
 
   double last_reset_us() const { return reset_us_; }
+  std::size_t last_reset_pages() const { return reset_pages_; }
 
  private:
-  static kvm::Vcpu make_vcpu(kvm::Vm& vm) {
-    kvm::VcpuOptions o;
-    o.sync_events = true;  // events go back with the next run, like the registers
-    return vm.create_vcpu(0, o);
-  }
-
-  // Memory from the image; registers, special registers and events through the synced copy
-  // in kvm_run (ioctls before the first run). A vCPU that shut down is made runnable again.
+  // The pages dirtied since the last reset from the snapshot; registers, special registers
+  // and events through the copy in kvm_run. A vCPU that shut down is made runnable again.
   void reset() {
     auto t0 = Clock::now();
-    std::memcpy(ram_.data(), image_.data(), image_.size());
-    vcpu_.set_sregs(sregs_);
-    vcpu_.set_regs(regs_);
-    vcpu_.set_vcpu_events(events_);
+    reset_pages_ = snapshot_->restore(vcpu_);
     if (crashed_) vcpu_.set_mp_state(kvm::abi::MpState::Runnable);
     crashed_ = false;
     reset_us_ = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
@@ -163,12 +160,10 @@ class Sandbox {
   std::span<std::uint8_t> ram_;
   kvm::Vcpu vcpu_;
   kvm::x86::GuestLayout layout_;
-  std::vector<std::uint8_t> image_;
-  kvm::abi::kvm_sregs sregs_{};
-  kvm::abi::kvm_regs regs_{};
-  kvm::abi::kvm_vcpu_events events_{};
+  std::optional<kvm::Snapshot> snapshot_;  // taken once the start state is set up
   bool crashed_ = false;
   double reset_us_ = 0;
+  std::size_t reset_pages_ = 0;
 };
 
 // ---- the programs -------------------------------------------------------------------------
@@ -265,9 +260,9 @@ int main() {
       if (!out.empty()) out = (v.detail.empty() ? "output " : "; output ") + out;
       bool ok = v.kind == c.want_kind && (v.kind != "finished" || v.output == c.want_output);
       failures += !ok;
-      std::printf("%-32s %-12s %s%s (%.1f ms, reset %.0f us)%s\n", c.name, v.kind.c_str(),
-                  v.detail.c_str(), out.c_str(), ms, sandbox.last_reset_us(),
-                  ok ? "" : ("  <- expected " + c.want_kind).c_str());
+      std::printf("%-32s %-12s %s%s (%.1f ms; reset before it: %zu pages, %.0f us)%s\n", c.name,
+                  v.kind.c_str(), v.detail.c_str(), out.c_str(), ms, sandbox.last_reset_pages(),
+                  sandbox.last_reset_us(), ok ? "" : ("  <- expected " + c.want_kind).c_str());
     }
     if (failures) {
       std::printf("FAILED (%d of %zu programs got an unexpected verdict)\n", failures,

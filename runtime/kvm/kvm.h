@@ -11,6 +11,7 @@
 #include "kvm/kick.h"
 #include "kvm/memory.h"
 #include "kvm/rings.h"
+#include "kvm/snapshot.h"
 #include "kvm/stats.h"
 #include "kvm/system.h"
 #include "kvm/vcpu.h"

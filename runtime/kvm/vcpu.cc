@@ -51,7 +51,18 @@ detail::RunMappingRef map_run(int fd, unsigned id, std::size_t size) {
 Vcpu::Vcpu(Fd fd, unsigned id, std::size_t mmap_size, std::uint64_t sync_mask)
     : fd_(std::move(fd)), id_(id), map_(map_run(fd_.get(), id, mmap_size)), sync_mask_(sync_mask) {
   detail::install_kick_handler();
-  run_struct().kvm_valid_regs = sync_mask_;
+  run_struct().kvm_valid_regs = 0;  // nothing is requested until it is read
+}
+
+std::uint64_t Vcpu::next_sync_request() noexcept {
+  // Groups read in the window that ends stay requested for the next one; the others are
+  // dropped, so a VMM that stopped reading them stops paying for the copy.
+  if (++window_runs_ == kSyncWindowRuns) {
+    window_runs_ = 0;
+    sync_requested_ = sync_read_;
+    sync_read_ = 0;
+  }
+  return sync_requested_;
 }
 
 void Vcpu::prepare_thread() {
@@ -69,7 +80,7 @@ void Vcpu::prepare_thread() {
 Exit Vcpu::run() {
   prepare_thread();
   abi::kvm_run& r = run_struct();
-  r.kvm_valid_regs = sync_mask_;
+  r.kvm_valid_regs = next_sync_request();
   map_->enter(current_tid());
   int rc = ::ioctl(fd_.get(), static_cast<unsigned long>(abi::ioctl::Run::request), 0);
   int err = rc < 0 ? errno : 0;
@@ -77,17 +88,18 @@ Exit Vcpu::run() {
   // pending (blocked outside KVM_RUN): take it now, so that it cannot stop the next run.
   bool signalled = map_->leave();
   if (signalled || err == EINTR) detail::consume_kick_signals(signalled);
+  has_run_ = true;
   if (rc < 0) {
     if (err == EINTR || err == EAGAIN) {
       // A kick leaves immediate_exit set; this run consumed it.
       std::atomic_ref<std::uint8_t>(r.immediate_exit).store(0, std::memory_order_seq_cst);
-      sync_valid_ = sync_mask_ != 0;
+      sync_valid_ = sync_requested_;
       return Exit(r, map_->size(), RunStatus::Interrupted, err);
     }
-    sync_valid_ = false;
+    sync_valid_ = 0;
     throw_error("KVM_RUN", err, "vcpu " + std::to_string(id_));
   }
-  sync_valid_ = sync_mask_ != 0;
+  sync_valid_ = sync_requested_;
   return Exit(r, map_->size(), RunStatus::Exited);
 }
 
@@ -184,32 +196,46 @@ using detail::get_struct;
 using detail::set_struct;
 }  // namespace
 
+template <class GetIo, class T>
+T Vcpu::read_synced(std::uint64_t group, T& copy) const {
+  if (!has_run_ || !(sync_mask_ & group)) return get_struct<GetIo>(*this);
+  sync_read_ |= group;
+  if (sync_valid_ & group) return copy;
+  // Not copied out at this exit: ask KVM, keep the answer as the current copy (a set_*() of
+  // this exit then needs no ioctl), and have KVM copy the group out from the next run on.
+  copy = get_struct<GetIo>(*this);
+  sync_valid_ |= group;
+  sync_requested_ |= group;
+  return copy;
+}
+
+template <class SetIo, class T>
+void Vcpu::write_synced(std::uint64_t group, T& copy, const T& value) {
+  if (!has_run_ || !(sync_mask_ & group)) {
+    set_struct<SetIo>(*this, value);
+    sync_valid_ &= ~group;  // a copy taken before is stale now
+    return;
+  }
+  // The whole group is given, so the copy is current whether or not KVM copied it out.
+  copy = value;
+  sync_valid_ |= group;
+  run_struct().kvm_dirty_regs |= group;
+}
+
 abi::kvm_regs Vcpu::regs() const {
-  if (synced(kSyncRegs)) return run_struct().s.regs.regs;
-  return get_struct<abi::ioctl::GetRegs>(*this);
+  return read_synced<abi::ioctl::GetRegs>(kSyncRegs, run_struct().s.regs.regs);
 }
 
 void Vcpu::set_regs(const abi::kvm_regs& regs) {
-  if (synced(kSyncRegs)) {
-    run_struct().s.regs.regs = regs;
-    run_struct().kvm_dirty_regs |= kSyncRegs;
-    return;
-  }
-  set_struct<abi::ioctl::SetRegs>(*this, regs);
+  write_synced<abi::ioctl::SetRegs>(kSyncRegs, run_struct().s.regs.regs, regs);
 }
 
 abi::kvm_sregs Vcpu::sregs() const {
-  if (synced(kSyncSregs)) return run_struct().s.regs.sregs;
-  return get_struct<abi::ioctl::GetSregs>(*this);
+  return read_synced<abi::ioctl::GetSregs>(kSyncSregs, run_struct().s.regs.sregs);
 }
 
 void Vcpu::set_sregs(const abi::kvm_sregs& sregs) {
-  if (synced(kSyncSregs)) {
-    run_struct().s.regs.sregs = sregs;
-    run_struct().kvm_dirty_regs |= kSyncSregs;
-    return;
-  }
-  set_struct<abi::ioctl::SetSregs>(*this, sregs);
+  write_synced<abi::ioctl::SetSregs>(kSyncSregs, run_struct().s.regs.sregs, sregs);
 }
 
 abi::kvm_fpu Vcpu::fpu() const { return get_struct<abi::ioctl::GetFpu>(*this); }
@@ -242,16 +268,10 @@ void Vcpu::set_lapic(const abi::kvm_lapic_state& l) const {
 }
 
 abi::kvm_vcpu_events Vcpu::vcpu_events() const {
-  if (synced(kSyncEvents)) return run_struct().s.regs.events;
-  return get_struct<abi::ioctl::GetVcpuEvents>(*this);
+  return read_synced<abi::ioctl::GetVcpuEvents>(kSyncEvents, run_struct().s.regs.events);
 }
 void Vcpu::set_vcpu_events(const abi::kvm_vcpu_events& e) {
-  if (synced(kSyncEvents)) {
-    run_struct().s.regs.events = e;
-    run_struct().kvm_dirty_regs |= kSyncEvents;
-    return;
-  }
-  set_struct<abi::ioctl::SetVcpuEvents>(*this, e);
+  write_synced<abi::ioctl::SetVcpuEvents>(kSyncEvents, run_struct().s.regs.events, e);
 }
 
 abi::kvm_debugregs Vcpu::debugregs() const { return get_struct<abi::ioctl::GetDebugregs>(*this); }

@@ -1,11 +1,16 @@
 // kvm::Vcpu: one virtual CPU. Owns its fd and its kvm_run mapping (mapped once at creation);
 // run() enters the guest and returns a typed Exit.
 //
-// The cheap path is the default: with KVM_CAP_SYNC_REGS (VcpuOptions::sync_regs, on unless
-// the host lacks it) KVM copies the general and special registers into kvm_run on every exit,
-// and regs()/sregs()/set_regs()/set_sregs() use that copy instead of an ioctl (~4.6 µs each
-// on our hosts); changes go back to KVM with the next run. VcpuOptions::sync_events adds the
-// vCPU events. Before the first run, and for anything else, the ioctls are used.
+// The default path costs nothing, and a VMM that reads registers on every exit still gets
+// them without an ioctl. With KVM_CAP_SYNC_REGS (VcpuOptions::sync_regs, on unless the host
+// lacks it) KVM can copy the general registers, the special registers and the vCPU events
+// into kvm_run at every exit, but that copy costs every exit ~0.2 µs on our hosts. So a group
+// is requested (kvm_valid_regs, which KVM reads at each KVM_RUN) only once the VMM has read
+// it: the first regs() after an exit is an ioctl (~5 µs), and from the next run on KVM copies
+// the registers out and regs() reads that copy. A group not read for kSyncWindowRuns runs is
+// dropped again. After the first run, set_regs()/set_sregs()/set_vcpu_events() always go
+// back through kvm_run with the next run (kvm_dirty_regs), whether or not the group is
+// requested; before it they are ioctls, so set-up errors come from the call that caused them.
 #pragma once
 
 // run_for() takes a std::chrono::nanoseconds. In C++20, <chrono> also brings the calendar and
@@ -63,6 +68,9 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // A handle that makes run() return promptly from another thread or a signal handler.
   Kicker kicker() const { return Kicker(map_); }
 
+  // How many runs a sync-regs group stays requested without being read (x86; see above).
+  static constexpr unsigned kSyncWindowRuns = 32;
+
   // KVM_ENABLE_CAP on the vCPU.
   void enable_cap(abi::Cap cap, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
                   std::uint64_t arg2 = 0, std::uint64_t arg3 = 0, std::uint32_t flags = 0) const;
@@ -92,8 +100,11 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // Special registers: segments, control registers, EFER, APIC base (KVM_GET/SET_SREGS).
   abi::kvm_sregs sregs() const;
   void set_sregs(const abi::kvm_sregs& sregs);
-  // The KVM_SYNC_X86_* groups KVM copies into kvm_run on each exit.
+  // The KVM_SYNC_X86_* groups this vCPU may have synced (VcpuOptions and the host).
   std::uint64_t sync_regs_mask() const noexcept { return sync_mask_; }
+  // The groups KVM will copy into kvm_run at the end of the next run: those read since the
+  // last window of kSyncWindowRuns runs began, or in the window before it.
+  std::uint64_t sync_regs_requested() const noexcept { return sync_requested_; }
 
   // KVM_GET_FPU / KVM_SET_FPU: x87 and SSE state.
   abi::kvm_fpu fpu() const;
@@ -109,8 +120,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   abi::kvm_lapic_state lapic() const;
   void set_lapic(const abi::kvm_lapic_state& lapic) const;
   // KVM_GET_VCPU_EVENTS / KVM_SET_VCPU_EVENTS (KVM_CAP_VCPU_EVENTS): pending exceptions,
-  // interrupts, NMIs and SMIs. With VcpuOptions::sync_events, the synced copy after the
-  // first run, like regs().
+  // interrupts, NMIs and SMIs. With VcpuOptions::sync_events, synced like regs().
   abi::kvm_vcpu_events vcpu_events() const;
   void set_vcpu_events(const abi::kvm_vcpu_events& events);
   // KVM_GET_DEBUGREGS / KVM_SET_DEBUGREGS (KVM_CAP_DEBUGREGS).
@@ -159,19 +169,32 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
 #endif
 
  private:
-  bool synced(std::uint64_t group) const noexcept { return (sync_mask_ & group) && sync_valid_; }
   // Blocks the kick signal in the calling thread (once per thread) and, when this vCPU last
   // ran on another thread, gives KVM the mask to run the guest with (see kick.h).
   void prepare_thread();
   // KVM_SET_SIGNAL_MASK with `mask` (the kernel's 64-bit layout) minus the kick signal.
   void set_guest_signal_mask(std::uint64_t mask) const;
+#if defined(__x86_64__)
+  // A group's state: the copy in kvm_run when it is current, else the ioctl (see above).
+  template <class GetIo, class T>
+  T read_synced(std::uint64_t group, T& copy) const;
+  template <class SetIo, class T>
+  void write_synced(std::uint64_t group, T& copy, const T& value);
+#endif
+  // Starts a new window of kSyncWindowRuns runs when one ends; returns the groups to request.
+  std::uint64_t next_sync_request() noexcept;
 
   Fd fd_;
   unsigned id_ = 0;
   detail::RunMappingRef map_;
-  detail::ThreadTimer timer_;  // for run_for()
-  std::uint64_t sync_mask_ = 0;
-  bool sync_valid_ = false;            // kvm_run.s.regs holds the state of the last exit
+  detail::ThreadTimer timer_;    // for run_for()
+  std::uint64_t sync_mask_ = 0;  // groups that may be synced
+  // The sync-regs bookkeeping is a cache of vCPU state, updated by the const getters too.
+  mutable std::uint64_t sync_requested_ = 0;  // kvm_valid_regs of the next run
+  mutable std::uint64_t sync_valid_ = 0;      // groups whose copy in kvm_run is current
+  mutable std::uint64_t sync_read_ = 0;       // groups read in the current window
+  unsigned window_runs_ = 0;                  // runs in the current window
+  bool has_run_ = false;
   std::uint64_t prepared_thread_ = 0;  // the serial number of the thread prepare_thread() saw
   bool has_user_mask_ = false;         // set_signal_mask() gave user_mask_
   std::uint64_t user_mask_ = 0;

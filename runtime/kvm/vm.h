@@ -38,14 +38,16 @@ struct IoEventFd {
 };
 
 struct VcpuOptions {
-  // Have KVM copy registers into kvm_run on every exit (KVM_CAP_SYNC_REGS) so that
-  // Vcpu::regs()/sregs() cost no ioctl. On by default where the host supports it.
+  // Let KVM copy the registers into kvm_run at exits (KVM_CAP_SYNC_REGS) once the VMM reads
+  // them, so that Vcpu::regs()/sregs() on every exit cost no ioctl, and let set_regs() /
+  // set_sregs() go back through kvm_run (see kvm/vcpu.h). Costs nothing until registers are
+  // read. On by default where the host supports it.
   bool sync_regs = true;
-  // Also copy the vCPU events (pending exceptions, interrupts, NMIs, SMIs) into kvm_run
-  // (KVM_SYNC_X86_EVENTS) so that Vcpu::vcpu_events()/set_vcpu_events() cost no ioctl. Off
-  // by default: most VMMs read events only around save/restore, and KVM then writes them
-  // into kvm_run on every exit. Needs sync_regs; ignored where the host lacks it.
-  bool sync_events = false;
+  // The same for the vCPU events (pending exceptions, interrupts, NMIs, SMIs;
+  // KVM_SYNC_X86_EVENTS): Vcpu::vcpu_events()/set_vcpu_events(). Like the registers, the
+  // events are only copied out once they are read. Needs sync_regs; ignored where the host
+  // lacks it.
+  bool sync_events = true;
 };
 
 // Limits the runtime checks input against, from KVM_CHECK_EXTENSION; -1 means "not asked yet".

@@ -98,4 +98,13 @@ TEST_CASE("sandbox: every misbehaving program gets its verdict and the sandbox s
             "at 0x10000000"));
   CHECK(has(r, "well-behaved, again              finished     output 500500 ("));
   CHECK(has(r, "\nOK (7 programs"));
+  // Each reset copies back what the last program dirtied (its code page, the page tables'
+  // accessed bits), not the sandbox's 512 pages.
+  std::size_t at = r.output.find("well-behaved, again");
+  REQUIRE(at != std::string::npos);
+  std::size_t pages_at = r.output.find("reset before it: ", at);
+  REQUIRE(pages_at != std::string::npos);
+  int pages = std::stoi(r.output.substr(pages_at + 17));
+  CHECK(pages >= 1);
+  CHECK(pages <= 8);
 }

@@ -18,10 +18,12 @@ using kvm::x86::Width;
 
 struct GuestOptions {
   std::uint64_t memory = 4 << 20;  // bytes at GPA 0
+  kvm::abi::MemoryFlags memory_flags = {};
   // The identity-mapped range: GuestLayout's default (4 GiB, the 32-bit MMIO hole included).
   std::uint64_t mapped = kvm::x86::GuestLayout{}.mapped_size;
   kvm::VcpuOptions vcpu;
-  bool irqchip = false;  // in-kernel irqchip before the vCPU
+  bool irqchip = false;                // in-kernel irqchip before the vCPU
+  std::uint32_t dirty_ring_bytes = 0;  // kvm::enable_dirty_ring() before the vCPU (0: none)
   bool idt = false;
 };
 
@@ -72,9 +74,12 @@ struct LongModeGuest {
     if (o.idt) l.idt = 0x2000;
     return l;
   }
-  std::span<std::uint8_t> add_ram(const GuestOptions& o) { return mem.add(vm, 0, o.memory); }
+  std::span<std::uint8_t> add_ram(const GuestOptions& o) {
+    return mem.add(vm, 0, o.memory, o.memory_flags);
+  }
   kvm::Vcpu make_vcpu(const GuestOptions& o) {
     if (o.irqchip) vm.create_irqchip();
+    if (o.dirty_ring_bytes) kvm::enable_dirty_ring(vm, o.dirty_ring_bytes);
     return vm.create_vcpu(0, o.vcpu);
   }
 };
