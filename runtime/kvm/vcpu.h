@@ -188,7 +188,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   unsigned id_ = 0;
   detail::RunMappingRef map_;
   detail::ThreadTimer timer_;    // for run_for()
-  std::uint64_t sync_mask_ = 0;  // groups that may be synced
+  [[maybe_unused]] std::uint64_t sync_mask_ = 0;  // groups that may be synced (x86 only)
   // The sync-regs bookkeeping is a cache of vCPU state, updated by the const getters too.
   mutable std::uint64_t sync_requested_ = 0;  // kvm_valid_regs of the next run
   mutable std::uint64_t sync_valid_ = 0;      // groups whose copy in kvm_run is current
