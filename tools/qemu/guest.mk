@@ -13,7 +13,7 @@ endif
 
 CXX := $(TRIPLE)-g++
 CXXFLAGS := -std=c++20 -O1 -g0 -Wall -Wextra -Werror -Wno-missing-field-initializers
-CPPFLAGS := -Iruntime -Igenerated/$(ARCH) -I$(CATCH2_INCLUDE)
+CPPFLAGS := -Iruntime -Igenerated/$(ARCH) -I$(CATCH2_INCLUDE) -Itests/portable -Itests/$(ARCH)
 LDFLAGS := -static -pthread
 
 LIB_SRCS := $(wildcard runtime/kvm/*.cc) $(wildcard runtime/kvm/$(ARCH)/*.cc)
@@ -34,7 +34,8 @@ $(OUT)/init: $(call obj,tools/qemu/guest_init.cc)
 $(OUT)/hello_vmm: $(call obj,$(LIB_SRCS) $(EXAMPLE_SRCS))
 	$(CXX) $(LDFLAGS) -o $@ $^
 
-# Tests include their own directory's helpers ("arm_guest.h").
+# Tests include their own directory's helpers ("arm_guest.h"), the portable ones and the
+# arch's (tests/portable/ is shared by both arches).
 $(OUT)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) -I$(dir $<) $(CXXFLAGS) -MMD -MP -c -o $@ $<
