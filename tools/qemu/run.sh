@@ -9,6 +9,8 @@
 # virtualization extensions on, so the guest kernel has a working /dev/kvm). The guest prints
 # the Catch2 JUnit report on the serial console between marker lines; this script cuts it
 # out to $KVM_QEMU_CACHE/results/ARCH-SUITE.xml (default .cache/qemu/) and prints its path.
+# For another PROGRAM (hello_vmm) it prints the program's output and writes a one-test report
+# ARCH-SUITE-PROGRAM.xml of its exit status.
 # Exit status: 0 when the report arrived and no test failed, 1 otherwise (a boot that never
 # reports, a QEMU error or a timeout is a failure, never a skip).
 set -euo pipefail
@@ -28,8 +30,10 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kvm-qemu-$arch-$suite.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 "$here/make_initramfs.sh" "$kernel_dir" "$build/init" "$build/$program" "$work/initramfs.cpio"
 
-log="$cache/results/$arch-$suite.log"
-report="$cache/results/$arch-$suite.xml"
+name="$arch-$suite"
+[[ "$program" == kvm_tests ]] || name+="-$program"
+log="$cache/results/$name.log"
+report="$cache/results/$name.xml"
 mkdir -p "$cache/results"
 rm -f "$log" "$report"
 
@@ -60,9 +64,16 @@ tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
 echo "run.sh: $arch $suite ($(cat "$kernel_dir/.package")): QEMU exited $qemu_rc after" \
   "$((SECONDS - start)) s; console log $log" >&2
 
+# Another program (an example VMM): its output, and a one-test JUnit report of its exit status.
 if [[ "$program" != kvm_tests ]]; then
-  sed -n '/^KVMCPP-PROGRAM-BEGIN$/,/^KVMCPP-PROGRAM-END$/p' "$log" | sed '1d;$d'
-  grep -q '^KVMCPP-PROGRAM-STATUS: 0$' "$log"
+  sed -n '/^KVMCPP-PROGRAM-BEGIN$/,/^KVMCPP-PROGRAM-END$/p' "$log" | sed '1d;$d' >&2
+  failure=""
+  grep -q '^KVMCPP-PROGRAM-STATUS: 0$' "$log" ||
+    failure="<failure message=\"$program failed or never ran (QEMU status $qemu_rc)\"/>"
+  printf '<testsuites><testsuite name="%s"><testcase name="%s">%s</testcase></testsuite></testsuites>\n' \
+    "$name" "$program" "$failure" >"$report"
+  echo "$report"
+  [[ -z "$failure" ]]
   exit
 fi
 

@@ -93,6 +93,13 @@ void Assembler::add(X rd, X rn, std::uint32_t imm12) {
   code_.push_back(0x91000000u | imm12 << 10 | r(rn) << 5 | r(rd));
 }
 
+void Assembler::add_reg(X rd, X rn, X rm) {
+  check_reg(rd);
+  check_reg(rn);
+  check_reg(rm);
+  code_.push_back(0x8b000000u | r(rm) << 16 | r(rn) << 5 | r(rd));
+}
+
 void Assembler::sub(X rd, X rn, std::uint32_t imm12) {
   check_reg(rd);
   check_reg(rn);

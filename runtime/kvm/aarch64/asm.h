@@ -1,10 +1,10 @@
 // kvm::aarch64::Assembler: a small A64 machine-code emitter for test and example guests.
 //
 // It covers what guests of a VMM test need at EL1 with the MMU off: 64-bit immediates
-// (movz/movk), loads and stores of 1, 2, 4 and 8 bytes at [Xn + unsigned offset], add/sub
-// immediates, compare and branch with labels, hvc/smc, wfi, msr/mrs of system registers by
-// encoding, DAIF masking, isb and eret. Bad operands throw std::invalid_argument when the
-// instruction is emitted; finish() throws if a used label is still unbound.
+// (movz/movk), register moves and adds, loads and stores of 1, 2, 4 and 8 bytes at [Xn + unsigned
+// offset], add/sub immediates, compare and branch with labels, hvc/smc, wfi, msr/mrs of system
+// registers by encoding, DAIF masking, isb and eret. Bad operands throw std::invalid_argument when
+// the instruction is emitted; finish() throws if a used label is still unbound.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +47,7 @@ class Assembler {
   void mov(X rd, std::uint64_t imm);  // movz + movk as needed
   void mov_reg(X rd, X rn);           // orr rd, xzr, rn
   void add(X rd, X rn, std::uint32_t imm12);
+  void add_reg(X rd, X rn, X rm);  // add rd, rn, rm
   void sub(X rd, X rn, std::uint32_t imm12);
   void cmp(X rn, std::uint32_t imm12);  // subs xzr, rn, #imm
   // str/ldr of `bytes` (1, 2, 4, 8) at [rn + offset]; offset a multiple of bytes.
