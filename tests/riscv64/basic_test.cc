@@ -153,3 +153,19 @@ TEST_CASE("riscv64: the register list holds the core registers and CSRs, and eac
   }
   CHECK(read > 40);
 }
+
+TEST_CASE("riscv64: the ISA config register and the timer registers read through ONE_REG") {
+  RvGuest g;
+  kvm::Vcpu v = g.vm.create_vcpu(0);
+  // KVM_REG_RISCV_CONFIG index 0 is the isa bitmap: I, M, A and H... as bits 'x' - 'a'.
+  std::uint64_t isa = v.one_reg_u64(rv::reg_id(kvm::abi::consts::RegRiscvConfig, 0));
+  CHECK((isa >> ('i' - 'a') & 1) == 1);
+  CHECK((isa >> ('m' - 'a') & 1) == 1);
+  CHECK((isa >> ('h' - 'a') & 1) == 0);  // the guest has no H of its own
+  // KVM_REG_RISCV_TIMER index 0 is the timer frequency, index 1 the time.
+  std::uint64_t freq = v.one_reg_u64(rv::reg_id(kvm::abi::consts::RegRiscvTimer, 0));
+  CHECK(freq == 10'000'000);  // QEMU virt's 10 MHz timebase
+  std::uint64_t t0 = v.one_reg_u64(rv::reg_id(kvm::abi::consts::RegRiscvTimer, 8));
+  std::uint64_t t1 = v.one_reg_u64(rv::reg_id(kvm::abi::consts::RegRiscvTimer, 8));
+  CHECK(t1 >= t0);
+}
