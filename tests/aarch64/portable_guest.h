@@ -15,9 +15,9 @@ using testing::kMmioBase;
 using testing::kRamBase;
 using testing::kRamSize;
 
-// What a jump outside guest memory does on this arch: KVM injects a prefetch abort; with VBAR_EL1 =
-// 0 outside memory too, the guest takes aborts forever.
-enum class JumpOutOfMemory { Spins, RunFails };
+// What a jump outside guest memory does on this arch: KVM injects a prefetch abort; with
+// VBAR_EL1 = 0 outside memory too, the guest takes aborts forever.
+enum class JumpOutOfMemory { Spins, SpinsOrRunFails };
 inline constexpr JumpOutOfMemory kJumpOutOfMemory = JumpOutOfMemory::Spins;
 
 // 8-byte stores of value to addr, in order, then power-off.
