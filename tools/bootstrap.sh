@@ -42,6 +42,12 @@ packages=(
   cmake                       # the CMake build (CMakeLists.txt, tools/cmake_test.sh)
   ninja-build                 # its generator
   pkgconf                     # pkg-config: tests/vendoring/install/install_test.sh
+  qemu-system-arm             # qemu-system-aarch64: tools/qemu/ (aarch64 tests on nested KVM)
+  qemu-system-misc            # qemu-system-riscv64 (OpenSBI comes with qemu-system-data)
+  g++-aarch64-linux-gnu       # static guest-side test binaries (tools/qemu/build_guest.sh)
+  g++-riscv64-linux-gnu
+  cpio                        # the guests' initramfs (tools/qemu/make_initramfs.sh)
+  xz-utils                    # riscv64's kvm.ko.xz
 )
 
 missing=()
