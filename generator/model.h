@@ -48,6 +48,21 @@ struct Family {
 
 enum class Direction { None, Read, Write, ReadWrite };  // as encoded: _IO, _IOR, _IOW, _IOWR
 
+// The direction's word in kvm_api.json and the descriptors ("ReadWrite").
+inline const char* direction_name(Direction d) {
+  switch (d) {
+    case Direction::None:
+      return "None";
+    case Direction::Read:
+      return "Read";
+    case Direction::Write:
+      return "Write";
+    case Direction::ReadWrite:
+      return "ReadWrite";
+  }
+  return "None";
+}
+
 enum Scope : unsigned { kSystem = 1, kVm = 2, kVcpu = 4, kDevice = 8 };
 
 // Each scope bit with its word in the rules files and kvm_api.json, and its C++ enumerator;

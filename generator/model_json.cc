@@ -24,20 +24,6 @@ json scope_words(unsigned scopes) {
   return out;
 }
 
-const char* direction_name(Direction d) {
-  switch (d) {
-    case Direction::None:
-      return "None";
-    case Direction::Read:
-      return "Read";
-    case Direction::Write:
-      return "Write";
-    case Direction::ReadWrite:
-      return "ReadWrite";
-  }
-  return "None";
-}
-
 json constant_json(const Constant& c) {
   return {{"name", c.name},
           {"cpp_name", c.cpp_name},

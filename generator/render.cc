@@ -107,20 +107,6 @@ data scope_names(unsigned scopes) {
   });
 }
 
-const char* direction_name(Direction d) {
-  switch (d) {
-    case Direction::None:
-      return "None";
-    case Direction::Read:
-      return "Read";
-    case Direction::Write:
-      return "Write";
-    case Direction::ReadWrite:
-      return "ReadWrite";
-  }
-  return "None";
-}
-
 struct RecordWalk {
   data asserts{data::type::list};      // offsetof checks of our own type
   data crosschecks{data::type::list};  // pairs of (our path, C path) for the cross-check test
