@@ -23,7 +23,7 @@ constexpr std::uint32_t kIntid = 32 + kSpi;
 
 // A vGICv3 at kGicd/kGicr. Created before the vCPUs; init_vgic() after them.
 kvm::Device create_vgic(ArmGuest& g) {
-  kvm::Device gic = g.vm.create_device(kvm::abi::DeviceType::DevTypeArmVgicV3);
+  kvm::Device gic = g.vm.create_device(kvm::abi::DeviceType::ArmVgicV3);
   std::uint64_t dist = kGicd, redist = kGicr;
   gic.set_attr(kvm::abi::consts::DevArmVgicGrpAddr, kvm::abi::consts::VgicV3AddrTypeDist, &dist);
   gic.set_attr(kvm::abi::consts::DevArmVgicGrpAddr, kvm::abi::consts::VgicV3AddrTypeRedist,
@@ -60,7 +60,7 @@ void enable_spi(Assembler& a) {
 
 TEST_CASE("aarch64: an irqfd raises a vGICv3 SPI that the guest takes and acknowledges") {
   ArmGuest g;
-  if (!g.vm.supports_device(kvm::abi::DeviceType::DevTypeArmVgicV3)) {
+  if (!g.vm.supports_device(kvm::abi::DeviceType::ArmVgicV3)) {
     std::fprintf(stderr, "SKIPPED: KVM_CREATE_DEVICE_TEST says this host has no vGICv3\n");
     WARN("no vGICv3 on this host");
     return;

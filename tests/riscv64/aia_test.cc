@@ -1,8 +1,8 @@
 // riscv64's in-kernel AIA (APLIC + IMSIC), where the kernel has it: created, configured and
 // initialised from the VMM, and serving the guest's APLIC accesses without an exit.
 //
-// KVM_DEV_TYPE_RISCV_AIA and its attributes came with Linux 6.5; the bindings are generated
-// from 6.1 headers, so their values are written here from api.rst / asm/kvm.h.
+// KVM_DEV_TYPE_RISCV_AIA and its attributes came with Linux 6.5; the generated bindings (the
+// newest headers) name them, and a kernel older than 6.5 reports the device absent.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -14,11 +14,15 @@ using kvm::ExitReason;
 
 namespace {
 
-constexpr auto kDevTypeRiscvAia = static_cast<kvm::abi::DeviceType>(11);
-constexpr std::uint32_t kGrpConfig = 0, kGrpAddr = 1, kGrpCtrl = 2;
-constexpr std::uint64_t kConfigMode = 0, kConfigIds = 1, kConfigSrcs = 2;
-constexpr std::uint64_t kAddrAplic = 0, kCtrlInit = 0;
-constexpr std::uint64_t kAddrImsicFirst = 1;  // + vCPU index
+namespace c = kvm::abi::consts;
+constexpr auto kDevTypeRiscvAia = kvm::abi::DeviceType::RiscvAia;
+constexpr std::uint32_t kGrpConfig = c::DevRiscvAiaGrpConfig, kGrpAddr = c::DevRiscvAiaGrpAddr,
+                        kGrpCtrl = c::DevRiscvAiaGrpCtrl;
+constexpr std::uint64_t kConfigMode = c::DevRiscvAiaConfigMode,
+                        kConfigIds = c::DevRiscvAiaConfigIds,
+                        kConfigSrcs = c::DevRiscvAiaConfigSrcs;
+constexpr std::uint64_t kAddrAplic = c::DevRiscvAiaAddrAplic, kCtrlInit = c::DevRiscvAiaCtrlInit;
+constexpr std::uint64_t kAddrImsicFirst = c::DevRiscvAiaAddrAplic + 1;  // + vCPU index (IMSIC(i))
 constexpr std::uint64_t kAplic = 0x0c000000, kImsic = 0x28000000;
 
 }  // namespace
