@@ -7,6 +7,7 @@
 #include "kvm/error.h"
 #include "kvm/exit.h"
 #include "kvm/fd.h"
+#include "kvm/guest_memfd.h"
 #include "kvm/ioctl.h"
 #include "kvm/kick.h"
 #include "kvm/memory.h"

@@ -9,6 +9,7 @@
 
 #include "kvm/abi/kvm_abi.h"
 #include "kvm/fd.h"
+#include "kvm/guest_memfd.h"
 #include "kvm/ioctl.h"
 #include "kvm/x86_types.h"
 
@@ -17,13 +18,18 @@ namespace kvm {
 class Vcpu;
 class Device;
 
-// One guest memory slot as given to KVM_SET_USER_MEMORY_REGION.
+// One guest memory slot as given to KVM_SET_USER_MEMORY_REGION, or to
+// KVM_SET_USER_MEMORY_REGION2 with a guest_memfd range behind it.
 struct MemoryRegion {
   std::uint32_t slot = 0;
   std::uint64_t guest_phys_addr = 0;
   std::uint64_t size = 0;
   void* host_addr = nullptr;
   abi::MemoryFlags flags{};
+  // KVM_SET_USER_MEMORY_REGION2 only: the guest_memfd (kvm::GuestMemfd::fd()) whose bytes
+  // [guest_memfd_offset, guest_memfd_offset + size) back the slot; -1 for none.
+  int guest_memfd = -1;
+  std::uint64_t guest_memfd_offset = 0;
 };
 
 // A KVM_IOEVENTFD registration: a guest write of `length` bytes to `addr` (port or MMIO)
@@ -77,6 +83,17 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // alignment, size, overlap with the VM's other slots, the slot limit
   // (KVM_CAP_NR_MEMSLOTS), and the host's physical-address width.
   void set_user_memory_region(const MemoryRegion& region);
+  // KVM_SET_USER_MEMORY_REGION2 (KVM_CAP_USER_MEMORY2): the same, and a slot may take its
+  // memory from a guest_memfd (region.guest_memfd, KVM_CAP_GUEST_MEMFD; KVM_MEM_GUEST_MEMFD is
+  // set for it). Checked first as above, and the guest_memfd range must be 4 KiB aligned and
+  // lie inside the guest_memfd; dirty logging is refused on it (KVM has none for guest_memfd).
+  // A failure asks KVM_CHECK_EXTENSION whether the host has KVM_CAP_USER_MEMORY2 at all.
+  void set_user_memory_region2(const MemoryRegion& region);
+  // KVM_CREATE_GUEST_MEMFD (KVM_CAP_GUEST_MEMFD): `size` bytes (a multiple of 4 KiB) of guest
+  // memory that need not be mapped in this process. `flags` (GUEST_MEMFD_FLAG_*) must be among
+  // those KVM_CAP_GUEST_MEMFD_FLAGS offers; GUEST_MEMFD_FLAG_MMAP makes it mappable,
+  // GUEST_MEMFD_FLAG_INIT_SHARED starts it shared with the host (see kvm/guest_memfd.h).
+  GuestMemfd create_guest_memfd(std::uint64_t size, std::uint64_t flags = 0) const;
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
   // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR
@@ -171,6 +188,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 
  private:
   int cached_cap(abi::Cap cap, int& cache) const;
+  // The checks both memory-region ioctls make before the kernel sees the slot, and the
+  // bookkeeping after it took it.
+  void check_region(const MemoryRegion& r, const char* ioctl_name, abi::MemoryFlags known) const;
+  void remember_region(const MemoryRegion& r);
 
   Fd fd_;
   std::size_t vcpu_mmap_size_ = 0;

@@ -22,6 +22,9 @@ struct GuestOptions {
   kvm::VcpuOptions vcpu;
   bool irqchip = false;  // in-kernel irqchip before the vCPU
   bool idt = false;
+  // RAM from a mapped, initially shared guest_memfd (KVM_SET_USER_MEMORY_REGION2) instead of
+  // anonymous host memory.
+  bool guest_memfd = false;
 };
 
 struct LongModeGuest {
@@ -71,7 +74,9 @@ struct LongModeGuest {
     if (o.idt) l.idt = 0x2000;
     return l;
   }
-  std::span<std::uint8_t> add_ram(const GuestOptions& o) { return mem.add(vm, 0, o.memory); }
+  std::span<std::uint8_t> add_ram(const GuestOptions& o) {
+    return o.guest_memfd ? mem.add_guest_memfd(vm, 0, o.memory) : mem.add(vm, 0, o.memory);
+  }
   kvm::Vcpu make_vcpu(const GuestOptions& o) {
     if (o.irqchip) vm.create_irqchip();
     return vm.create_vcpu(0, o.vcpu);
