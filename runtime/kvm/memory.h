@@ -66,7 +66,7 @@ class GuestMemory {
                                           std::uint64_t offset, std::uint64_t size,
                                           abi::MemoryFlags flags = {});
   // The same with a guest_memfd of `size` bytes made for it (KVM_CREATE_GUEST_MEMFD with
-  // GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED); the slot and the mapping keep it.
+  // GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED), kept open by the mapping.
   std::span<std::uint8_t> add_guest_memfd(Vm& vm, std::uint64_t gpa, std::uint64_t size,
                                           abi::MemoryFlags flags = {});
 

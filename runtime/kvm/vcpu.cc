@@ -16,6 +16,8 @@
 namespace kvm {
 namespace {
 
+constexpr std::uint32_t kMemoryFault = abi::to_underlying(ExitReason::MemoryFault);
+
 pid_t current_tid() noexcept {
   thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
   return tid;
@@ -48,10 +50,17 @@ Vcpu::Vcpu(Fd fd, unsigned id, std::size_t mmap_size, std::uint64_t sync_mask)
 Exit Vcpu::run() {
   abi::kvm_run& r = run_struct();
   r.kvm_valid_regs = sync_mask_;
+  // A memory-fault exit is recognised by its exit_reason after a failed run; one left from an
+  // earlier run must not be mistaken for it.
+  if (r.exit_reason == kMemoryFault) r.exit_reason = abi::to_underlying(ExitReason::Unknown);
   map_->set_running_tid(current_tid());
   int rc = ::ioctl(fd_.get(), static_cast<unsigned long>(abi::ioctl::Run::request), 0);
   int err = rc < 0 ? errno : 0;
   map_->set_running_tid(0);
+  if (rc < 0 && (err == EFAULT || err == EHWPOISON) && r.exit_reason == kMemoryFault) {
+    sync_valid_ = false;  // read registers with the ioctls after a failed run
+    return Exit(r, map_->size(), RunStatus::Exited, err);
+  }
   if (rc < 0) {
     if (err == EINTR || err == EAGAIN) {
       // A kick leaves immediate_exit set; this run consumed it.

@@ -45,7 +45,9 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   std::size_t mmap_size() const noexcept { return map_->size(); }
 
   // KVM_RUN: runs the guest until it exits. EINTR/EAGAIN (a kick, a signal) come back as
-  // Exit::interrupted(), not as errors; other failures throw.
+  // Exit::interrupted(), not as errors; EFAULT/EHWPOISON with exit reason
+  // KVM_EXIT_MEMORY_FAULT (KVM_CAP_MEMORY_FAULT_INFO) comes back as that exit (see
+  // Exit::memory_fault()). Other failures throw.
   Exit run();
 
   // KVM_RUN with a deadline, for fuzzers and sandboxes: like run(), but a guest still running
