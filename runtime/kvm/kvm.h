@@ -16,4 +16,5 @@
 #include "kvm/system.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
+#include "kvm/vm_type.h"
 #include "kvm/x86_types.h"
