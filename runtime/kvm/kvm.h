@@ -11,6 +11,7 @@
 #include "kvm/ioctl.h"
 #include "kvm/kick.h"
 #include "kvm/memory.h"
+#include "kvm/nested_state.h"
 #include "kvm/rings.h"
 #include "kvm/stats.h"
 #include "kvm/system.h"

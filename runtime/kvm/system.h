@@ -41,8 +41,8 @@ class System : public IoctlTarget<System, abi::Scope::System> {
   std::size_t vcpu_mmap_size() const;
 
   // KVM_CREATE_VM of the given machine type (kvm/vm_type.h), the default one unless told.
-  // Another type is checked first against what the host offers: on x86 the bits of
-  // KVM_CAP_VM_TYPES, on arm64 the IPA size within KVM_CAP_ARM_VM_IPA_SIZE.
+  // Another type is checked first, with KVM_CHECK_EXTENSION, against what the host offers: on
+  // x86 the bits of KVM_CAP_VM_TYPES, on arm64 the IPA size within KVM_CAP_ARM_VM_IPA_SIZE.
   Vm create_vm(VmType type = {}) const;
 #if defined(__aarch64__)
   // The largest guest IPA size, in bits, VmType::arm_ipa_bits() may ask for

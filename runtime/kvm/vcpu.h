@@ -25,6 +25,7 @@
 #include "kvm/fd.h"
 #include "kvm/ioctl.h"
 #include "kvm/kick.h"
+#include "kvm/nested_state.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
@@ -139,6 +140,12 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   std::uint32_t tsc_khz() const;
   // KVM_KVMCLOCK_CTRL (KVM_CAP_KVMCLOCK_CTRL): tells the guest it was paused.
   void kvmclock_ctrl() const;
+  // KVM_GET_NESTED_STATE / KVM_SET_NESTED_STATE (KVM_CAP_NESTED_STATE, which gives the buffer
+  // size): the state of a nested guest this vCPU runs, for save/restore. Both ask
+  // KVM_CHECK_EXTENSION first and refuse, naming the cap, where it reads 0; set_nested_state()
+  // also refuses a header size outside its buffer or beyond the cap's size.
+  NestedState nested_state() const;
+  void set_nested_state(const NestedState& state) const;
 #endif
 
 #if defined(__aarch64__) || defined(__riscv)
