@@ -84,6 +84,13 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_SET_SIGNAL_MASK: signals blocked while the guest runs (nullptr: none changed).
   void set_signal_mask(const sigset_t* mask) const;
 
+  // KVM_PRE_FAULT_MEMORY (KVM_CAP_PRE_FAULT_MEMORY): maps the 4 KiB aligned guest range
+  // [gpa, gpa + size) into the guest's page tables ahead of its first access, as this vCPU
+  // would fault it in. Resumes after EINTR/EAGAIN until done and returns the bytes done (all
+  // of size); a failure says how many bytes were done before it, and names the cap (asked
+  // with KVM_CHECK_EXTENSION) where the host lacks it.
+  std::uint64_t pre_fault_memory(std::uint64_t gpa, std::uint64_t size) const;
+
 #if defined(__x86_64__)
   // General registers (KVM_GET_REGS / KVM_SET_REGS, or the synced copy; see above).
   abi::kvm_regs regs() const;

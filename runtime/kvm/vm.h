@@ -94,6 +94,11 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // those KVM_CAP_GUEST_MEMFD_FLAGS offers; GUEST_MEMFD_FLAG_MMAP makes it mappable,
   // GUEST_MEMFD_FLAG_INIT_SHARED starts it shared with the host (see kvm/guest_memfd.h).
   GuestMemfd create_guest_memfd(std::uint64_t size, std::uint64_t flags = 0) const;
+  // KVM_SET_MEMORY_ATTRIBUTES (KVM_CAP_MEMORY_ATTRIBUTES): sets the attributes
+  // (KVM_MEMORY_ATTRIBUTE_PRIVATE: the guest's pages come from the slot's guest_memfd, not the
+  // host mapping) of the 4 KiB aligned range [gpa, gpa + size). Asks check_extension()
+  // first: attributes the host does not offer, or a host without the cap, are refused naming it.
+  void set_memory_attributes(std::uint64_t gpa, std::uint64_t size, std::uint64_t attributes) const;
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
   // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "guest.h"
+#include "kvm/pre_fault.h"
 
 namespace abi = kvm::abi;
 
@@ -54,4 +55,70 @@ TEST_CASE("nested state: a size-checked buffer, refused naming KVM_CAP_NESTED_ST
              Catch::StartsWith("KVM_SET_NESTED_STATE: Invalid argument (KVM_CAP_NESTED_STATE is "
                                "not supported here"));
   CHECK(vcpu.try_ioctl<abi::ioctl::GetNestedState>(state.header()) < 0);
+}
+
+TEST_CASE("memory attributes: range checked, refused naming KVM_CAP_MEMORY_ATTRIBUTES where 0") {
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  CHECK(error_of([&] { vm.set_memory_attributes(0x1800, 0x1000, 0); }) ==
+        "KVM_SET_MEMORY_ATTRIBUTES: Invalid argument ([0x1800, 0x2800) is not a non-empty, 4 "
+        "KiB aligned range of guest addresses)");
+  const auto offered = static_cast<std::uint64_t>(vm.check_extension(abi::Cap::MemoryAttributes));
+  const std::uint64_t priv = abi::consts::MemoryAttributePrivate;
+  if (offered != 0) {
+    CHECK_THAT(error_of([&] { vm.set_memory_attributes(0, 0x1000, ~offered & 0xff); }),
+               Catch::Contains("not among KVM_CAP_MEMORY_ATTRIBUTES"));
+    vm.set_memory_attributes(0, 0x1000, 0);
+    return;
+  }
+  CHECK(error_of([&] { vm.set_memory_attributes(0, 0x1000, priv); }) ==
+        "KVM_SET_MEMORY_ATTRIBUTES: Invalid argument ([0x0, 0x1000): KVM_CAP_MEMORY_ATTRIBUTES is "
+        "not supported here (it reads 0))");
+  abi::kvm_memory_attributes raw{0, 0x1000, priv, 0};
+  CHECK(vm.try_ioctl<abi::ioctl::SetMemoryAttributes>(raw) < 0);  // the kernel agrees
+}
+
+TEST_CASE("pre-faulting: refused naming KVM_CAP_PRE_FAULT_MEMORY where the host lacks it") {
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  kvm::GuestMemory mem;
+  mem.add(vm, 0, 0x10000);
+  kvm::Vcpu vcpu = vm.create_vcpu(0);
+  CHECK_THAT(error_of([&] { vcpu.pre_fault_memory(0x10, 0x1000); }),
+             Catch::Contains("[0x10, 0x1010) is not a non-empty, 4 KiB aligned range"));
+  if (vm.check_extension(abi::Cap::PreFaultMemory) > 0) {
+    CHECK(vcpu.pre_fault_memory(0, 0x10000) == 0x10000);
+    return;
+  }
+  CHECK_THAT(error_of([&] { vcpu.pre_fault_memory(0, 0x4000); }),
+             Catch::StartsWith("KVM_PRE_FAULT_MEMORY: ") &&
+                 Catch::EndsWith("([0x0, 0x4000): 0x0 of 0x4000 bytes were pre-faulted before "
+                                 "the failure; KVM_CAP_PRE_FAULT_MEMORY is not supported here)"));
+}
+
+TEST_CASE("pre-faulting: partial progress is resumed after EINTR/EAGAIN and reported on failure") {
+  // A stand-in for the kernel: does `step` bytes per call, answering with `answers` in turn.
+  struct FakeKernel {
+    std::uint64_t step;
+    std::vector<int> answers;
+    std::size_t calls = 0;
+    int operator()(abi::kvm_pre_fault_memory& arg) {
+      int rc = answers.at(calls++);
+      if (rc != -EFAULT) {
+        std::uint64_t n = std::min(step, arg.size);
+        arg.gpa += n;
+        arg.size -= n;
+      }
+      return rc;
+    }
+  };
+  FakeKernel resumable{0x1000, {-EINTR, -EAGAIN, 0, 0}};
+  CHECK(kvm::detail::pre_fault_loop(0x100000, 0x4000, -1, resumable) == 0x4000);
+  CHECK(resumable.calls == 4);
+
+  kvm::System sys;
+  FakeKernel failing{0x1000, {-EINTR, 0, -EFAULT}};
+  CHECK(error_of([&] { kvm::detail::pre_fault_loop(0x100000, 0x4000, sys.fd(), failing); }) ==
+        "KVM_PRE_FAULT_MEMORY: Bad address ([0x100000, 0x104000): 0x2000 of 0x4000 bytes were "
+        "pre-faulted before the failure)");
 }
