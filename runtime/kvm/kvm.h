@@ -3,6 +3,7 @@
 
 #include "kvm/abi/kvm_abi.h"
 #include "kvm/abi/names.h"
+#include "kvm/confidential.h"
 #include "kvm/device.h"
 #include "kvm/error.h"
 #include "kvm/exit.h"

@@ -153,6 +153,11 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // also refuses a header size outside its buffer or beyond the cap's size.
   NestedState nested_state() const;
   void set_nested_state(const NestedState& state) const;
+  // KVM_MEMORY_ENCRYPT_OP with a TDX vCPU command (KVM_TDX_INIT_VCPU,
+  // KVM_TDX_INIT_MEM_REGION, KVM_TDX_GET_CPUID) on a vCPU of an X86VmType::Tdx VM; errors name
+  // the command, the TDX module's hw_error, and a missing TDX VM type (KVM_CAP_VM_TYPES, asked
+  // with KVM_CHECK_EXTENSION).
+  void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
 #endif
 
 #if defined(__aarch64__) || defined(__riscv)

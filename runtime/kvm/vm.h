@@ -185,6 +185,23 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   void set_identity_map_addr(std::uint64_t addr) const;
   // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace.
   void set_msr_filter(abi::kvm_msr_filter& filter) const;
+
+  // KVM_MEMORY_ENCRYPT_OP with an SEV, SEV-ES or SEV-SNP command (KVM_SEV_*, KVM_SEV_SNP_*;
+  // cmd.data points to the command's abi::kvm_sev_* struct, cmd.sev_fd is an open /dev/sev)
+  // on a VM of type X86VmType::Sev, SevEs or Snp. A failure names the command and the
+  // firmware's error (cmd.error), and says so when KVM_CAP_VM_TYPES (asked with
+  // KVM_CHECK_EXTENSION) offers no SEV type.
+  void memory_encrypt_op(abi::kvm_sev_cmd& cmd) const;
+  // KVM_MEMORY_ENCRYPT_OP with a TDX VM command (KVM_TDX_CAPABILITIES, KVM_TDX_INIT_VM,
+  // KVM_TDX_FINALIZE_VM; cmd.data points to its abi::kvm_tdx_* struct) on an X86VmType::Tdx
+  // VM; errors name the command, the TDX module's hw_error, and a missing TDX VM type
+  // (KVM_CAP_VM_TYPES, asked with KVM_CHECK_EXTENSION).
+  void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
+  // KVM_MEMORY_ENCRYPT_REG_REGION / KVM_MEMORY_ENCRYPT_UNREG_REGION: pins (unpins) host
+  // memory that backs an SEV guest's encrypted pages; errors say when KVM_CAP_VM_TYPES (asked
+  // with KVM_CHECK_EXTENSION) offers no SEV type.
+  void register_encrypted_region(std::span<std::uint8_t> host) const;
+  void unregister_encrypted_region(std::span<std::uint8_t> host) const;
 #endif
 #if defined(__aarch64__)
   // KVM_ARM_PREFERRED_TARGET: the vCPU target this host suits best, for Vcpu::arm_vcpu_init.

@@ -122,3 +122,49 @@ TEST_CASE("pre-faulting: partial progress is resumed after EINTR/EAGAIN and repo
         "KVM_PRE_FAULT_MEMORY: Bad address ([0x100000, 0x104000): 0x2000 of 0x4000 bytes were "
         "pre-faulted before the failure)");
 }
+
+TEST_CASE("confidential VMs: KVM_MEMORY_ENCRYPT_OP and encrypted regions name what is missing") {
+  CHECK(kvm::sev_command_name(abi::consts::SevInit2) == "KVM_SEV_INIT2");
+  CHECK(kvm::sev_command_name(abi::consts::SevSnpLaunchUpdate) == "KVM_SEV_SNP_LAUNCH_UPDATE");
+  CHECK(kvm::sev_command_name(50) == "SEV command 50");
+  CHECK(kvm::tdx_command_name(abi::consts::TdxInitVcpu) == "KVM_TDX_INIT_VCPU");
+  CHECK(kvm::tdx_command_name(6) == "TDX command 6");
+
+  kvm::System sys;
+  kvm::Vm vm = sys.create_vm();
+  kvm::Vcpu vcpu = vm.create_vcpu(0);
+  const int offered = sys.check_extension(abi::Cap::VmTypes);
+  const int sev_types =
+      1 << abi::consts::X86SevVm | 1 << abi::consts::X86SevEsVm | 1 << abi::consts::X86SnpVm;
+  if (offered < 0 || (offered & (sev_types | 1 << abi::consts::X86TdxVm)))
+    KVM_TEST_SKIP("this host offers a confidential VM type; a default VM proves nothing here");
+  const std::string types =
+      "(KVM_CAP_VM_TYPES = 0x" + (std::ostringstream() << std::hex << offered).str() + "))";
+
+  abi::kvm_sev_init init{};
+  abi::kvm_sev_cmd sev{};
+  sev.id = abi::consts::SevInit2;
+  sev.data = reinterpret_cast<std::uint64_t>(&init);
+  CHECK_THAT(error_of([&] { vm.memory_encrypt_op(sev); }),
+             Catch::StartsWith("KVM_MEMORY_ENCRYPT_OP: ") &&
+                 Catch::EndsWith("(KVM_SEV_INIT2; this host offers no SEV, SEV-ES or SNP VM type " +
+                                 types));
+  abi::kvm_tdx_cmd tdx{};
+  tdx.id = abi::consts::TdxInitVm;
+  CHECK_THAT(error_of([&] { vm.memory_encrypt_op(tdx); }),
+             Catch::EndsWith("(KVM_TDX_INIT_VM; this host offers no TDX VM type " + types));
+  tdx.id = abi::consts::TdxInitVcpu;
+  CHECK_THAT(error_of([&] { vcpu.memory_encrypt_op(tdx); }),
+             Catch::StartsWith("KVM_MEMORY_ENCRYPT_OP: ") &&
+                 Catch::EndsWith("(KVM_TDX_INIT_VCPU; this host offers no TDX VM type " + types));
+
+  kvm::HostMapping host(0x2000);
+  CHECK_THAT(error_of([&] { vm.register_encrypted_region(host.bytes()); }),
+             Catch::StartsWith("KVM_MEMORY_ENCRYPT_REG_REGION: ") &&
+                 Catch::EndsWith("; this host offers no SEV, SEV-ES or SNP VM type " + types));
+  CHECK_THAT(error_of([&] { vm.unregister_encrypted_region(host.bytes()); }),
+             Catch::StartsWith("KVM_MEMORY_ENCRYPT_UNREG_REGION: ") &&
+                 Catch::Contains("0x2000 bytes at host address"));
+  CHECK(error_of([&] { vm.register_encrypted_region({}); }) ==
+        "KVM_MEMORY_ENCRYPT_REG_REGION: Invalid argument (an empty region)");
+}
