@@ -12,6 +12,7 @@
 #include "kvm/ioctl.h"
 #include "kvm/kick.h"
 #include "kvm/memory.h"
+#include "kvm/msr_filter.h"
 #include "kvm/nested_state.h"
 #include "kvm/rings.h"
 #include "kvm/stats.h"

@@ -30,6 +30,9 @@
 
 namespace kvm {
 
+// The bytes a ONE_REG register id holds: 1 << its KVM_REG_SIZE field (1 .. 256).
+std::size_t one_reg_size(std::uint64_t id) noexcept;
+
 class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
  public:
   // Takes ownership of a vCPU fd and maps its kvm_run (`mmap_size` from
@@ -160,9 +163,16 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
 #endif
 
+  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG): one register by its 64-bit id (on
+  // x86, KVM_X86_REG_MSR ids and KVM_REG_GUEST_SSP) into or from `value`, which must be
+  // exactly the id's size (KVM_REG_SIZE_*, see one_reg_size()); another size is refused
+  // before the kernel sees it.
+  void get_one_reg(std::uint64_t id, std::span<std::uint8_t> value) const;
+  void set_one_reg(std::uint64_t id, std::span<const std::uint8_t> value) const;
+
 #if defined(__aarch64__) || defined(__riscv)
-  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG): one register by its 64-bit id, whose
-  // size field (KVM_REG_SIZE_*) says how many bytes `value` holds.
+  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG) through a raw pointer: the id's size
+  // field (KVM_REG_SIZE_*) says how many bytes `value` holds, unchecked; prefer the spans.
   void get_one_reg(std::uint64_t id, void* value) const;
   void set_one_reg(std::uint64_t id, const void* value) const;
   std::uint64_t one_reg_u64(std::uint64_t id) const;

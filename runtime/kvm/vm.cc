@@ -358,9 +358,14 @@ std::uint32_t Vm::tsc_khz() const {
 #if defined(__x86_64__)
 void Vm::create_irqchip() const { ioctl<abi::ioctl::CreateIrqchip>(); }
 
-void Vm::create_pit2(abi::PitFlags flags) const {
+void Vm::create_pit2(PitConfig config) const {
+  const auto flags = static_cast<std::uint32_t>(config);
+  if (flags & ~static_cast<std::uint32_t>(PitConfig::SpeakerDummy)) {
+    throw Error("KVM_CREATE_PIT2", EINVAL,
+                "unknown kvm_pit_config flags " + hex(flags) + "; KVM knows KVM_PIT_SPEAKER_DUMMY");
+  }
   abi::kvm_pit_config c{};
-  c.flags = abi::to_underlying(flags);
+  c.flags = flags;
   ioctl<abi::ioctl::CreatePit2>(c);
 }
 

@@ -11,6 +11,7 @@
 #include "kvm/fd.h"
 #include "kvm/guest_memfd.h"
 #include "kvm/ioctl.h"
+#include "kvm/msr_filter.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
@@ -62,6 +63,14 @@ struct VmLimits {
   int max_vcpus = -1;    // KVM_CAP_MAX_VCPUS
 };
 
+#if defined(__x86_64__)
+// kvm_pit_config.flags of KVM_CREATE_PIT2 (not the KVM_PIT_FLAGS_* of kvm_pit_state2).
+enum class PitConfig : std::uint32_t {
+  None = 0,
+  SpeakerDummy = abi::consts::PitSpeakerDummy,  // KVM_PIT_SPEAKER_DUMMY
+};
+#endif
+
 class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
  public:
   // Takes ownership of a VM fd; `vcpu_mmap_size` is KVM_GET_VCPU_MMAP_SIZE. System::create_vm
@@ -74,6 +83,15 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 
   // KVM_CHECK_EXTENSION on the VM fd (KVM_CAP_CHECK_EXTENSION_VM): some answers differ per VM.
   int check_extension(abi::Cap cap) const;
+
+  // The limits the runtime checks input against, from check_extension(), asked once per host
+  // (a System hands its answers to the VMs it creates): vCPUs a VM may have
+  // (KVM_CAP_MAX_VCPUS), the bound of vCPU ids (KVM_CAP_MAX_VCPU_ID, or KVM_CAP_MAX_VCPUS where
+  // that reads 0, as create_vcpu() uses it) and memory slots per address space
+  // (KVM_CAP_NR_MEMSLOTS).
+  int max_vcpus() const;
+  int max_vcpu_id() const;
+  int nr_memslots() const;
 
   // KVM_CREATE_VCPU: a vCPU with the given id (0 <= id < KVM_CAP_MAX_VCPU_ID), with kvm_run
   // mapped. Nothing is left behind if any step fails.
@@ -166,8 +184,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // KVM_CREATE_IRQCHIP (KVM_CAP_IRQCHIP): in-kernel PIC, IOAPIC and per-vCPU LAPICs. Call
   // before creating vCPUs.
   void create_irqchip() const;
-  // KVM_CREATE_PIT2 (KVM_CAP_PIT2): in-kernel i8254, after create_irqchip().
-  void create_pit2(abi::PitFlags flags = {}) const;
+  // KVM_CREATE_PIT2 (KVM_CAP_PIT2): in-kernel i8254, after create_irqchip(). `config` is
+  // kvm_pit_config.flags (KVM_PIT_SPEAKER_DUMMY: KVM also answers the PC speaker port 0x61);
+  // unknown bits are refused.
+  void create_pit2(PitConfig config = PitConfig::None) const;
   // KVM_GET_IRQCHIP / KVM_SET_IRQCHIP: state of PIC master (0), slave (1) or IOAPIC (2).
   abi::kvm_irqchip irqchip(std::uint32_t chip_id) const;
   void set_irqchip(const abi::kvm_irqchip& chip) const;
@@ -183,7 +203,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // KVM_SET_IDENTITY_MAP_ADDR (KVM_CAP_SET_IDENTITY_MAP_ADDR): a 1-page region for the
   // identity page table on Intel hosts; before creating vCPUs.
   void set_identity_map_addr(std::uint64_t addr) const;
-  // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace.
+  // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace,
+  // from a MsrFilter whose ranges were checked as they were added.
+  void set_msr_filter(const MsrFilter& filter) const;
+  // KVM_X86_SET_MSR_FILTER with the kernel's struct as is, unchecked; prefer the MsrFilter.
   void set_msr_filter(abi::kvm_msr_filter& filter) const;
 
   // KVM_MEMORY_ENCRYPT_OP with an SEV, SEV-ES or SEV-SNP command (KVM_SEV_*, KVM_SEV_SNP_*;
