@@ -9,6 +9,7 @@
 
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
+#include "kvm/vm_type.h"
 
 namespace kvm {
 
@@ -16,10 +17,14 @@ namespace kvm {
 namespace {
 
 constexpr const char* kEncryptOp = "KVM_MEMORY_ENCRYPT_OP";
-constexpr unsigned kVmTypes = abi::to_underlying(abi::Cap::VmTypes);
+constexpr unsigned kVmTypes = 235;  // KVM_CAP_VM_TYPES, also with headers older than it
+#if defined(KVM_ABI_HAS_KVM_CAP_VM_TYPES)
+static_assert(kVmTypes == abi::to_underlying(abi::Cap::VmTypes));
+#endif
+constexpr int type_bit(X86VmType t) { return 1 << static_cast<int>(t); }
 constexpr int kSevTypes =
-    1 << abi::consts::X86SevVm | 1 << abi::consts::X86SevEsVm | 1 << abi::consts::X86SnpVm;
-constexpr int kTdxTypes = 1 << abi::consts::X86TdxVm;
+    type_bit(X86VmType::Sev) | type_bit(X86VmType::SevEs) | type_bit(X86VmType::Snp);
+[[maybe_unused]] constexpr int kTdxTypes = type_bit(X86VmType::Tdx);
 
 std::string hex(std::uint64_t v) {
   std::ostringstream os;
@@ -46,6 +51,7 @@ int encrypt_op(int fd, void* cmd) {
                            reinterpret_cast<unsigned long>(cmd));
 }
 
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
 void tdx_op(int fd, int check_fd, abi::kvm_tdx_cmd& cmd) {
   int rc = encrypt_op(fd, &cmd);
   if (rc >= 0) return;
@@ -54,6 +60,8 @@ void tdx_op(int fd, int check_fd, abi::kvm_tdx_cmd& cmd) {
   if (not_confidential(-rc)) context += missing_type(check_fd, kTdxTypes, "TDX");
   throw_error(kEncryptOp, -rc, context);
 }
+
+#endif
 
 abi::kvm_enc_region enc_region(std::span<std::uint8_t> host, const char* ioctl_name) {
   if (host.empty()) throw Error(ioctl_name, EINVAL, "an empty region");
@@ -107,11 +115,14 @@ std::string sev_command_name(std::uint32_t id) {
       "KVM_SEV_SNP_LAUNCH_FINISH",
       "KVM_SEV_SNP_ENABLE_REQ_CERTS",
   };
+  constexpr std::uint32_t kSnpFirst = 100;             // KVM_SEV_SNP_LAUNCH_START
+#if defined(KVM_ABI_HAS_KVM_SEV_SNP_ENABLE_REQ_CERTS)  // the commands listed here
   static_assert(std::size(kNames) == abi::consts::SevInit2 + 1);
-  static_assert(std::size(kSnpNames) == abi::consts::SevNrMax - abi::consts::SevSnpLaunchStart);
+  static_assert(kSnpFirst == abi::consts::SevSnpLaunchStart);
+  static_assert(std::size(kSnpNames) == abi::consts::SevNrMax - kSnpFirst);
+#endif
   if (id < std::size(kNames)) return kNames[id];
-  if (id >= abi::consts::SevSnpLaunchStart && id < abi::consts::SevNrMax)
-    return kSnpNames[id - abi::consts::SevSnpLaunchStart];
+  if (id >= kSnpFirst && id < kSnpFirst + std::size(kSnpNames)) return kSnpNames[id - kSnpFirst];
   return "SEV command " + std::to_string(id);
 }
 
@@ -120,7 +131,9 @@ std::string tdx_command_name(std::uint32_t id) {
       "KVM_TDX_CAPABILITIES",    "KVM_TDX_INIT_VM",     "KVM_TDX_INIT_VCPU",
       "KVM_TDX_INIT_MEM_REGION", "KVM_TDX_FINALIZE_VM", "KVM_TDX_GET_CPUID",
   };
+#if defined(KVM_ABI_HAS_KVM_TDX_CMD_NR_MAX)
   static_assert(std::size(kNames) == abi::consts::TdxCmdNrMax);
+#endif
   if (id < std::size(kNames)) return kNames[id];
   return "TDX command " + std::to_string(id);
 }
@@ -134,9 +147,12 @@ void Vm::memory_encrypt_op(abi::kvm_sev_cmd& cmd) const {
   throw_error(kEncryptOp, -rc, context);
 }
 
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
 void Vm::memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const { tdx_op(fd(), fd(), cmd); }
 
 void Vcpu::memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const { tdx_op(fd(), -1, cmd); }
+
+#endif
 
 void Vm::register_encrypted_region(std::span<std::uint8_t> host) const {
   enc_region_op<abi::ioctl::MemoryEncryptRegRegion>(*this, host);

@@ -81,6 +81,7 @@ struct InternalErrorExit {
   std::span<const std::uint64_t> data;
 };
 
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
 // KVM_EXIT_MEMORY_FAULT (KVM_CAP_MEMORY_FAULT_INFO): KVM_RUN failed with EFAULT or EHWPOISON
 // because KVM could not map guest memory, e.g. a slot's host page is not accessible, or a
 // guest access's private/shared state differs from the page's (KVM_MEMORY_EXIT_FLAG_PRIVATE
@@ -92,6 +93,7 @@ struct MemoryFaultExit {
   int run_errno;        // EFAULT, or EHWPOISON for a poisoned host page
   bool is_private() const noexcept { return (flags & abi::consts::MemoryExitFlagPrivate) != 0; }
 };
+#endif
 
 enum class RunStatus {
   Exited,       // the guest exited; reason() says why
@@ -154,14 +156,26 @@ class Exit {
   decltype(abi::kvm_run::arm_nisv)& arm_nisv() const;            // KVM_EXIT_ARM_NISV
   decltype(abi::kvm_run::riscv_sbi)& riscv_sbi() const;          // KVM_EXIT_RISCV_SBI
   decltype(abi::kvm_run::riscv_csr)& riscv_csr() const;          // KVM_EXIT_RISCV_CSR
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
   // KVM_EXIT_MEMORY_FAULT, which comes with KVM_RUN's EFAULT/EHWPOISON instead of success.
   MemoryFaultExit memory_fault() const;
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_LOONGARCH_IOCSR)
   // KVM_EXIT_LOONGARCH_IOCSR: an IOCSR access, shaped like MMIO; len is checked (<= 8).
   decltype(abi::kvm_run::iocsr_io)& loongarch_iocsr() const;
-  decltype(abi::kvm_run::tdx)& tdx() const;               // KVM_EXIT_TDX (a TDVMCALL)
-  decltype(abi::kvm_run::arm_sea)& arm_sea() const;       // KVM_EXIT_ARM_SEA
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_TDX)
+  decltype(abi::kvm_run::tdx)& tdx() const;  // KVM_EXIT_TDX (a TDVMCALL)
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_ARM_SEA)
+  decltype(abi::kvm_run::arm_sea)& arm_sea() const;  // KVM_EXIT_ARM_SEA
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_ARM_LDST64B)
   decltype(abi::kvm_run::arm_nisv)& arm_ldst64b() const;  // KVM_EXIT_ARM_LDST64B
-  abi::kvm_exit_snp_req_certs& snp_req_certs() const;     // KVM_EXIT_SNP_REQ_CERTS
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_SNP_REQ_CERTS)
+  abi::kvm_exit_snp_req_certs& snp_req_certs() const;  // KVM_EXIT_SNP_REQ_CERTS
+#endif
   // KVM_EXIT_X86_BUS_LOCK carries no union data, only KVM_RUN_X86_BUS_LOCK in run().flags.
   // HLT, IRQ_WINDOW_OPEN, SHUTDOWN, INTR, SET_TPR, NMI, WATCHDOG, DIRTY_RING_FULL and
   // AP_RESET_HOLD carry no data: reason() is all there is.

@@ -14,12 +14,20 @@
 namespace kvm {
 namespace {
 
+#if defined(KVM_ABI_HAS_KVM_CREATE_GUEST_MEMFD)
 constexpr std::uint64_t kPageSize = 4096;
 constexpr const char* kCreate = "KVM_CREATE_GUEST_MEMFD";
 constexpr const char* kSetRegion2 = "KVM_SET_USER_MEMORY_REGION2";
-constexpr std::uint64_t kMmap = abi::consts::GuestMemfdFlagMmap;
-constexpr std::uint64_t kInitShared = abi::consts::GuestMemfdFlagInitShared;
+#endif
+// GUEST_MEMFD_FLAG_*: the kernel ABI's values, also where these headers predate them.
+constexpr std::uint64_t kMmap = 1;
+constexpr std::uint64_t kInitShared = 2;
+#if defined(KVM_ABI_HAS_GUEST_MEMFD_FLAG_MMAP)
+static_assert(kMmap == abi::consts::GuestMemfdFlagMmap);
+static_assert(kInitShared == abi::consts::GuestMemfdFlagInitShared);
+#endif
 
+#if defined(KVM_ABI_HAS_KVM_CREATE_GUEST_MEMFD)
 std::string hex(std::uint64_t v) {
   std::ostringstream os;
   os << "0x" << std::hex << v;
@@ -66,6 +74,8 @@ void check_memfd_range(const MemoryRegion& r, const std::string& what) {
   }
 }
 
+#endif
+
 }  // namespace
 
 GuestMemfd::GuestMemfd(Fd fd, std::uint64_t size, std::uint64_t flags)
@@ -77,6 +87,7 @@ bool GuestMemfd::mappable() const noexcept { return (flags_ & kMmap) != 0; }
 
 bool GuestMemfd::initially_shared() const noexcept { return (flags_ & kInitShared) != 0; }
 
+#if defined(KVM_ABI_HAS_KVM_CREATE_GUEST_MEMFD)
 GuestMemfd Vm::create_guest_memfd(std::uint64_t size, std::uint64_t flags) const {
   const std::string what = hex(size) + " bytes, flags " + memfd_flags(flags);
   if (check_extension(abi::Cap::GuestMemfd) <= 0) {
@@ -87,7 +98,11 @@ GuestMemfd Vm::create_guest_memfd(std::uint64_t size, std::uint64_t flags) const
   }
   // KVM_CAP_GUEST_MEMFD_FLAGS is newer than KVM_CAP_GUEST_MEMFD: a kernel without it takes
   // no flags at all, and reports 0 here.
+#if defined(KVM_ABI_HAS_KVM_CAP_GUEST_MEMFD_FLAGS)
   auto offered = static_cast<std::uint64_t>(check_extension(abi::Cap::GuestMemfdFlags));
+#else
+  std::uint64_t offered = 0;  // these headers predate guest_memfd flags
+#endif
   if (flags & ~offered) {
     throw Error(kCreate, EINVAL,
                 what + ": " + memfd_flags(flags & ~offered) +
@@ -131,6 +146,9 @@ void Vm::set_user_memory_region2(const MemoryRegion& r) {
   remember_region(region);
 }
 
+#endif
+
+#if defined(KVM_ABI_HAS_GUEST_MEMFD_FLAG_MMAP)
 std::span<std::uint8_t> GuestMemory::add_guest_memfd(Vm& vm, std::uint64_t gpa,
                                                      const GuestMemfd& memfd, std::uint64_t offset,
                                                      std::uint64_t size, abi::MemoryFlags flags) {
@@ -165,5 +183,7 @@ std::span<std::uint8_t> GuestMemory::add_guest_memfd(Vm& vm, std::uint64_t gpa, 
   GuestMemfd memfd = vm.create_guest_memfd(size, kMmap | kInitShared);
   return add_guest_memfd(vm, gpa, memfd, 0, size, flags);
 }
+
+#endif
 
 }  // namespace kvm

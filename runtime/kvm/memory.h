@@ -58,6 +58,7 @@ class GuestMemory {
   // Registers memory the caller owns (and keeps mapped while the VM may use it).
   void add_borrowed(Vm& vm, std::uint64_t gpa, std::span<std::uint8_t> host,
                     abi::MemoryFlags flags = {});
+#if defined(KVM_ABI_HAS_GUEST_MEMFD_FLAG_MMAP)
   // Maps [offset, offset + size) of a mappable guest_memfd (GUEST_MEMFD_FLAG_MMAP) and
   // registers it at `gpa` in the next free slot with KVM_SET_USER_MEMORY_REGION2, backed by
   // that guest_memfd range. The guest and these host bytes see the same memory while it is
@@ -69,6 +70,7 @@ class GuestMemory {
   // GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED), kept open by the mapping.
   std::span<std::uint8_t> add_guest_memfd(Vm& vm, std::uint64_t gpa, std::uint64_t size,
                                           abi::MemoryFlags flags = {});
+#endif
 
   const std::vector<Region>& regions() const noexcept { return regions_; }
 

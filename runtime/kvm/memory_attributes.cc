@@ -7,6 +7,7 @@
 #include "kvm/vm.h"
 
 namespace kvm {
+#if defined(KVM_ABI_HAS_KVM_SET_MEMORY_ATTRIBUTES)
 namespace {
 
 constexpr const char* kSetAttributes = "KVM_SET_MEMORY_ATTRIBUTES";
@@ -49,5 +50,6 @@ void Vm::set_memory_attributes(std::uint64_t gpa, std::uint64_t size,
   arg.attributes = attributes;
   ioctl<abi::ioctl::SetMemoryAttributes>(arg, what + " to " + attribute_names(attributes));
 }
+#endif
 
 }  // namespace kvm

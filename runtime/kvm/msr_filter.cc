@@ -31,7 +31,8 @@ void check_range(std::size_t index, MsrFilter::Access access, std::uint32_t base
                 what + ": more than KVM_MSR_FILTER_MAX_RANGES " + std::to_string(kMaxRanges));
   }
   const auto flags = abi::to_underlying(access);
-  if (flags == 0 || (flags & ~abi::to_underlying(abi::MsrFilterRangeFlags::RangeValidMask))) {
+  const auto valid = abi::to_underlying(MsrFilter::Access::Read | MsrFilter::Access::Write);
+  if (flags == 0 || (flags & ~valid)) {
     throw Error(kSetFilter, EINVAL,
                 what + ": access flags " + hex(flags) +
                     " are not KVM_MSR_FILTER_READ and/or KVM_MSR_FILTER_WRITE");
@@ -56,8 +57,7 @@ void check_range(std::size_t index, MsrFilter::Access access, std::uint32_t base
 }  // namespace
 
 MsrFilter::MsrFilter(abi::MsrFilterDefault default_action) : default_action_(default_action) {
-  if (abi::to_underlying(default_action) &
-      ~static_cast<std::uint32_t>(abi::consts::MsrFilterValidMask)) {
+  if (abi::to_underlying(default_action) & ~abi::to_underlying(abi::MsrFilterDefault::Deny)) {
     throw Error(kSetFilter, EINVAL,
                 "filter flags " + hex(abi::to_underlying(default_action)) +
                     " are not KVM_MSR_FILTER_DEFAULT_ALLOW or KVM_MSR_FILTER_DEFAULT_DENY");

@@ -11,6 +11,7 @@
 #include "kvm/vcpu.h"
 
 namespace kvm {
+#if defined(KVM_ABI_HAS_KVM_PRE_FAULT_MEMORY)
 namespace {
 
 constexpr const char* kPreFault = "KVM_PRE_FAULT_MEMORY";
@@ -60,5 +61,6 @@ std::uint64_t Vcpu::pre_fault_memory(std::uint64_t gpa, std::uint64_t size) cons
     return r < 0 ? -errno : r;
   });
 }
+#endif
 
 }  // namespace kvm

@@ -11,11 +11,13 @@
 
 namespace kvm::detail {
 
+#if defined(KVM_ABI_HAS_KVM_PRE_FAULT_MEMORY)
 // Issues `issue` (one KVM_PRE_FAULT_MEMORY, returning 0 or -errno) until the range is done,
 // resuming after EINTR/EAGAIN. Returns the bytes pre-faulted (all of `size`); on another
 // error throws kvm::Error naming how many bytes from `gpa` were done before it, and
 // KVM_CAP_PRE_FAULT_MEMORY when the host lacks it (asked of `check_fd`, -1 for /dev/kvm).
 std::uint64_t pre_fault_loop(std::uint64_t gpa, std::uint64_t size, int check_fd,
                              FunctionRef<int(abi::kvm_pre_fault_memory&)> issue);
+#endif
 
 }  // namespace kvm::detail

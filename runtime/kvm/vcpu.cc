@@ -16,7 +16,11 @@
 namespace kvm {
 namespace {
 
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
 constexpr std::uint32_t kMemoryFault = abi::to_underlying(ExitReason::MemoryFault);
+#else
+constexpr std::uint32_t kMemoryFault = 39;  // KVM_EXIT_MEMORY_FAULT, newer than these headers
+#endif
 
 pid_t current_tid() noexcept {
   thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));

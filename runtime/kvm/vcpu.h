@@ -87,12 +87,14 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_SET_SIGNAL_MASK: signals blocked while the guest runs (nullptr: none changed).
   void set_signal_mask(const sigset_t* mask) const;
 
+#if defined(KVM_ABI_HAS_KVM_PRE_FAULT_MEMORY)
   // KVM_PRE_FAULT_MEMORY (KVM_CAP_PRE_FAULT_MEMORY): maps the 4 KiB aligned guest range
   // [gpa, gpa + size) into the guest's page tables ahead of its first access, as this vCPU
   // would fault it in. Resumes after EINTR/EAGAIN until done and returns the bytes done (all
   // of size); a failure says how many bytes were done before it, and names the cap (asked
   // with KVM_CHECK_EXTENSION) where the host lacks it.
   std::uint64_t pre_fault_memory(std::uint64_t gpa, std::uint64_t size) const;
+#endif
 
 #if defined(__x86_64__)
   // General registers (KVM_GET_REGS / KVM_SET_REGS, or the synced copy; see above).
@@ -156,11 +158,13 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // also refuses a header size outside its buffer or beyond the cap's size.
   NestedState nested_state() const;
   void set_nested_state(const NestedState& state) const;
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
   // KVM_MEMORY_ENCRYPT_OP with a TDX vCPU command (KVM_TDX_INIT_VCPU,
   // KVM_TDX_INIT_MEM_REGION, KVM_TDX_GET_CPUID) on a vCPU of an X86VmType::Tdx VM; errors name
   // the command, the TDX module's hw_error, and a missing TDX VM type (KVM_CAP_VM_TYPES, asked
   // with KVM_CHECK_EXTENSION).
   void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
+#endif
 #endif
 
   // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG): one register by its 64-bit id (on
@@ -183,6 +187,17 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_ARM_VCPU_INIT: initial state and features; required before the first run on arm64.
   // Use Vm::arm_preferred_target() for the target.
   void arm_vcpu_init(const abi::kvm_vcpu_init& init) const;
+  // KVM_ARM_VCPU_FINALIZE (KVM_CAP_ARM_SVE): completes a feature's configuration after
+  // arm_vcpu_init() and before the first run; today only KVM_ARM_VCPU_SVE (after setting the
+  // vector lengths with set_one_reg(KVM_REG_ARM64_SVE_VLS, ...)).
+  void arm_vcpu_finalize(int feature) const;
+  // KVM_GET_VCPU_EVENTS / KVM_SET_VCPU_EVENTS on arm64 (KVM_CAP_VCPU_EVENTS): a pending
+  // SError and its syndrome, and external data aborts.
+  abi::kvm_vcpu_events vcpu_events() const;
+  void set_vcpu_events(const abi::kvm_vcpu_events& events) const;
+  // KVM_SET_GUEST_DEBUG on arm64 (KVM_CAP_SET_GUEST_DEBUG): single-step, hardware breakpoints
+  // and watchpoints (kvm_guest_debug.arch).
+  void set_guest_debug(const abi::kvm_guest_debug& dbg) const;
 #endif
 
  private:

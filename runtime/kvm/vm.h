@@ -101,6 +101,7 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // alignment, size, overlap with the VM's other slots, the slot limit
   // (KVM_CAP_NR_MEMSLOTS), and the host's physical-address width.
   void set_user_memory_region(const MemoryRegion& region);
+#if defined(KVM_ABI_HAS_KVM_CREATE_GUEST_MEMFD)
   // KVM_SET_USER_MEMORY_REGION2 (KVM_CAP_USER_MEMORY2): the same, and a slot may take its
   // memory from a guest_memfd (region.guest_memfd, KVM_CAP_GUEST_MEMFD; KVM_MEM_GUEST_MEMFD is
   // set for it). Checked first as above, and the guest_memfd range must be 4 KiB aligned and
@@ -112,11 +113,14 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // those KVM_CAP_GUEST_MEMFD_FLAGS offers; GUEST_MEMFD_FLAG_MMAP makes it mappable,
   // GUEST_MEMFD_FLAG_INIT_SHARED starts it shared with the host (see kvm/guest_memfd.h).
   GuestMemfd create_guest_memfd(std::uint64_t size, std::uint64_t flags = 0) const;
+#endif
+#if defined(KVM_ABI_HAS_KVM_SET_MEMORY_ATTRIBUTES)
   // KVM_SET_MEMORY_ATTRIBUTES (KVM_CAP_MEMORY_ATTRIBUTES): sets the attributes
   // (KVM_MEMORY_ATTRIBUTE_PRIVATE: the guest's pages come from the slot's guest_memfd, not the
   // host mapping) of the 4 KiB aligned range [gpa, gpa + size). Asks check_extension()
   // first: attributes the host does not offer, or a host without the cap, are refused naming it.
   void set_memory_attributes(std::uint64_t gpa, std::uint64_t size, std::uint64_t attributes) const;
+#endif
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
   // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR
@@ -215,11 +219,13 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // firmware's error (cmd.error), and says so when KVM_CAP_VM_TYPES (asked with
   // KVM_CHECK_EXTENSION) offers no SEV type.
   void memory_encrypt_op(abi::kvm_sev_cmd& cmd) const;
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
   // KVM_MEMORY_ENCRYPT_OP with a TDX VM command (KVM_TDX_CAPABILITIES, KVM_TDX_INIT_VM,
   // KVM_TDX_FINALIZE_VM; cmd.data points to its abi::kvm_tdx_* struct) on an X86VmType::Tdx
   // VM; errors name the command, the TDX module's hw_error, and a missing TDX VM type
   // (KVM_CAP_VM_TYPES, asked with KVM_CHECK_EXTENSION).
   void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
+#endif
   // KVM_MEMORY_ENCRYPT_REG_REGION / KVM_MEMORY_ENCRYPT_UNREG_REGION: pins (unpins) host
   // memory that backs an SEV guest's encrypted pages; errors say when KVM_CAP_VM_TYPES (asked
   // with KVM_CHECK_EXTENSION) offers no SEV type.
@@ -229,6 +235,9 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 #if defined(__aarch64__)
   // KVM_ARM_PREFERRED_TARGET: the vCPU target this host suits best, for Vcpu::arm_vcpu_init.
   abi::kvm_vcpu_init arm_preferred_target() const;
+  // KVM_CREATE_IRQCHIP on arm64: an in-kernel GICv2 (hosts whose GIC can emulate one);
+  // create_device(KVM_DEV_TYPE_ARM_VGIC_V3) is the way to a GICv3. Before creating vCPUs.
+  void create_irqchip() const;
 #endif
 
  private:

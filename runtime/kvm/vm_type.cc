@@ -14,6 +14,12 @@ constexpr const char* kCreateVm = "KVM_CREATE_VM";
 #endif
 
 #if defined(__x86_64__)
+// KVM_CAP_VM_TYPES, also where these headers predate it (a newer kernel still answers).
+constexpr unsigned kCapVmTypes = 235;
+#if defined(KVM_ABI_HAS_KVM_CAP_VM_TYPES)
+static_assert(kCapVmTypes == abi::to_underlying(abi::Cap::VmTypes));
+#endif
+
 std::string hex(std::uint64_t v) {
   std::ostringstream os;
   os << "0x" << std::hex << v;
@@ -51,7 +57,7 @@ std::string offered_types(int mask) {
 }
 
 void check_x86_type(int system_fd, VmType type) {
-  int mask = detail::check_extension(system_fd, abi::to_underlying(abi::Cap::VmTypes));
+  int mask = detail::check_extension(system_fd, kCapVmTypes);
   if (mask <= 0) {
     throw Error(kCreateVm, EINVAL,
                 type.name() + ": KVM_CAP_VM_TYPES is not supported here, only the default type");

@@ -13,15 +13,19 @@ namespace kvm {
 
 #if defined(__x86_64__)
 // KVM_X86_*_VM: the VM types of x86 (KVM_CAP_VM_TYPES reports which the host offers, one bit
-// per type).
+// per type). The kernel ABI's values, so that they exist with headers older than them too.
 enum class X86VmType : unsigned long {
-  Default = abi::consts::X86DefaultVm,          // KVM_X86_DEFAULT_VM
-  SwProtected = abi::consts::X86SwProtectedVm,  // KVM_X86_SW_PROTECTED_VM (guest_memfd tests)
-  Sev = abi::consts::X86SevVm,                  // KVM_X86_SEV_VM
-  SevEs = abi::consts::X86SevEsVm,              // KVM_X86_SEV_ES_VM
-  Snp = abi::consts::X86SnpVm,                  // KVM_X86_SNP_VM
-  Tdx = abi::consts::X86TdxVm,                  // KVM_X86_TDX_VM
+  Default = 0,      // KVM_X86_DEFAULT_VM
+  SwProtected = 1,  // KVM_X86_SW_PROTECTED_VM (guest_memfd tests)
+  Sev = 2,          // KVM_X86_SEV_VM
+  SevEs = 3,        // KVM_X86_SEV_ES_VM
+  Snp = 4,          // KVM_X86_SNP_VM
+  Tdx = 5,          // KVM_X86_TDX_VM
 };
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
+static_assert(static_cast<unsigned long>(X86VmType::Sev) == abi::consts::X86SevVm);
+static_assert(static_cast<unsigned long>(X86VmType::Tdx) == abi::consts::X86TdxVm);
+#endif
 #endif
 
 class VmType {
