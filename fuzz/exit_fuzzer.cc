@@ -150,6 +150,34 @@ void check_internal_error(const kvm::Exit& e, const std::uint8_t* base, std::siz
   }
 }
 
+void check_iocsr(const kvm::Exit& e) {
+  bool valid =
+      !e.interrupted() && e.reason() == ExitReason::LoongarchIocsr && e.run().iocsr_io.len <= 8;
+  try {
+    auto& x = e.loongarch_iocsr();
+    FUZZ_CHECK(valid);
+    FUZZ_CHECK(x.len <= sizeof(x.data));
+    touch_rw(x.data, x.len);
+    touch_rw(&x, sizeof(x));
+  } catch (const kvm::WrongExitError&) {
+    FUZZ_CHECK(!valid);
+  }
+}
+
+void check_memory_fault(const kvm::Exit& e) {
+  bool valid = !e.interrupted() && e.reason() == ExitReason::MemoryFault;
+  try {
+    kvm::MemoryFaultExit x = e.memory_fault();
+    FUZZ_CHECK(valid);
+    const auto& raw = e.run().memory_fault;
+    FUZZ_CHECK(x.gpa == raw.gpa && x.size == raw.size && x.flags == raw.flags);
+    FUZZ_CHECK(x.run_errno == e.run_errno());
+    FUZZ_CHECK(x.is_private() == ((raw.flags & abi::consts::MemoryExitFlagPrivate) != 0));
+  } catch (const kvm::WrongExitError&) {
+    FUZZ_CHECK(!valid);
+  }
+}
+
 void check_all(const kvm::Exit& e, std::uint8_t* base, std::size_t size) {
   // Status and naming.
   (void)e.status();
@@ -164,6 +192,8 @@ void check_all(const kvm::Exit& e, std::uint8_t* base, std::size_t size) {
   check_mmio(e, base, size);
   check_system_event(e, base, size);
   check_internal_error(e, base, size);
+  check_iocsr(e);
+  check_memory_fault(e);
 
   check_ref(
       e, {ExitReason::Hypercall}, [&]() -> auto& { return e.hypercall(); });
@@ -209,6 +239,14 @@ void check_all(const kvm::Exit& e, std::uint8_t* base, std::size_t size) {
       e, {ExitReason::RiscvSbi}, [&]() -> auto& { return e.riscv_sbi(); });
   check_ref(
       e, {ExitReason::RiscvCsr}, [&]() -> auto& { return e.riscv_csr(); });
+  check_ref(
+      e, {ExitReason::Tdx}, [&]() -> auto& { return e.tdx(); });
+  check_ref(
+      e, {ExitReason::ArmSea}, [&]() -> auto& { return e.arm_sea(); });
+  check_ref(
+      e, {ExitReason::ArmLdst64b}, [&]() -> auto& { return e.arm_ldst64b(); });
+  check_ref(
+      e, {ExitReason::SnpReqCerts}, [&]() -> auto& { return e.snp_req_certs(); });
 
   bool reset = !e.interrupted() && e.reason() == ExitReason::S390Reset;
   try {

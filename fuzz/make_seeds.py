@@ -27,6 +27,7 @@ MAX_MAPPING = 3 * 4096
 EXIT_REASON = 8                # offsetof(kvm_run, exit_reason)
 U = 32                         # offsetof(kvm_run, <union>)
 IO, HYPERCALL, MMIO, INTERNAL_ERROR, SYSTEM_EVENT, X86_RDMSR = 2, 3, 6, 17, 24, 29
+LOONGARCH_IOCSR, MEMORY_FAULT, TDX, ARM_SEA, ARM_LDST64B, SNP_REQ_CERTS = 38, 39, 40, 41, 42, 43
 
 
 def exit_input(reason, union=b"", mapped=MAX_MAPPING, interrupted=False, eagain=False, tail=b""):
@@ -59,6 +60,16 @@ def exit_seeds():
             INTERNAL_ERROR, struct.pack("<IIQB15s", 1, 2, 1, 3, b"\x0f\x0b\x90")),
         "rdmsr": exit_input(X86_RDMSR, struct.pack("<B7xIIQ", 0, 1, 0x10, 0)),
         "hypercall": exit_input(HYPERCALL, struct.pack("<Q6QQII", 9, 1, 2, 3, 4, 5, 6, 0, 1, 0)),
+        "loongarch_iocsr_write_8": exit_input(
+            LOONGARCH_IOCSR, struct.pack("<Q8sIB", 0x420, b"\x22" * 8, 8, 1)),
+        "loongarch_iocsr_len_9": exit_input(LOONGARCH_IOCSR, struct.pack("<Q8sIB", 0x420, b"", 9, 0)),
+        "memory_fault_private": exit_input(MEMORY_FAULT, struct.pack("<QQQ", 8, 0x80000000, 0x1000)),
+        "memory_fault_interrupted": exit_input(
+            MEMORY_FAULT, struct.pack("<QQQ", 0, 0x1000, 0x1000), interrupted=True),
+        "tdx_get_quote": exit_input(TDX, struct.pack("<QQQQQ", 0, 0x10002, 0, 0x7000, 0x1000)),
+        "arm_sea": exit_input(ARM_SEA, struct.pack("<QQQQ", 1, 0x96000010, 0xffff0000, 0x9000)),
+        "arm_ldst64b": exit_input(ARM_LDST64B, struct.pack("<QQ", 0x92000046, 0x9000000)),
+        "snp_req_certs": exit_input(SNP_REQ_CERTS, struct.pack("<QQQ", 0x7000, 4, 0)),
         "reason_newer_than_headers": exit_input(200, b"\xff" * 64),
         "interrupted_eagain": exit_input(IO, io(1, 1, 0x3F8, 1, 4096), interrupted=True, eagain=True),
     }

@@ -125,6 +125,44 @@ decltype(abi::kvm_run::msr)& Exit::msr() const {
   return run_->msr;
 }
 
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
+MemoryFaultExit Exit::memory_fault() const {
+  expect(ExitReason::MemoryFault, "memory_fault");
+  const auto& f = run_->memory_fault;
+  return {f.gpa, f.size, f.flags, errno_};
+}
+
+#endif
+
+#if defined(KVM_ABI_HAS_KVM_EXIT_LOONGARCH_IOCSR)
+decltype(abi::kvm_run::iocsr_io)& Exit::loongarch_iocsr() const {
+  expect(ExitReason::LoongarchIocsr, "loongarch_iocsr");
+  if (run_->iocsr_io.len > sizeof(run_->iocsr_io.data)) {
+    throw WrongExitError("Exit::loongarch_iocsr(): length " + std::to_string(run_->iocsr_io.len) +
+                         " exceeds 8");
+  }
+  return run_->iocsr_io;
+}
+
+#endif
+
+#if defined(KVM_ABI_HAS_KVM_EXIT_ARM_LDST64B)
+// KVM_EXIT_ARM_LDST64B shares its data with KVM_EXIT_ARM_NISV.
+decltype(abi::kvm_run::arm_nisv)& Exit::arm_ldst64b() const {
+  expect(ExitReason::ArmLdst64b, "arm_ldst64b");
+  return run_->arm_nisv;
+}
+
+#endif
+
+#if defined(KVM_ABI_HAS_KVM_EXIT_SNP_REQ_CERTS)
+abi::kvm_exit_snp_req_certs& Exit::snp_req_certs() const {
+  expect(ExitReason::SnpReqCerts, "snp_req_certs");
+  return run_->snp_req_certs;
+}
+
+#endif
+
 std::uint64_t Exit::s390_reset_flags() const {
   expect(ExitReason::S390Reset, "s390_reset_flags");
   return run_->s390_reset_flags;
@@ -156,6 +194,12 @@ KVM_EXIT_ACCESSOR(s390_stsi, s390_stsi, S390Stsi)
 KVM_EXIT_ACCESSOR(arm_nisv, arm_nisv, ArmNisv)
 KVM_EXIT_ACCESSOR(riscv_sbi, riscv_sbi, RiscvSbi)
 KVM_EXIT_ACCESSOR(riscv_csr, riscv_csr, RiscvCsr)
+#if defined(KVM_ABI_HAS_KVM_EXIT_TDX)
+KVM_EXIT_ACCESSOR(tdx, tdx, Tdx)
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_ARM_SEA)
+KVM_EXIT_ACCESSOR(arm_sea, arm_sea, ArmSea)
+#endif
 #undef KVM_EXIT_ACCESSOR
 
 }  // namespace kvm

@@ -90,6 +90,20 @@ struct EmulationFailureExit {
   std::span<const std::uint8_t> insn_bytes;
 };
 
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
+// KVM_EXIT_MEMORY_FAULT (KVM_CAP_MEMORY_FAULT_INFO): KVM_RUN failed with EFAULT or EHWPOISON
+// because KVM could not map guest memory, e.g. a slot's host page is not accessible, or a
+// guest access's private/shared state differs from the page's (KVM_MEMORY_EXIT_FLAG_PRIVATE
+// says which the guest wanted). The VMM fixes the cause and runs again.
+struct MemoryFaultExit {
+  std::uint64_t gpa;    // start of the guest-physical range KVM could not map
+  std::uint64_t size;   // its length in bytes
+  std::uint64_t flags;  // KVM_MEMORY_EXIT_FLAG_*
+  int run_errno;        // EFAULT, or EHWPOISON for a poisoned host page
+  bool is_private() const noexcept { return (flags & abi::consts::MemoryExitFlagPrivate) != 0; }
+};
+#endif
+
 enum class RunStatus {
   Exited,       // the guest exited; reason() says why
   Interrupted,  // KVM_RUN returned EINTR or EAGAIN (a signal, a kick, immediate_exit)
@@ -106,7 +120,8 @@ class Exit {
   bool interrupted() const noexcept { return status_ != RunStatus::Exited; }
   // Vcpu::run_for() stopped the guest at (or after) its deadline.
   bool timed_out() const noexcept { return status_ == RunStatus::TimedOut; }
-  // EINTR or EAGAIN for an interrupted run, else 0.
+  // EINTR or EAGAIN for an interrupted run, EFAULT or EHWPOISON for a memory-fault exit
+  // (KVM_RUN failed, but with exit data), else 0.
   int run_errno() const noexcept { return errno_; }
 
   ExitReason reason() const noexcept { return static_cast<ExitReason>(run_->exit_reason); }
@@ -150,6 +165,26 @@ class Exit {
   decltype(abi::kvm_run::arm_nisv)& arm_nisv() const;            // KVM_EXIT_ARM_NISV
   decltype(abi::kvm_run::riscv_sbi)& riscv_sbi() const;          // KVM_EXIT_RISCV_SBI
   decltype(abi::kvm_run::riscv_csr)& riscv_csr() const;          // KVM_EXIT_RISCV_CSR
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
+  // KVM_EXIT_MEMORY_FAULT, which comes with KVM_RUN's EFAULT/EHWPOISON instead of success.
+  MemoryFaultExit memory_fault() const;
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_LOONGARCH_IOCSR)
+  // KVM_EXIT_LOONGARCH_IOCSR: an IOCSR access, shaped like MMIO; len is checked (<= 8).
+  decltype(abi::kvm_run::iocsr_io)& loongarch_iocsr() const;
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_TDX)
+  decltype(abi::kvm_run::tdx)& tdx() const;  // KVM_EXIT_TDX (a TDVMCALL)
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_ARM_SEA)
+  decltype(abi::kvm_run::arm_sea)& arm_sea() const;  // KVM_EXIT_ARM_SEA
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_ARM_LDST64B)
+  decltype(abi::kvm_run::arm_nisv)& arm_ldst64b() const;  // KVM_EXIT_ARM_LDST64B
+#endif
+#if defined(KVM_ABI_HAS_KVM_EXIT_SNP_REQ_CERTS)
+  abi::kvm_exit_snp_req_certs& snp_req_certs() const;  // KVM_EXIT_SNP_REQ_CERTS
+#endif
   // KVM_EXIT_X86_BUS_LOCK carries no union data, only KVM_RUN_X86_BUS_LOCK in run().flags.
   // HLT, IRQ_WINDOW_OPEN, SHUTDOWN, INTR, SET_TPR, NMI, WATCHDOG, DIRTY_RING_FULL and
   // AP_RESET_HOLD carry no data: reason() is all there is.

@@ -26,6 +26,17 @@ HostMapping::HostMapping(std::size_t size) {
   size_ = size;
 }
 
+HostMapping::HostMapping(int fd, std::uint64_t offset, std::size_t size) {
+  if (size == 0) throw Error("mmap", EINVAL, "mapping of size 0 of fd " + std::to_string(fd));
+  void* p =
+      ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    throw_error("mmap", errno, "fd " + std::to_string(fd) + " " + range(offset, size) + " shared");
+  }
+  data_ = static_cast<std::uint8_t*>(p);
+  size_ = size;
+}
+
 HostMapping::HostMapping(HostMapping&& o) noexcept
     : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
 

@@ -16,17 +16,22 @@
 namespace kvm {
 
 class Vm;
+class GuestMemfd;
 
 namespace detail {
 template <class T>
 concept TriviallyCopyable = std::is_trivially_copyable_v<T>;
 }  // namespace detail
 
-// An anonymous, private, zero-filled host mapping; unmapped on destruction.
+// An anonymous, private, zero-filled host mapping, or a shared mapping of a file range;
+// unmapped on destruction.
 class HostMapping {
  public:
   HostMapping() noexcept = default;
   explicit HostMapping(std::size_t size);
+  // Maps [offset, offset + size) of `fd` shared, read-write (e.g. a mappable guest_memfd).
+  // The mapping keeps the file alive after `fd` is closed.
+  HostMapping(int fd, std::uint64_t offset, std::size_t size);
   HostMapping(HostMapping&& o) noexcept;
   HostMapping& operator=(HostMapping&& o) noexcept;
   HostMapping(const HostMapping&) = delete;
@@ -58,6 +63,19 @@ class GuestMemory {
   // Registers memory the caller owns (and keeps mapped while the VM may use it).
   void add_borrowed(Vm& vm, std::uint64_t gpa, std::span<std::uint8_t> host,
                     abi::MemoryFlags flags = {});
+#if defined(KVM_ABI_HAS_GUEST_MEMFD_FLAG_MMAP)
+  // Maps [offset, offset + size) of a mappable guest_memfd (GUEST_MEMFD_FLAG_MMAP) and
+  // registers it at `gpa` in the next free slot with KVM_SET_USER_MEMORY_REGION2, backed by
+  // that guest_memfd range. The guest and these host bytes see the same memory while it is
+  // shared (GUEST_MEMFD_FLAG_INIT_SHARED). Returns the host bytes.
+  std::span<std::uint8_t> add_guest_memfd(Vm& vm, std::uint64_t gpa, const GuestMemfd& memfd,
+                                          std::uint64_t offset, std::uint64_t size,
+                                          abi::MemoryFlags flags = {});
+  // The same with a guest_memfd of `size` bytes made for it (KVM_CREATE_GUEST_MEMFD with
+  // GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED), kept open by the mapping.
+  std::span<std::uint8_t> add_guest_memfd(Vm& vm, std::uint64_t gpa, std::uint64_t size,
+                                          abi::MemoryFlags flags = {});
+#endif
 
   const std::vector<Region>& regions() const noexcept { return regions_; }
 

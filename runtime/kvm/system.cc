@@ -33,9 +33,10 @@ std::size_t System::vcpu_mmap_size() const {
   return mmap_size_;
 }
 
-Vm System::create_vm(unsigned long type) const {
+Vm System::create_vm(VmType type) const {
+  detail::check_vm_type(fd(), type);
   std::size_t size = vcpu_mmap_size();
-  if (!have_limits_ && type == 0) {
+  if (!have_limits_ && type.is_default()) {
     // Asked once per System; for the default machine type the system-wide answers are the
     // VM's. Other types keep asking their VM.
     limits_.nr_memslots = check_extension(abi::Cap::NrMemslots);
@@ -43,9 +44,16 @@ Vm System::create_vm(unsigned long type) const {
     limits_.max_vcpus = check_extension(abi::Cap::MaxVcpus);
     have_limits_ = true;
   }
-  int fd = ioctl<abi::ioctl::CreateVm>(type, "machine type " + std::to_string(type));
-  return Vm(Fd(fd), size, type == 0 ? limits_ : VmLimits{});
+  int fd = ioctl<abi::ioctl::CreateVm>(type.value(), type.name());
+  return Vm(Fd(fd), size, type.is_default() ? limits_ : VmLimits{});
 }
+
+#if defined(__aarch64__)
+unsigned System::max_ipa_bits() const {
+  int bits = check_extension(abi::Cap::ArmVmIpaSize);
+  return bits > 0 ? static_cast<unsigned>(bits) : 0;
+}
+#endif
 
 #if defined(__x86_64__)
 namespace {

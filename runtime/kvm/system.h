@@ -10,6 +10,7 @@
 #include "kvm/fd.h"
 #include "kvm/ioctl.h"
 #include "kvm/vm.h"
+#include "kvm/vm_type.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
@@ -37,8 +38,15 @@ class System : public IoctlTarget<System, abi::Scope::System> {
   // it). Read once and cached.
   std::size_t vcpu_mmap_size() const;
 
-  // KVM_CREATE_VM with the given machine type (0 on x86).
-  Vm create_vm(unsigned long type = 0) const;
+  // KVM_CREATE_VM of the given machine type (kvm/vm_type.h), the default one unless told.
+  // Another type is checked first, with KVM_CHECK_EXTENSION, against what the host offers: on
+  // x86 the bits of KVM_CAP_VM_TYPES, on arm64 the IPA size within KVM_CAP_ARM_VM_IPA_SIZE.
+  Vm create_vm(VmType type = {}) const;
+#if defined(__aarch64__)
+  // The largest guest IPA size, in bits, VmType::arm_ipa_bits() may ask for
+  // (KVM_CAP_ARM_VM_IPA_SIZE); 0 when the host only offers the default 40 bits.
+  unsigned max_ipa_bits() const;
+#endif
 
 #if defined(__x86_64__)
   // KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores for guests.

@@ -16,6 +16,12 @@
 namespace kvm {
 namespace {
 
+#if defined(KVM_ABI_HAS_KVM_EXIT_MEMORY_FAULT)
+constexpr std::uint32_t kMemoryFault = abi::to_underlying(ExitReason::MemoryFault);
+#else
+constexpr std::uint32_t kMemoryFault = 39;  // KVM_EXIT_MEMORY_FAULT, newer than these headers
+#endif
+
 pid_t current_tid() noexcept {
   thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
   return tid;
@@ -81,6 +87,9 @@ Exit Vcpu::run() {
   prepare_thread();
   abi::kvm_run& r = run_struct();
   r.kvm_valid_regs = next_sync_request();
+  // A memory-fault exit is recognised by its exit_reason after a failed run; one left from an
+  // earlier run must not be mistaken for it.
+  if (r.exit_reason == kMemoryFault) r.exit_reason = abi::to_underlying(ExitReason::Unknown);
   map_->enter(current_tid());
   int rc = ::ioctl(fd_.get(), static_cast<unsigned long>(abi::ioctl::Run::request), 0);
   int err = rc < 0 ? errno : 0;
@@ -89,6 +98,10 @@ Exit Vcpu::run() {
   bool signalled = map_->leave();
   if (signalled || err == EINTR) detail::consume_kick_signals(signalled);
   has_run_ = true;
+  if (rc < 0 && (err == EFAULT || err == EHWPOISON) && r.exit_reason == kMemoryFault) {
+    sync_valid_ = 0;  // read registers with the ioctls after a failed run
+    return Exit(r, map_->size(), RunStatus::Exited, err);
+  }
   if (rc < 0) {
     if (err == EINTR || err == EAGAIN) {
       // A kick leaves immediate_exit set; this run consumed it.

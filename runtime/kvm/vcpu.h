@@ -30,9 +30,13 @@
 #include "kvm/fd.h"
 #include "kvm/ioctl.h"
 #include "kvm/kick.h"
+#include "kvm/nested_state.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
+
+// The bytes a ONE_REG register id holds: 1 << its KVM_REG_SIZE field (1 .. 256).
+std::size_t one_reg_size(std::uint64_t id) noexcept;
 
 class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
  public:
@@ -50,9 +54,10 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   std::size_t mmap_size() const noexcept { return map_->size(); }
 
   // KVM_RUN: runs the guest until it exits. EINTR/EAGAIN (a kick, a signal) come back as
-  // Exit::interrupted(), not as errors; other failures throw. The first run on a thread
-  // blocks the kick signal there and gives KVM the guest's signal mask (KVM_SET_SIGNAL_MASK,
-  // see kick.h).
+  // Exit::interrupted(), not as errors; EFAULT/EHWPOISON with exit reason
+  // KVM_EXIT_MEMORY_FAULT (KVM_CAP_MEMORY_FAULT_INFO) comes back as that exit (see
+  // Exit::memory_fault()). Other failures throw. The first run on a thread blocks the kick
+  // signal there and gives KVM the guest's signal mask (KVM_SET_SIGNAL_MASK, see kick.h).
   Exit run();
 
   // run() with a deadline, for fuzzers and sandboxes: like run(), but a guest still running
@@ -92,6 +97,15 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // among them (it is removed from `mask`). nullptr goes back to the default: the mask of the
   // thread that calls run(), without the kick signal.
   void set_signal_mask(const sigset_t* mask);
+
+#if defined(KVM_ABI_HAS_KVM_PRE_FAULT_MEMORY)
+  // KVM_PRE_FAULT_MEMORY (KVM_CAP_PRE_FAULT_MEMORY): maps the 4 KiB aligned guest range
+  // [gpa, gpa + size) into the guest's page tables ahead of its first access, as this vCPU
+  // would fault it in. Resumes after EINTR/EAGAIN until done and returns the bytes done (all
+  // of size); a failure says how many bytes were done before it, and names the cap (asked
+  // with KVM_CHECK_EXTENSION) where the host lacks it.
+  std::uint64_t pre_fault_memory(std::uint64_t gpa, std::uint64_t size) const;
+#endif
 
 #if defined(__x86_64__)
   // General registers (KVM_GET_REGS / KVM_SET_REGS, or the synced copy; see above).
@@ -151,11 +165,31 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   std::uint32_t tsc_khz() const;
   // KVM_KVMCLOCK_CTRL (KVM_CAP_KVMCLOCK_CTRL): tells the guest it was paused.
   void kvmclock_ctrl() const;
+  // KVM_GET_NESTED_STATE / KVM_SET_NESTED_STATE (KVM_CAP_NESTED_STATE, which gives the buffer
+  // size): the state of a nested guest this vCPU runs, for save/restore. Both ask
+  // KVM_CHECK_EXTENSION first and refuse, naming the cap, where it reads 0; set_nested_state()
+  // also refuses a header size outside its buffer or beyond the cap's size.
+  NestedState nested_state() const;
+  void set_nested_state(const NestedState& state) const;
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
+  // KVM_MEMORY_ENCRYPT_OP with a TDX vCPU command (KVM_TDX_INIT_VCPU,
+  // KVM_TDX_INIT_MEM_REGION, KVM_TDX_GET_CPUID) on a vCPU of an X86VmType::Tdx VM; errors name
+  // the command, the TDX module's hw_error, and a missing TDX VM type (KVM_CAP_VM_TYPES, asked
+  // with KVM_CHECK_EXTENSION).
+  void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
+#endif
 #endif
 
+  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG): one register by its 64-bit id (on
+  // x86, KVM_X86_REG_MSR ids and KVM_REG_GUEST_SSP) into or from `value`, which must be
+  // exactly the id's size (KVM_REG_SIZE_*, see one_reg_size()); another size is refused
+  // before the kernel sees it.
+  void get_one_reg(std::uint64_t id, std::span<std::uint8_t> value) const;
+  void set_one_reg(std::uint64_t id, std::span<const std::uint8_t> value) const;
+
 #if defined(__aarch64__) || defined(__riscv)
-  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG): one register by its 64-bit id, whose
-  // size field (KVM_REG_SIZE_*) says how many bytes `value` holds.
+  // KVM_GET_ONE_REG / KVM_SET_ONE_REG (KVM_CAP_ONE_REG) through a raw pointer: the id's size
+  // field (KVM_REG_SIZE_*) says how many bytes `value` holds, unchecked; prefer the spans.
   void get_one_reg(std::uint64_t id, void* value) const;
   void set_one_reg(std::uint64_t id, const void* value) const;
   std::uint64_t one_reg_u64(std::uint64_t id) const;
@@ -166,6 +200,17 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_ARM_VCPU_INIT: initial state and features; required before the first run on arm64.
   // Use Vm::arm_preferred_target() for the target.
   void arm_vcpu_init(const abi::kvm_vcpu_init& init) const;
+  // KVM_ARM_VCPU_FINALIZE (KVM_CAP_ARM_SVE): completes a feature's configuration after
+  // arm_vcpu_init() and before the first run; today only KVM_ARM_VCPU_SVE (after setting the
+  // vector lengths with set_one_reg(KVM_REG_ARM64_SVE_VLS, ...)).
+  void arm_vcpu_finalize(int feature) const;
+  // KVM_GET_VCPU_EVENTS / KVM_SET_VCPU_EVENTS on arm64 (KVM_CAP_VCPU_EVENTS): a pending
+  // SError and its syndrome, and external data aborts.
+  abi::kvm_vcpu_events vcpu_events() const;
+  void set_vcpu_events(const abi::kvm_vcpu_events& events) const;
+  // KVM_SET_GUEST_DEBUG on arm64 (KVM_CAP_SET_GUEST_DEBUG): single-step, hardware breakpoints
+  // and watchpoints (kvm_guest_debug.arch).
+  void set_guest_debug(const abi::kvm_guest_debug& dbg) const;
 #endif
 
  private:
@@ -187,7 +232,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   Fd fd_;
   unsigned id_ = 0;
   detail::RunMappingRef map_;
-  detail::ThreadTimer timer_;    // for run_for()
+  detail::ThreadTimer timer_;                     // for run_for()
   [[maybe_unused]] std::uint64_t sync_mask_ = 0;  // groups that may be synced (x86 only)
   // The sync-regs bookkeeping is a cache of vCPU state, updated by the const getters too.
   mutable std::uint64_t sync_requested_ = 0;  // kvm_valid_regs of the next run

@@ -95,35 +95,52 @@ Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {
 }
 
 void Vm::set_user_memory_region(const MemoryRegion& r) {
+  if (r.guest_memfd >= 0) {
+    throw Error(kSetRegion, EINVAL,
+                "slot " + std::to_string(r.slot) +
+                    ": a guest_memfd needs set_user_memory_region2 (KVM_SET_USER_MEMORY_REGION2)");
+  }
+  check_region(r, kSetRegion, abi::MemoryFlags::LogDirtyPages | abi::MemoryFlags::Readonly);
+  abi::kvm_userspace_memory_region k{};
+  k.slot = r.slot;
+  k.flags = abi::to_underlying(r.flags);
+  k.guest_phys_addr = r.guest_phys_addr;
+  k.memory_size = r.size;
+  k.userspace_addr = reinterpret_cast<std::uint64_t>(r.host_addr);
+  ioctl<abi::ioctl::SetUserMemoryRegion>(
+      k, "slot " + std::to_string(r.slot) + " " + range(r.guest_phys_addr, r.size));
+  remember_region(r);
+}
+
+void Vm::check_region(const MemoryRegion& r, const char* ioctl_name, abi::MemoryFlags known) const {
   const std::string what = "slot " + std::to_string(r.slot);
   if (r.size == 0) {
-    throw Error(kSetRegion, EINVAL, what + ": size 0; use delete_memory_region() to delete a slot");
+    throw Error(ioctl_name, EINVAL, what + ": size 0; use delete_memory_region() to delete a slot");
   }
   if (r.guest_phys_addr % kPageSize) {
-    throw Error(kSetRegion, EINVAL,
+    throw Error(ioctl_name, EINVAL,
                 what + ": guest address " + hex(r.guest_phys_addr) + " is not 4 KiB aligned");
   }
   if (r.size % kPageSize) {
-    throw Error(kSetRegion, EINVAL, what + ": size " + hex(r.size) + " is not a multiple of 4 KiB");
+    throw Error(ioctl_name, EINVAL, what + ": size " + hex(r.size) + " is not a multiple of 4 KiB");
   }
   const auto host = reinterpret_cast<std::uintptr_t>(r.host_addr);
   if (host == 0) {
-    throw Error(kSetRegion, EFAULT, what + ": host address is null");
+    throw Error(ioctl_name, EFAULT, what + ": host address is null");
   }
   if (host % kPageSize) {
-    throw Error(kSetRegion, EINVAL, what + ": host address " + hex(host) + " is not 4 KiB aligned");
+    throw Error(ioctl_name, EINVAL, what + ": host address " + hex(host) + " is not 4 KiB aligned");
   }
   if (r.guest_phys_addr + r.size < r.guest_phys_addr) {
-    throw Error(kSetRegion, EINVAL, what + ": guest range wraps around the address space");
+    throw Error(ioctl_name, EINVAL, what + ": guest range wraps around the address space");
   }
-  auto known = abi::MemoryFlags::LogDirtyPages | abi::MemoryFlags::Readonly;
   if (abi::to_underlying(r.flags & ~known) != 0) {
-    throw Error(kSetRegion, EINVAL,
+    throw Error(ioctl_name, EINVAL,
                 what + ": unknown flags " + abi::flags_to_string(r.flags & ~known));
   }
   unsigned bits = phys_addr_bits();
   if (bits < 64 && r.guest_phys_addr + r.size > (std::uint64_t{1} << bits)) {
-    throw Error(kSetRegion, EINVAL,
+    throw Error(ioctl_name, EINVAL,
                 what + " " + range(r.guest_phys_addr, r.size) + " reaches beyond the host's " +
                     std::to_string(bits) + "-bit physical address space");
   }
@@ -135,18 +152,14 @@ void Vm::set_user_memory_region(const MemoryRegion& r) {
     bool disjoint = r.guest_phys_addr + r.size <= other.guest_phys_addr ||
                     other.guest_phys_addr + other.size <= r.guest_phys_addr;
     if (!disjoint) {
-      throw Error(kSetRegion, EEXIST,
+      throw Error(ioctl_name, EEXIST,
                   what + " " + range(r.guest_phys_addr, r.size) + " overlaps slot " +
                       std::to_string(slot) + " " + range(other.guest_phys_addr, other.size));
     }
   }
-  abi::kvm_userspace_memory_region k{};
-  k.slot = r.slot;
-  k.flags = abi::to_underlying(r.flags);
-  k.guest_phys_addr = r.guest_phys_addr;
-  k.memory_size = r.size;
-  k.userspace_addr = reinterpret_cast<std::uint64_t>(r.host_addr);
-  ioctl<abi::ioctl::SetUserMemoryRegion>(k, what + " " + range(r.guest_phys_addr, r.size));
+}
+
+void Vm::remember_region(const MemoryRegion& r) {
   auto at = slots_.begin();
   while (at != slots_.end() && at->slot < r.slot) ++at;
   if (at != slots_.end() && at->slot == r.slot) {
@@ -412,9 +425,14 @@ std::uint32_t Vm::tsc_khz() const {
 #if defined(__x86_64__)
 void Vm::create_irqchip() const { ioctl<abi::ioctl::CreateIrqchip>(); }
 
-void Vm::create_pit2(abi::PitFlags flags) const {
+void Vm::create_pit2(PitConfig config) const {
+  const auto flags = static_cast<std::uint32_t>(config);
+  if (flags & ~static_cast<std::uint32_t>(PitConfig::SpeakerDummy)) {
+    throw Error("KVM_CREATE_PIT2", EINVAL,
+                "unknown kvm_pit_config flags " + hex(flags) + "; KVM knows KVM_PIT_SPEAKER_DUMMY");
+  }
   abi::kvm_pit_config c{};
-  c.flags = abi::to_underlying(flags);
+  c.flags = flags;
   ioctl<abi::ioctl::CreatePit2>(c);
 }
 

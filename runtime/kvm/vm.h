@@ -10,7 +10,9 @@
 
 #include "kvm/abi/kvm_abi.h"
 #include "kvm/fd.h"
+#include "kvm/guest_memfd.h"
 #include "kvm/ioctl.h"
+#include "kvm/msr_filter.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
@@ -18,13 +20,18 @@ namespace kvm {
 class Vcpu;
 class Device;
 
-// One guest memory slot as given to KVM_SET_USER_MEMORY_REGION.
+// One guest memory slot as given to KVM_SET_USER_MEMORY_REGION, or to
+// KVM_SET_USER_MEMORY_REGION2 with a guest_memfd range behind it.
 struct MemoryRegion {
   std::uint32_t slot = 0;
   std::uint64_t guest_phys_addr = 0;
   std::uint64_t size = 0;
   void* host_addr = nullptr;
   abi::MemoryFlags flags{};
+  // KVM_SET_USER_MEMORY_REGION2 only: the guest_memfd (kvm::GuestMemfd::fd()) whose bytes
+  // [guest_memfd_offset, guest_memfd_offset + size) back the slot; -1 for none.
+  int guest_memfd = -1;
+  std::uint64_t guest_memfd_offset = 0;
 };
 
 // A KVM_IOEVENTFD registration: a guest write of `length` bytes to `addr` (port or MMIO)
@@ -60,6 +67,14 @@ struct VmLimits {
   int address_spaces = -1;  // KVM_CAP_MULTI_ADDRESS_SPACE
 };
 
+#if defined(__x86_64__)
+// kvm_pit_config.flags of KVM_CREATE_PIT2 (not the KVM_PIT_FLAGS_* of kvm_pit_state2).
+enum class PitConfig : std::uint32_t {
+  None = 0,
+  SpeakerDummy = abi::consts::PitSpeakerDummy,  // KVM_PIT_SPEAKER_DUMMY
+};
+#endif
+
 class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
  public:
   // Takes ownership of a VM fd; `vcpu_mmap_size` is KVM_GET_VCPU_MMAP_SIZE. System::create_vm
@@ -73,6 +88,15 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // KVM_CHECK_EXTENSION on the VM fd (KVM_CAP_CHECK_EXTENSION_VM): some answers differ per VM.
   int check_extension(abi::Cap cap) const;
 
+  // The limits the runtime checks input against, from check_extension(), asked once per host
+  // (a System hands its answers to the VMs it creates): vCPUs a VM may have
+  // (KVM_CAP_MAX_VCPUS), the bound of vCPU ids (KVM_CAP_MAX_VCPU_ID, or KVM_CAP_MAX_VCPUS where
+  // that reads 0, as create_vcpu() uses it) and memory slots per address space
+  // (KVM_CAP_NR_MEMSLOTS).
+  int max_vcpus() const;
+  int max_vcpu_id() const;
+  int nr_memslots() const;
+
   // KVM_CREATE_VCPU: a vCPU with the given id (0 <= id < KVM_CAP_MAX_VCPU_ID), with kvm_run
   // mapped. Nothing is left behind if any step fails.
   Vcpu create_vcpu(unsigned id, VcpuOptions options = {}) const;
@@ -84,6 +108,26 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // slot id's upper 16 bits (KVM_CAP_MULTI_ADDRESS_SPACE), and the host's physical-address
   // width.
   void set_user_memory_region(const MemoryRegion& region);
+#if defined(KVM_ABI_HAS_KVM_CREATE_GUEST_MEMFD)
+  // KVM_SET_USER_MEMORY_REGION2 (KVM_CAP_USER_MEMORY2): the same, and a slot may take its
+  // memory from a guest_memfd (region.guest_memfd, KVM_CAP_GUEST_MEMFD; KVM_MEM_GUEST_MEMFD is
+  // set for it). Checked first as above, and the guest_memfd range must be 4 KiB aligned and
+  // lie inside the guest_memfd; dirty logging is refused on it (KVM has none for guest_memfd).
+  // A failure asks KVM_CHECK_EXTENSION whether the host has KVM_CAP_USER_MEMORY2 at all.
+  void set_user_memory_region2(const MemoryRegion& region);
+  // KVM_CREATE_GUEST_MEMFD (KVM_CAP_GUEST_MEMFD): `size` bytes (a multiple of 4 KiB) of guest
+  // memory that need not be mapped in this process. `flags` (GUEST_MEMFD_FLAG_*) must be among
+  // those KVM_CAP_GUEST_MEMFD_FLAGS offers; GUEST_MEMFD_FLAG_MMAP makes it mappable,
+  // GUEST_MEMFD_FLAG_INIT_SHARED starts it shared with the host (see kvm/guest_memfd.h).
+  GuestMemfd create_guest_memfd(std::uint64_t size, std::uint64_t flags = 0) const;
+#endif
+#if defined(KVM_ABI_HAS_KVM_SET_MEMORY_ATTRIBUTES)
+  // KVM_SET_MEMORY_ATTRIBUTES (KVM_CAP_MEMORY_ATTRIBUTES): sets the attributes
+  // (KVM_MEMORY_ATTRIBUTE_PRIVATE: the guest's pages come from the slot's guest_memfd, not the
+  // host mapping) of the 4 KiB aligned range [gpa, gpa + size). Asks check_extension()
+  // first: attributes the host does not offer, or a host without the cap, are refused naming it.
+  void set_memory_attributes(std::uint64_t gpa, std::uint64_t size, std::uint64_t attributes) const;
+#endif
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
   // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR
@@ -153,8 +197,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // KVM_CREATE_IRQCHIP (KVM_CAP_IRQCHIP): in-kernel PIC, IOAPIC and per-vCPU LAPICs. Call
   // before creating vCPUs.
   void create_irqchip() const;
-  // KVM_CREATE_PIT2 (KVM_CAP_PIT2): in-kernel i8254, after create_irqchip().
-  void create_pit2(abi::PitFlags flags = {}) const;
+  // KVM_CREATE_PIT2 (KVM_CAP_PIT2): in-kernel i8254, after create_irqchip(). `config` is
+  // kvm_pit_config.flags (KVM_PIT_SPEAKER_DUMMY: KVM also answers the PC speaker port 0x61);
+  // unknown bits are refused.
+  void create_pit2(PitConfig config = PitConfig::None) const;
   // KVM_GET_IRQCHIP / KVM_SET_IRQCHIP: state of PIC master (0), slave (1) or IOAPIC (2).
   abi::kvm_irqchip irqchip(std::uint32_t chip_id) const;
   void set_irqchip(const abi::kvm_irqchip& chip) const;
@@ -170,12 +216,37 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   // KVM_SET_IDENTITY_MAP_ADDR (KVM_CAP_SET_IDENTITY_MAP_ADDR): a 1-page region for the
   // identity page table on Intel hosts; before creating vCPUs.
   void set_identity_map_addr(std::uint64_t addr) const;
-  // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace.
+  // KVM_X86_SET_MSR_FILTER (KVM_CAP_X86_MSR_FILTER): which MSR accesses exit to userspace,
+  // from a MsrFilter whose ranges were checked as they were added.
+  void set_msr_filter(const MsrFilter& filter) const;
+  // KVM_X86_SET_MSR_FILTER with the kernel's struct as is, unchecked; prefer the MsrFilter.
   void set_msr_filter(abi::kvm_msr_filter& filter) const;
+
+  // KVM_MEMORY_ENCRYPT_OP with an SEV, SEV-ES or SEV-SNP command (KVM_SEV_*, KVM_SEV_SNP_*;
+  // cmd.data points to the command's abi::kvm_sev_* struct, cmd.sev_fd is an open /dev/sev)
+  // on a VM of type X86VmType::Sev, SevEs or Snp. A failure names the command and the
+  // firmware's error (cmd.error), and says so when KVM_CAP_VM_TYPES (asked with
+  // KVM_CHECK_EXTENSION) offers no SEV type.
+  void memory_encrypt_op(abi::kvm_sev_cmd& cmd) const;
+#if defined(KVM_ABI_HAS_KVM_X86_TDX_VM)
+  // KVM_MEMORY_ENCRYPT_OP with a TDX VM command (KVM_TDX_CAPABILITIES, KVM_TDX_INIT_VM,
+  // KVM_TDX_FINALIZE_VM; cmd.data points to its abi::kvm_tdx_* struct) on an X86VmType::Tdx
+  // VM; errors name the command, the TDX module's hw_error, and a missing TDX VM type
+  // (KVM_CAP_VM_TYPES, asked with KVM_CHECK_EXTENSION).
+  void memory_encrypt_op(abi::kvm_tdx_cmd& cmd) const;
+#endif
+  // KVM_MEMORY_ENCRYPT_REG_REGION / KVM_MEMORY_ENCRYPT_UNREG_REGION: pins (unpins) host
+  // memory that backs an SEV guest's encrypted pages; errors say when KVM_CAP_VM_TYPES (asked
+  // with KVM_CHECK_EXTENSION) offers no SEV type.
+  void register_encrypted_region(std::span<std::uint8_t> host) const;
+  void unregister_encrypted_region(std::span<std::uint8_t> host) const;
 #endif
 #if defined(__aarch64__)
   // KVM_ARM_PREFERRED_TARGET: the vCPU target this host suits best, for Vcpu::arm_vcpu_init.
   abi::kvm_vcpu_init arm_preferred_target() const;
+  // KVM_CREATE_IRQCHIP on arm64: an in-kernel GICv2 (hosts whose GIC can emulate one);
+  // create_device(KVM_DEV_TYPE_ARM_VGIC_V3) is the way to a GICv3. Before creating vCPUs.
+  void create_irqchip() const;
 #endif
 
  private:
@@ -183,6 +254,10 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   void check_slot_id(std::uint32_t id) const;
   void check_slot_change(const MemoryRegion& r) const;
   std::string irqfd_failure(int err, std::uint32_t gsi) const;
+  // The checks both memory-region ioctls make before the kernel sees the slot, and the
+  // bookkeeping after it took it.
+  void check_region(const MemoryRegion& r, const char* ioctl_name, abi::MemoryFlags known) const;
+  void remember_region(const MemoryRegion& r);
 
   Fd fd_;
   std::size_t vcpu_mmap_size_ = 0;

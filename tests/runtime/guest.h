@@ -25,6 +25,9 @@ struct GuestOptions {
   bool irqchip = false;                // in-kernel irqchip before the vCPU
   std::uint32_t dirty_ring_bytes = 0;  // kvm::enable_dirty_ring() before the vCPU (0: none)
   bool idt = false;
+  // RAM from a mapped, initially shared guest_memfd (KVM_SET_USER_MEMORY_REGION2) instead of
+  // anonymous host memory.
+  bool guest_memfd = false;
 };
 
 struct LongModeGuest {
@@ -75,7 +78,8 @@ struct LongModeGuest {
     return l;
   }
   std::span<std::uint8_t> add_ram(const GuestOptions& o) {
-    return mem.add(vm, 0, o.memory, o.memory_flags);
+    return o.guest_memfd ? mem.add_guest_memfd(vm, 0, o.memory)
+                         : mem.add(vm, 0, o.memory, o.memory_flags);
   }
   kvm::Vcpu make_vcpu(const GuestOptions& o) {
     if (o.irqchip) vm.create_irqchip();
