@@ -12,11 +12,10 @@
 namespace kvmgen {
 namespace {
 
-std::string scope_words(unsigned scopes) {
+// "system,vm", as the rules file writes it.
+std::string scope_list(unsigned scopes) {
   std::string out;
-  for (const ScopeName& n : kScopeNames) {
-    if (scopes & n.bit) out += (out.empty() ? "" : ",") + std::string(n.word);
-  }
+  for (const std::string& w : scope_words(scopes)) out += (out.empty() ? "" : ",") + w;
   return out;
 }
 
@@ -36,14 +35,14 @@ void assign_scopes(Ioctl& io, const MacroInfo& m, const Rules& rules, unsigned s
   if (!section) return;
   bool agrees = (section & io.scopes) != 0;
   if (!agrees && !rule->second.header_differs) {
-    throw std::runtime_error(at + " sits among the header's " + scope_words(section) +
-                             " ioctls, but ioctl_scopes.rules gives it " + scope_words(io.scopes) +
+    throw std::runtime_error(at + " sits among the header's " + scope_list(section) +
+                             " ioctls, but ioctl_scopes.rules gives it " + scope_list(io.scopes) +
                              ": correct the table, or mark its line "
                              "header-differs if the header files it wrongly");
   }
   io.scope_source +=
       agrees ? " (the header section agrees)"
-             : " (the header files it among " + scope_words(section) + " ioctls, wrongly)";
+             : " (the header files it among " + scope_list(section) + " ioctls, wrongly)";
 }
 
 // The header's text as kvmgen reads it beside clang: lines, sections and cap comments, once

@@ -79,6 +79,15 @@ inline constexpr ScopeName kScopeNames[] = {
     {kDevice, "device", "Device"},
 };
 
+// The words of the scope bits set in `scopes` ("system", "vm"), in kScopeNames' order.
+inline std::vector<std::string> scope_words(unsigned scopes) {
+  std::vector<std::string> out;
+  for (const ScopeName& n : kScopeNames) {
+    if (scopes & n.bit) out.push_back(n.word);
+  }
+  return out;
+}
+
 struct Ioctl {
   std::string name;      // KVM_GET_REGS
   std::string cpp_name;  // GetRegs

@@ -16,14 +16,6 @@ json int_value(const IntValue& v) {
 
 json or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
-json scope_words(unsigned scopes) {
-  json out = json::array();
-  for (const ScopeName& n : kScopeNames) {
-    if (scopes & n.bit) out.push_back(n.word);
-  }
-  return out;
-}
-
 json constant_json(const Constant& c) {
   return {{"name", c.name},
           {"cpp_name", c.cpp_name},
@@ -45,7 +37,7 @@ json family_json(const Family& f, const Model& m) {
 json ioctl_json(const Ioctl& io) {
   json by_scope = json::object();
   for (const auto& [scope, cap] : io.scope_caps) {
-    by_scope[scope_words(scope)[0].get<std::string>()] = or_null(cap);
+    by_scope[scope_words(scope).front()] = or_null(cap);
   }
   bool has_cap = !io.gating_cap.empty();
   return {{"name", io.name},
@@ -59,7 +51,7 @@ json ioctl_json(const Ioctl& io) {
           {"arg_c_type", io.arg_c_type},
           {"arg_type", io.available && !io.arg_cpp_type.empty() ? io.arg_cpp_type : "void"},
           {"arg_size", io.arg_size},
-          {"scopes", scope_words(io.scopes)},
+          {"scopes", json(scope_words(io.scopes))},
           {"scope_source", io.scope_source},
           {"capability", has_cap ? json(io.gating_cap) : json(nullptr)},
           {"capability_source", has_cap ? json(io.cap_source) : json(nullptr)},

@@ -96,11 +96,7 @@ const ScopeName& scope_name(unsigned scope) {
 }
 
 data scope_names(unsigned scopes) {
-  std::vector<std::string> words;
-  for (const ScopeName& n : kScopeNames) {
-    if (scopes & n.bit) words.push_back(n.word);
-  }
-  return list_of(words, [](const std::string& w) {
+  return list_of(scope_words(scopes), [](const std::string& w) {
     data d;
     d.set("scope", w);
     return d;
