@@ -2,7 +2,7 @@
 """Writes the seed corpora under fuzz/corpus/ (checked in; rerun after changing a format).
 
   fuzz/corpus/exit/       inputs of exit_fuzzer.cc: one per exit kind and per edge of the
-                          data checks (offsets from generated/x86_64/kvm/abi/structs.h)
+                          data checks (offsets from generated/x86_64/kvm/abi/layout.h)
   fuzz/corpus/memory/     inputs of memory_fuzzer.cc: operations at region starts, ends,
                           borders between adjacent slots, and near 2^64
   fuzz/corpus/generator/  inputs of generator_fuzzer.cc: the fixture headers

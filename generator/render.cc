@@ -234,6 +234,7 @@ data model_data(const Model& m) {
   root.set("families", list_of(m.families, [&](const Family& f) {
              data d;
              d.set("name", f.name);
+             d.set("name_length", std::to_string(f.name.size()));
              d.set("is_flags", flag(f.kind == FamilyKind::Flags));
              d.set("kind", f.kind == FamilyKind::Flags ? "flags" : "enum");
              d.set("underlying", f.underlying);
@@ -255,6 +256,7 @@ data model_data(const Model& m) {
                      data e;
                      e.set("cpp_name", c->cpp_name);
                      e.set("c_name", c->name);
+                     e.set("c_name_length", std::to_string(c->name.size()));
                      return e;
                    }));
              d.set("members", list_of(members, [&](const Constant* c) {
@@ -293,8 +295,10 @@ data model_data(const Model& m) {
   for (const Ioctl& io : m.ioctls) usable += io.available && !io.deprecated;
   root.set("ioctl_count", std::to_string(m.ioctls.size()));
   root.set("usable_ioctl_count", std::to_string(usable));
+  std::size_t ioctl_index = 0;
   root.set("ioctls", list_of(m.ioctls, [&](const Ioctl& io) {
              data d;
+             d.set("index", std::to_string(ioctl_index++));
              d.set("cpp_name", io.cpp_name);
              d.set("name", io.name);
              d.set("available", flag(io.available));
@@ -302,7 +306,6 @@ data model_data(const Model& m) {
              d.set("usable", flag(io.available && !io.deprecated));
              d.set("unavailable_reason", io.unavailable_reason);
              d.set("request", io.request ? hex(*io.request) : "0");
-             d.set("nr", hex(io.nr));
              d.set("direction", direction_name(io.dir));
              d.set("has_arg", flag(!io.arg_c_type.empty()));
              d.set("arg_type", io.available && !io.arg_cpp_type.empty() ? io.arg_cpp_type : "void");

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "kvm/abi/ioctl_table.h"
 #include "kvm/kvm.h"
 
 int main(int argc, char** argv) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "kvm/abi/ioctl_table.h"
 #include "kvm/kvm.h"
 
 TEST_CASE(

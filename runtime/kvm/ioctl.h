@@ -142,7 +142,8 @@ class IoctlTarget {
   int finish(int r, std::string_view context) const {
     if (r >= 0) return r;
     // A descriptor written by hand (for an ioctl newer than the headers) may have no
-    // `capability`; the generated ones always do, and capability_on() per kind of fd.
+    // `capability` (the generated ones do, through IoctlDefaults when they have none) and
+    // capability_on() where it differs with the kind of fd.
     if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
       detail::throw_gated_error(Io::name, -r, context, extension_fd(),
                                 abi::to_underlying(cap.value), abi::to_string(cap.value));

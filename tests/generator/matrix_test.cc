@@ -3,7 +3,7 @@
 // every arch. Each cell regenerates into a scratch directory, and then:
 //   - both cross-checks compile for that arch's target against that cell's own C headers
 //     (crosscheck_static.c asserts every value and layout of the model against <linux/kvm.h>,
-//     crosscheck_static.cc asserts them on the C++ side, with structs.h's layout asserts);
+//     crosscheck_static.cc asserts them on the C++ side, with kvm/abi/layout.h's asserts);
 //   - the runtime (runtime/kvm/*.cc) compiles against the bindings, for the arches it supports.
 // Across the cells of one arch, no ioctl changes its scopes and no constant changes its family:
 // a header change must never move either silently.

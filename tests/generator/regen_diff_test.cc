@@ -90,13 +90,15 @@ TEST_CASE("regenerating in place from a newer tree picks up every new item and s
   CHECK(contains(constants, "inline constexpr std::int64_t FxWidgetOn = 1;  // KVM_FX_WIDGET_ON"));
   CHECK(contains(r.output, "hint: 2 new constants share the prefix KVM_FX_WIDGET_"));
   std::string ioctls = read(out / "kvm/abi/ioctls.h");
-  CHECK(contains(ioctls, "struct FxSetNew {"));
+  CHECK(contains(ioctls, "struct FxSetNew : IoctlDefaults {"));
   CHECK(contains(ioctls, "  using arg_type = kvm_fx_new;  // struct kvm_fx_new"));
   CHECK(contains(ioctls, "  static constexpr std::uint64_t request = 0x4010ae82;"));
-  std::string structs = read(out / "kvm/abi/structs.h");
-  CHECK(contains(structs, "static_assert(sizeof(kvm_fx_new) == 16"));
-  CHECK(contains(structs, "static_assert(offsetof(kvm_fx_run, io.count) == 12"));
-  CHECK(contains(structs, "static_assert(offsetof(kvm_fx_run, mmio.data) == 16"));
+  CHECK(contains(read(out / "kvm/abi/ioctl_table.h"), "{\"KVM_FX_SET_NEW\", 0x4010ae82,"));
+  CHECK(contains(read(out / "kvm/abi/structs.h"), "struct kvm_fx_new {"));
+  std::string layout = read(out / "kvm/abi/layout.h");
+  CHECK(contains(layout, "static_assert(sizeof(kvm_fx_new) == 16"));
+  CHECK(contains(layout, "static_assert(offsetof(kvm_fx_run, io.count) == 12"));
+  CHECK(contains(layout, "static_assert(offsetof(kvm_fx_run, mmio.data) == 16"));
   CHECK(read(out / "kvm_api.json") == read(work() / "new/x86_64/kvm_api.json"));
 }
 

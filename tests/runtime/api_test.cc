@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "guest.h"
+#include "kvm/abi/ioctl_table.h"
 #include "kvm/format.h"
 
 namespace abi = kvm::abi;
@@ -197,13 +198,18 @@ TEST_CASE("an ioctl gated by a capability the host lacks names the capability in
   // the check below is the same one the runtime makes (KVM_CHECK_EXTENSION == 0).
   static_assert(abi::ioctl::GetNestedState::capability == abi::Cap::NestedState);
   // Where the capability depends on the fd, the runtime asks about the one it used.
-  static_assert(abi::ioctl::SetTscKhz::capability_on(abi::Scope::Vcpu) == abi::Cap::TscControl);
-  static_assert(abi::ioctl::SetTscKhz::capability_on(abi::Scope::Vm) == abi::Cap::VmTscControl);
-  static_assert(abi::ioctl::EnableCap::capability_on(abi::Scope::Vm) == abi::Cap::EnableCapVm);
-  static_assert(!abi::ioctl::GetMsrs::capability_on(abi::Scope::Vcpu));
-  static_assert(abi::ioctl::GetMsrs::capability_on(abi::Scope::System) == abi::Cap::GetMsrFeatures);
-  static_assert(!abi::ioctl::GetRegs::capability_on(abi::Scope::Vcpu));  // as `capability`
-  static_assert(abi::ioctl::GetLapic::capability_on(abi::Scope::Vcpu) == abi::Cap::Irqchip);
+  // abi::capability_on<Io>() takes a descriptor's capability_on() where it has one, else its
+  // one capability.
+  static_assert(abi::capability_on<abi::ioctl::SetTscKhz>(abi::Scope::Vcpu) ==
+                abi::Cap::TscControl);
+  static_assert(abi::capability_on<abi::ioctl::SetTscKhz>(abi::Scope::Vm) ==
+                abi::Cap::VmTscControl);
+  static_assert(abi::capability_on<abi::ioctl::EnableCap>(abi::Scope::Vm) == abi::Cap::EnableCapVm);
+  static_assert(!abi::capability_on<abi::ioctl::GetMsrs>(abi::Scope::Vcpu));
+  static_assert(abi::capability_on<abi::ioctl::GetMsrs>(abi::Scope::System) ==
+                abi::Cap::GetMsrFeatures);
+  static_assert(!abi::capability_on<abi::ioctl::GetRegs>(abi::Scope::Vcpu));
+  static_assert(abi::capability_on<abi::ioctl::GetLapic>(abi::Scope::Vcpu) == abi::Cap::Irqchip);
   static_assert(abi::ioctl::Smi::capability == abi::Cap::X86Smm);
   // supports<Io>() asks the same question before the call.
   CHECK(vcpu.supports<abi::ioctl::GetNestedState>() ==

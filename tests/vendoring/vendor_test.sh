@@ -48,8 +48,9 @@ cd "$work/myvmm"
 kvm=third_party/kvm-cpp
 flags=(-std=c++20 -O1 -Wall -Wextra -I"$kvm/runtime" -I"$kvm/generated/$arch")
 mkdir -p obj
-(cd obj && "$cxx" "${flags[@]/#-I/-I../}" -c ../$kvm/runtime/kvm/*.cc ../$kvm/runtime/kvm/x86/*.cc)
-say "compiled the runtime and the x86 guest helpers: $(ls obj | wc -l) objects with $cxx"
+(cd obj && "$cxx" "${flags[@]/#-I/-I../}" -c ../$kvm/runtime/kvm/*.cc ../$kvm/runtime/kvm/x86/*.cc \
+   ../$kvm/generated/$arch/kvm/abi/layout_check.cc)
+say "compiled the runtime, the x86 guest helpers and the layout check: $(ls obj | wc -l) objects with $cxx"
 "$cxx" "${flags[@]}" src/vmm.cc obj/*.o -o vmm -pthread
 "$cxx" "${flags[@]}" src/save_restore.cc src/snapshot.cc obj/*.o -o save_restore -pthread
 say "linked two example VMMs (irqfd_device, save_restore)"

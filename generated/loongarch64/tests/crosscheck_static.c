@@ -7,7 +7,7 @@
 // has to run, so it proves the bindings of every arch on any host:
 //   clang --target=loongarch64-linux-gnu -fsyntax-only crosscheck_static.c
 // against the C headers the bindings were generated from. crosscheck_static.cc asserts the same
-// values on the C++ side; structs.h asserts the layouts there itself. Bitfield positions cannot
+// values on the C++ side, and kvm/abi/layout.h the layouts. Bitfield positions cannot
 // be read in a constant expression: crosscheck_test.cc compares them by byte image on the host.
 #include <linux/kvm.h>
 #include <stddef.h>

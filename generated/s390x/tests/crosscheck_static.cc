@@ -6,10 +6,12 @@
 // generated s390x bindings. Compile with
 //   clang++ --target=s390x-linux-gnu -std=c++20 -fsyntax-only crosscheck_static.cc
 // Together the two files prove the bindings equal the C header for the target without running
-// anything; record layouts are asserted by structs.h itself, which this file includes.
+// anything; record layouts are asserted by kvm/abi/layout.h, which this file includes.
 #include <type_traits>
 
+#include "kvm/abi/ioctl_table.h"
 #include "kvm/abi/kvm_abi.h"
+#include "kvm/abi/layout.h"
 
 namespace kvmgen_crosscheck {
 
@@ -818,5 +820,172 @@ static_assert(ioctl::CreateGuestMemfd::request == 0xc040aed4ull, "KVM_CREATE_GUE
 static_assert(ioctl::CreateGuestMemfd::arg_size == 64, "sizeof argument of KVM_CREATE_GUEST_MEMFD");
 static_assert(ioctl::PreFaultMemory::request == 0xc040aed5ull, "KVM_PRE_FAULT_MEMORY");
 static_assert(ioctl::PreFaultMemory::arg_size == 64, "sizeof argument of KVM_PRE_FAULT_MEMORY");
+
+// Every row of all_ioctls (kvm/abi/ioctl_table.h, written out by kvmgen) says what the
+// descriptor says.
+constexpr bool same_text(const char* a, const char* b) {
+  while (*a != 0 && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+constexpr bool same_row(const IoctlInfo& row, const IoctlInfo& io) {
+  return same_text(row.name, io.name) && row.request == io.request &&
+         row.direction == io.direction && row.scopes == io.scopes && row.arg_size == io.arg_size &&
+         row.available == io.available && row.deprecated == io.deprecated &&
+         row.capability.present == io.capability.present &&
+         (!io.capability.present || row.capability.value == io.capability.value);
+}
+static_assert(sizeof(all_ioctls) / sizeof(all_ioctls[0]) == 152, "all_ioctls rows");
+static_assert(same_row(all_ioctls[0], info_of<ioctl::GetApiVersion>()), "all_ioctls row of KVM_GET_API_VERSION");
+static_assert(same_row(all_ioctls[1], info_of<ioctl::CreateVm>()), "all_ioctls row of KVM_CREATE_VM");
+static_assert(same_row(all_ioctls[2], info_of<ioctl::GetMsrIndexList>()), "all_ioctls row of KVM_GET_MSR_INDEX_LIST");
+static_assert(same_row(all_ioctls[3], info_of<ioctl::S390EnableSie>()), "all_ioctls row of KVM_S390_ENABLE_SIE");
+static_assert(same_row(all_ioctls[4], info_of<ioctl::CheckExtension>()), "all_ioctls row of KVM_CHECK_EXTENSION");
+static_assert(same_row(all_ioctls[5], info_of<ioctl::GetVcpuMmapSize>()), "all_ioctls row of KVM_GET_VCPU_MMAP_SIZE");
+static_assert(same_row(all_ioctls[6], info_of<ioctl::GetSupportedCpuid>()), "all_ioctls row of KVM_GET_SUPPORTED_CPUID");
+static_assert(same_row(all_ioctls[7], info_of<ioctl::GetEmulatedCpuid>()), "all_ioctls row of KVM_GET_EMULATED_CPUID");
+static_assert(same_row(all_ioctls[8], info_of<ioctl::GetMsrFeatureIndexList>()), "all_ioctls row of KVM_GET_MSR_FEATURE_INDEX_LIST");
+static_assert(same_row(all_ioctls[9], info_of<ioctl::CreateVcpu>()), "all_ioctls row of KVM_CREATE_VCPU");
+static_assert(same_row(all_ioctls[10], info_of<ioctl::GetDirtyLog>()), "all_ioctls row of KVM_GET_DIRTY_LOG");
+static_assert(same_row(all_ioctls[11], info_of<ioctl::SetNrMmuPages>()), "all_ioctls row of KVM_SET_NR_MMU_PAGES");
+static_assert(same_row(all_ioctls[12], info_of<ioctl::GetNrMmuPages>()), "all_ioctls row of KVM_GET_NR_MMU_PAGES");
+static_assert(same_row(all_ioctls[13], info_of<ioctl::SetUserMemoryRegion>()), "all_ioctls row of KVM_SET_USER_MEMORY_REGION");
+static_assert(same_row(all_ioctls[14], info_of<ioctl::SetTssAddr>()), "all_ioctls row of KVM_SET_TSS_ADDR");
+static_assert(same_row(all_ioctls[15], info_of<ioctl::SetIdentityMapAddr>()), "all_ioctls row of KVM_SET_IDENTITY_MAP_ADDR");
+static_assert(same_row(all_ioctls[16], info_of<ioctl::SetUserMemoryRegion2>()), "all_ioctls row of KVM_SET_USER_MEMORY_REGION2");
+static_assert(same_row(all_ioctls[17], info_of<ioctl::S390UcasMap>()), "all_ioctls row of KVM_S390_UCAS_MAP");
+static_assert(same_row(all_ioctls[18], info_of<ioctl::S390UcasUnmap>()), "all_ioctls row of KVM_S390_UCAS_UNMAP");
+static_assert(same_row(all_ioctls[19], info_of<ioctl::S390VcpuFault>()), "all_ioctls row of KVM_S390_VCPU_FAULT");
+static_assert(same_row(all_ioctls[20], info_of<ioctl::S390Keyop>()), "all_ioctls row of KVM_S390_KEYOP");
+static_assert(same_row(all_ioctls[21], info_of<ioctl::CreateIrqchip>()), "all_ioctls row of KVM_CREATE_IRQCHIP");
+static_assert(same_row(all_ioctls[22], info_of<ioctl::IrqLine>()), "all_ioctls row of KVM_IRQ_LINE");
+static_assert(same_row(all_ioctls[23], info_of<ioctl::GetIrqchip>()), "all_ioctls row of KVM_GET_IRQCHIP");
+static_assert(same_row(all_ioctls[24], info_of<ioctl::SetIrqchip>()), "all_ioctls row of KVM_SET_IRQCHIP");
+static_assert(same_row(all_ioctls[25], info_of<ioctl::CreatePit>()), "all_ioctls row of KVM_CREATE_PIT");
+static_assert(same_row(all_ioctls[26], info_of<ioctl::GetPit>()), "all_ioctls row of KVM_GET_PIT");
+static_assert(same_row(all_ioctls[27], info_of<ioctl::SetPit>()), "all_ioctls row of KVM_SET_PIT");
+static_assert(same_row(all_ioctls[28], info_of<ioctl::IrqLineStatus>()), "all_ioctls row of KVM_IRQ_LINE_STATUS");
+static_assert(same_row(all_ioctls[29], info_of<ioctl::RegisterCoalescedMmio>()), "all_ioctls row of KVM_REGISTER_COALESCED_MMIO");
+static_assert(same_row(all_ioctls[30], info_of<ioctl::UnregisterCoalescedMmio>()), "all_ioctls row of KVM_UNREGISTER_COALESCED_MMIO");
+static_assert(same_row(all_ioctls[31], info_of<ioctl::SetGsiRouting>()), "all_ioctls row of KVM_SET_GSI_ROUTING");
+static_assert(same_row(all_ioctls[32], info_of<ioctl::ReinjectControl>()), "all_ioctls row of KVM_REINJECT_CONTROL");
+static_assert(same_row(all_ioctls[33], info_of<ioctl::Irqfd>()), "all_ioctls row of KVM_IRQFD");
+static_assert(same_row(all_ioctls[34], info_of<ioctl::CreatePit2>()), "all_ioctls row of KVM_CREATE_PIT2");
+static_assert(same_row(all_ioctls[35], info_of<ioctl::SetBootCpuId>()), "all_ioctls row of KVM_SET_BOOT_CPU_ID");
+static_assert(same_row(all_ioctls[36], info_of<ioctl::Ioeventfd>()), "all_ioctls row of KVM_IOEVENTFD");
+static_assert(same_row(all_ioctls[37], info_of<ioctl::XenHvmConfig>()), "all_ioctls row of KVM_XEN_HVM_CONFIG");
+static_assert(same_row(all_ioctls[38], info_of<ioctl::SetClock>()), "all_ioctls row of KVM_SET_CLOCK");
+static_assert(same_row(all_ioctls[39], info_of<ioctl::GetClock>()), "all_ioctls row of KVM_GET_CLOCK");
+static_assert(same_row(all_ioctls[40], info_of<ioctl::GetPit2>()), "all_ioctls row of KVM_GET_PIT2");
+static_assert(same_row(all_ioctls[41], info_of<ioctl::SetPit2>()), "all_ioctls row of KVM_SET_PIT2");
+static_assert(same_row(all_ioctls[42], info_of<ioctl::PpcGetPvinfo>()), "all_ioctls row of KVM_PPC_GET_PVINFO");
+static_assert(same_row(all_ioctls[43], info_of<ioctl::SetTscKhz>()), "all_ioctls row of KVM_SET_TSC_KHZ");
+static_assert(same_row(all_ioctls[44], info_of<ioctl::GetTscKhz>()), "all_ioctls row of KVM_GET_TSC_KHZ");
+static_assert(same_row(all_ioctls[45], info_of<ioctl::SignalMsi>()), "all_ioctls row of KVM_SIGNAL_MSI");
+static_assert(same_row(all_ioctls[46], info_of<ioctl::PpcGetSmmuInfo>()), "all_ioctls row of KVM_PPC_GET_SMMU_INFO");
+static_assert(same_row(all_ioctls[47], info_of<ioctl::PpcAllocateHtab>()), "all_ioctls row of KVM_PPC_ALLOCATE_HTAB");
+static_assert(same_row(all_ioctls[48], info_of<ioctl::CreateSpaprTce>()), "all_ioctls row of KVM_CREATE_SPAPR_TCE");
+static_assert(same_row(all_ioctls[49], info_of<ioctl::CreateSpaprTce64>()), "all_ioctls row of KVM_CREATE_SPAPR_TCE_64");
+static_assert(same_row(all_ioctls[50], info_of<ioctl::AllocateRma>()), "all_ioctls row of KVM_ALLOCATE_RMA");
+static_assert(same_row(all_ioctls[51], info_of<ioctl::PpcGetHtabFd>()), "all_ioctls row of KVM_PPC_GET_HTAB_FD");
+static_assert(same_row(all_ioctls[52], info_of<ioctl::ArmSetDeviceAddr>()), "all_ioctls row of KVM_ARM_SET_DEVICE_ADDR");
+static_assert(same_row(all_ioctls[53], info_of<ioctl::PpcRtasDefineToken>()), "all_ioctls row of KVM_PPC_RTAS_DEFINE_TOKEN");
+static_assert(same_row(all_ioctls[54], info_of<ioctl::PpcResizeHptPrepare>()), "all_ioctls row of KVM_PPC_RESIZE_HPT_PREPARE");
+static_assert(same_row(all_ioctls[55], info_of<ioctl::PpcResizeHptCommit>()), "all_ioctls row of KVM_PPC_RESIZE_HPT_COMMIT");
+static_assert(same_row(all_ioctls[56], info_of<ioctl::PpcConfigureV3Mmu>()), "all_ioctls row of KVM_PPC_CONFIGURE_V3_MMU");
+static_assert(same_row(all_ioctls[57], info_of<ioctl::PpcGetRmmuInfo>()), "all_ioctls row of KVM_PPC_GET_RMMU_INFO");
+static_assert(same_row(all_ioctls[58], info_of<ioctl::PpcGetCpuChar>()), "all_ioctls row of KVM_PPC_GET_CPU_CHAR");
+static_assert(same_row(all_ioctls[59], info_of<ioctl::SetPmuEventFilter>()), "all_ioctls row of KVM_SET_PMU_EVENT_FILTER");
+static_assert(same_row(all_ioctls[60], info_of<ioctl::PpcSvmOff>()), "all_ioctls row of KVM_PPC_SVM_OFF");
+static_assert(same_row(all_ioctls[61], info_of<ioctl::ArmMteCopyTags>()), "all_ioctls row of KVM_ARM_MTE_COPY_TAGS");
+static_assert(same_row(all_ioctls[62], info_of<ioctl::ArmSetCounterOffset>()), "all_ioctls row of KVM_ARM_SET_COUNTER_OFFSET");
+static_assert(same_row(all_ioctls[63], info_of<ioctl::ArmGetRegWritableMasks>()), "all_ioctls row of KVM_ARM_GET_REG_WRITABLE_MASKS");
+static_assert(same_row(all_ioctls[64], info_of<ioctl::PpcGetCompatCaps>()), "all_ioctls row of KVM_PPC_GET_COMPAT_CAPS");
+static_assert(same_row(all_ioctls[65], info_of<ioctl::CreateDevice>()), "all_ioctls row of KVM_CREATE_DEVICE");
+static_assert(same_row(all_ioctls[66], info_of<ioctl::SetDeviceAttr>()), "all_ioctls row of KVM_SET_DEVICE_ATTR");
+static_assert(same_row(all_ioctls[67], info_of<ioctl::GetDeviceAttr>()), "all_ioctls row of KVM_GET_DEVICE_ATTR");
+static_assert(same_row(all_ioctls[68], info_of<ioctl::HasDeviceAttr>()), "all_ioctls row of KVM_HAS_DEVICE_ATTR");
+static_assert(same_row(all_ioctls[69], info_of<ioctl::Run>()), "all_ioctls row of KVM_RUN");
+static_assert(same_row(all_ioctls[70], info_of<ioctl::GetRegs>()), "all_ioctls row of KVM_GET_REGS");
+static_assert(same_row(all_ioctls[71], info_of<ioctl::SetRegs>()), "all_ioctls row of KVM_SET_REGS");
+static_assert(same_row(all_ioctls[72], info_of<ioctl::GetSregs>()), "all_ioctls row of KVM_GET_SREGS");
+static_assert(same_row(all_ioctls[73], info_of<ioctl::SetSregs>()), "all_ioctls row of KVM_SET_SREGS");
+static_assert(same_row(all_ioctls[74], info_of<ioctl::Translate>()), "all_ioctls row of KVM_TRANSLATE");
+static_assert(same_row(all_ioctls[75], info_of<ioctl::Interrupt>()), "all_ioctls row of KVM_INTERRUPT");
+static_assert(same_row(all_ioctls[76], info_of<ioctl::GetMsrs>()), "all_ioctls row of KVM_GET_MSRS");
+static_assert(same_row(all_ioctls[77], info_of<ioctl::SetMsrs>()), "all_ioctls row of KVM_SET_MSRS");
+static_assert(same_row(all_ioctls[78], info_of<ioctl::SetCpuid>()), "all_ioctls row of KVM_SET_CPUID");
+static_assert(same_row(all_ioctls[79], info_of<ioctl::SetSignalMask>()), "all_ioctls row of KVM_SET_SIGNAL_MASK");
+static_assert(same_row(all_ioctls[80], info_of<ioctl::GetFpu>()), "all_ioctls row of KVM_GET_FPU");
+static_assert(same_row(all_ioctls[81], info_of<ioctl::SetFpu>()), "all_ioctls row of KVM_SET_FPU");
+static_assert(same_row(all_ioctls[82], info_of<ioctl::GetLapic>()), "all_ioctls row of KVM_GET_LAPIC");
+static_assert(same_row(all_ioctls[83], info_of<ioctl::SetLapic>()), "all_ioctls row of KVM_SET_LAPIC");
+static_assert(same_row(all_ioctls[84], info_of<ioctl::SetCpuid2>()), "all_ioctls row of KVM_SET_CPUID2");
+static_assert(same_row(all_ioctls[85], info_of<ioctl::GetCpuid2>()), "all_ioctls row of KVM_GET_CPUID2");
+static_assert(same_row(all_ioctls[86], info_of<ioctl::TprAccessReporting>()), "all_ioctls row of KVM_TPR_ACCESS_REPORTING");
+static_assert(same_row(all_ioctls[87], info_of<ioctl::SetVapicAddr>()), "all_ioctls row of KVM_SET_VAPIC_ADDR");
+static_assert(same_row(all_ioctls[88], info_of<ioctl::S390Interrupt>()), "all_ioctls row of KVM_S390_INTERRUPT");
+static_assert(same_row(all_ioctls[89], info_of<ioctl::S390StoreStatus>()), "all_ioctls row of KVM_S390_STORE_STATUS");
+static_assert(same_row(all_ioctls[90], info_of<ioctl::S390SetInitialPsw>()), "all_ioctls row of KVM_S390_SET_INITIAL_PSW");
+static_assert(same_row(all_ioctls[91], info_of<ioctl::S390InitialReset>()), "all_ioctls row of KVM_S390_INITIAL_RESET");
+static_assert(same_row(all_ioctls[92], info_of<ioctl::GetMpState>()), "all_ioctls row of KVM_GET_MP_STATE");
+static_assert(same_row(all_ioctls[93], info_of<ioctl::SetMpState>()), "all_ioctls row of KVM_SET_MP_STATE");
+static_assert(same_row(all_ioctls[94], info_of<ioctl::Nmi>()), "all_ioctls row of KVM_NMI");
+static_assert(same_row(all_ioctls[95], info_of<ioctl::SetGuestDebug>()), "all_ioctls row of KVM_SET_GUEST_DEBUG");
+static_assert(same_row(all_ioctls[96], info_of<ioctl::X86SetupMce>()), "all_ioctls row of KVM_X86_SETUP_MCE");
+static_assert(same_row(all_ioctls[97], info_of<ioctl::X86GetMceCapSupported>()), "all_ioctls row of KVM_X86_GET_MCE_CAP_SUPPORTED");
+static_assert(same_row(all_ioctls[98], info_of<ioctl::X86SetMce>()), "all_ioctls row of KVM_X86_SET_MCE");
+static_assert(same_row(all_ioctls[99], info_of<ioctl::GetVcpuEvents>()), "all_ioctls row of KVM_GET_VCPU_EVENTS");
+static_assert(same_row(all_ioctls[100], info_of<ioctl::SetVcpuEvents>()), "all_ioctls row of KVM_SET_VCPU_EVENTS");
+static_assert(same_row(all_ioctls[101], info_of<ioctl::GetDebugregs>()), "all_ioctls row of KVM_GET_DEBUGREGS");
+static_assert(same_row(all_ioctls[102], info_of<ioctl::SetDebugregs>()), "all_ioctls row of KVM_SET_DEBUGREGS");
+static_assert(same_row(all_ioctls[103], info_of<ioctl::EnableCap>()), "all_ioctls row of KVM_ENABLE_CAP");
+static_assert(same_row(all_ioctls[104], info_of<ioctl::GetXsave>()), "all_ioctls row of KVM_GET_XSAVE");
+static_assert(same_row(all_ioctls[105], info_of<ioctl::SetXsave>()), "all_ioctls row of KVM_SET_XSAVE");
+static_assert(same_row(all_ioctls[106], info_of<ioctl::GetXcrs>()), "all_ioctls row of KVM_GET_XCRS");
+static_assert(same_row(all_ioctls[107], info_of<ioctl::SetXcrs>()), "all_ioctls row of KVM_SET_XCRS");
+static_assert(same_row(all_ioctls[108], info_of<ioctl::DirtyTlb>()), "all_ioctls row of KVM_DIRTY_TLB");
+static_assert(same_row(all_ioctls[109], info_of<ioctl::GetOneReg>()), "all_ioctls row of KVM_GET_ONE_REG");
+static_assert(same_row(all_ioctls[110], info_of<ioctl::SetOneReg>()), "all_ioctls row of KVM_SET_ONE_REG");
+static_assert(same_row(all_ioctls[111], info_of<ioctl::KvmclockCtrl>()), "all_ioctls row of KVM_KVMCLOCK_CTRL");
+static_assert(same_row(all_ioctls[112], info_of<ioctl::ArmVcpuInit>()), "all_ioctls row of KVM_ARM_VCPU_INIT");
+static_assert(same_row(all_ioctls[113], info_of<ioctl::ArmPreferredTarget>()), "all_ioctls row of KVM_ARM_PREFERRED_TARGET");
+static_assert(same_row(all_ioctls[114], info_of<ioctl::GetRegList>()), "all_ioctls row of KVM_GET_REG_LIST");
+static_assert(same_row(all_ioctls[115], info_of<ioctl::S390MemOp>()), "all_ioctls row of KVM_S390_MEM_OP");
+static_assert(same_row(all_ioctls[116], info_of<ioctl::S390GetSkeys>()), "all_ioctls row of KVM_S390_GET_SKEYS");
+static_assert(same_row(all_ioctls[117], info_of<ioctl::S390SetSkeys>()), "all_ioctls row of KVM_S390_SET_SKEYS");
+static_assert(same_row(all_ioctls[118], info_of<ioctl::S390Irq>()), "all_ioctls row of KVM_S390_IRQ");
+static_assert(same_row(all_ioctls[119], info_of<ioctl::S390SetIrqState>()), "all_ioctls row of KVM_S390_SET_IRQ_STATE");
+static_assert(same_row(all_ioctls[120], info_of<ioctl::S390GetIrqState>()), "all_ioctls row of KVM_S390_GET_IRQ_STATE");
+static_assert(same_row(all_ioctls[121], info_of<ioctl::Smi>()), "all_ioctls row of KVM_SMI");
+static_assert(same_row(all_ioctls[122], info_of<ioctl::S390GetCmmaBits>()), "all_ioctls row of KVM_S390_GET_CMMA_BITS");
+static_assert(same_row(all_ioctls[123], info_of<ioctl::S390SetCmmaBits>()), "all_ioctls row of KVM_S390_SET_CMMA_BITS");
+static_assert(same_row(all_ioctls[124], info_of<ioctl::MemoryEncryptOp>()), "all_ioctls row of KVM_MEMORY_ENCRYPT_OP");
+static_assert(same_row(all_ioctls[125], info_of<ioctl::MemoryEncryptRegRegion>()), "all_ioctls row of KVM_MEMORY_ENCRYPT_REG_REGION");
+static_assert(same_row(all_ioctls[126], info_of<ioctl::MemoryEncryptUnregRegion>()), "all_ioctls row of KVM_MEMORY_ENCRYPT_UNREG_REGION");
+static_assert(same_row(all_ioctls[127], info_of<ioctl::HypervEventfd>()), "all_ioctls row of KVM_HYPERV_EVENTFD");
+static_assert(same_row(all_ioctls[128], info_of<ioctl::GetNestedState>()), "all_ioctls row of KVM_GET_NESTED_STATE");
+static_assert(same_row(all_ioctls[129], info_of<ioctl::SetNestedState>()), "all_ioctls row of KVM_SET_NESTED_STATE");
+static_assert(same_row(all_ioctls[130], info_of<ioctl::ClearDirtyLog>()), "all_ioctls row of KVM_CLEAR_DIRTY_LOG");
+static_assert(same_row(all_ioctls[131], info_of<ioctl::GetSupportedHvCpuid>()), "all_ioctls row of KVM_GET_SUPPORTED_HV_CPUID");
+static_assert(same_row(all_ioctls[132], info_of<ioctl::ArmVcpuFinalize>()), "all_ioctls row of KVM_ARM_VCPU_FINALIZE");
+static_assert(same_row(all_ioctls[133], info_of<ioctl::S390NormalReset>()), "all_ioctls row of KVM_S390_NORMAL_RESET");
+static_assert(same_row(all_ioctls[134], info_of<ioctl::S390ClearReset>()), "all_ioctls row of KVM_S390_CLEAR_RESET");
+static_assert(same_row(all_ioctls[135], info_of<ioctl::S390PvCommand>()), "all_ioctls row of KVM_S390_PV_COMMAND");
+static_assert(same_row(all_ioctls[136], info_of<ioctl::X86SetMsrFilter>()), "all_ioctls row of KVM_X86_SET_MSR_FILTER");
+static_assert(same_row(all_ioctls[137], info_of<ioctl::ResetDirtyRings>()), "all_ioctls row of KVM_RESET_DIRTY_RINGS");
+static_assert(same_row(all_ioctls[138], info_of<ioctl::XenHvmGetAttr>()), "all_ioctls row of KVM_XEN_HVM_GET_ATTR");
+static_assert(same_row(all_ioctls[139], info_of<ioctl::XenHvmSetAttr>()), "all_ioctls row of KVM_XEN_HVM_SET_ATTR");
+static_assert(same_row(all_ioctls[140], info_of<ioctl::XenVcpuGetAttr>()), "all_ioctls row of KVM_XEN_VCPU_GET_ATTR");
+static_assert(same_row(all_ioctls[141], info_of<ioctl::XenVcpuSetAttr>()), "all_ioctls row of KVM_XEN_VCPU_SET_ATTR");
+static_assert(same_row(all_ioctls[142], info_of<ioctl::XenHvmEvtchnSend>()), "all_ioctls row of KVM_XEN_HVM_EVTCHN_SEND");
+static_assert(same_row(all_ioctls[143], info_of<ioctl::GetSregs2>()), "all_ioctls row of KVM_GET_SREGS2");
+static_assert(same_row(all_ioctls[144], info_of<ioctl::SetSregs2>()), "all_ioctls row of KVM_SET_SREGS2");
+static_assert(same_row(all_ioctls[145], info_of<ioctl::GetStatsFd>()), "all_ioctls row of KVM_GET_STATS_FD");
+static_assert(same_row(all_ioctls[146], info_of<ioctl::GetXsave2>()), "all_ioctls row of KVM_GET_XSAVE2");
+static_assert(same_row(all_ioctls[147], info_of<ioctl::S390PvCpuCommand>()), "all_ioctls row of KVM_S390_PV_CPU_COMMAND");
+static_assert(same_row(all_ioctls[148], info_of<ioctl::S390ZpciOp>()), "all_ioctls row of KVM_S390_ZPCI_OP");
+static_assert(same_row(all_ioctls[149], info_of<ioctl::SetMemoryAttributes>()), "all_ioctls row of KVM_SET_MEMORY_ATTRIBUTES");
+static_assert(same_row(all_ioctls[150], info_of<ioctl::CreateGuestMemfd>()), "all_ioctls row of KVM_CREATE_GUEST_MEMFD");
+static_assert(same_row(all_ioctls[151], info_of<ioctl::PreFaultMemory>()), "all_ioctls row of KVM_PRE_FAULT_MEMORY");
 
 }  // namespace kvmgen_crosscheck

@@ -7,7 +7,9 @@
 // argument type, the fds it works on, and the capability that gates it (per kind of fd where
 // that differs). Ioctls whose argument type this arch does not define are kept with
 // `available = false`; those the header keeps only as deprecated aliases have
-// `deprecated = true`. The runtime's typed call rejects both at compile time.
+// `deprecated = true`. The runtime's typed call rejects both at compile time. A descriptor
+// states only what differs from IoctlDefaults; the ioctl number is `request & 0xff`. The table
+// of all of them (all_ioctls, ioctl_name()) is in kvm/abi/ioctl_table.h.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +36,7 @@ enum class Direction : unsigned { None = 0, Write = 1, Read = 2, ReadWrite = 3 }
 
 // The capability that gates an ioctl, if known (from kvmgen's ioctl_caps.rules, after api.rst,
 // else from an "Available with" comment in the header): `capability == Cap::Xsave`,
-// `Io::capability_on(Scope::Vm)` where it differs with the kind of fd (KVM_ENABLE_CAP: vCPU
+// `capability_on<Io>(Scope::Vm)` where it differs with the kind of fd (KVM_ENABLE_CAP: vCPU
 // fds need KVM_CAP_ENABLE_CAP, VM fds KVM_CAP_ENABLE_CAP_VM; `capability` is the first listed),
 // `if (Io::capability) use(Io::capability.value)`. (Not std::optional, to keep this header
 // free of standard library headers.)
@@ -46,2666 +48,1758 @@ struct OptionalCap {
 };
 inline constexpr OptionalCap kNoCap{false, Cap{}};
 
-// A summary of one ioctl, for tables and messages.
-struct IoctlInfo {
-  const char* name;
-  std::uint64_t request;  // 0 when unavailable on this arch
-  Direction direction;
-  Scope scopes;
-  std::size_t arg_size;
-  bool available;
-  bool deprecated;
-  OptionalCap capability;  // the capability that gates it, if known
+// What a descriptor below says unless it says otherwise: usable on this arch, not deprecated,
+// gated by no known capability. (A base class, because a member costs compile time in every
+// translation unit, and most descriptors would repeat these.)
+struct IoctlDefaults {
+  static constexpr bool available = true;
+  static constexpr bool deprecated = false;
+  static constexpr OptionalCap capability = kNoCap;
 };
 
 namespace ioctl {
 
 // KVM_GET_API_VERSION (linux/kvm.h:704)
-struct GetApiVersion {
+struct GetApiVersion : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_API_VERSION";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae00;
-  static constexpr std::uint8_t nr = 0x0;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_VM (linux/kvm.h:705)
-struct CreateVm {
+struct CreateVm : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_VM";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae01;
-  static constexpr std::uint8_t nr = 0x1;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MSR_INDEX_LIST (linux/kvm.h:706); unavailable: argument type 'struct kvm_msr_list' is not defined for aarch64
-struct GetMsrIndexList {
+struct GetMsrIndexList : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_MSR_INDEX_LIST";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x2;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_ENABLE_SIE (linux/kvm.h:708)
-struct S390EnableSie {
+struct S390EnableSie : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_ENABLE_SIE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae06;
-  static constexpr std::uint8_t nr = 0x6;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CHECK_EXTENSION (linux/kvm.h:713)
-struct CheckExtension {
+struct CheckExtension : IoctlDefaults {
   static constexpr char name[] = "KVM_CHECK_EXTENSION";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae03;
-  static constexpr std::uint8_t nr = 0x3;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::System | Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
     if (s == Scope::System) return kNoCap;
-    if (s == Scope::Vm) return OptionalCap{true, Cap::CheckExtensionVm };
+    if (s == Scope::Vm) return OptionalCap{true, Cap::CheckExtensionVm};
     return kNoCap;
   }
-
 };
 
 // KVM_GET_VCPU_MMAP_SIZE (linux/kvm.h:717)
-struct GetVcpuMmapSize {
+struct GetVcpuMmapSize : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_VCPU_MMAP_SIZE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae04;
-  static constexpr std::uint8_t nr = 0x4;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_SUPPORTED_CPUID (linux/kvm.h:718), available with KVM_CAP_EXT_CPUID (caps table); unavailable: argument type 'struct kvm_cpuid2' is not defined for aarch64
-struct GetSupportedCpuid {
+struct GetSupportedCpuid : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_SUPPORTED_CPUID";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x5;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtCpuid };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtCpuid};
 };
 
 // KVM_GET_EMULATED_CPUID (linux/kvm.h:719), available with KVM_CAP_EXT_EMUL_CPUID (caps table); unavailable: argument type 'struct kvm_cpuid2' is not defined for aarch64
-struct GetEmulatedCpuid {
+struct GetEmulatedCpuid : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_EMULATED_CPUID";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x9;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtEmulCpuid };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ExtEmulCpuid};
 };
 
 // KVM_GET_MSR_FEATURE_INDEX_LIST (linux/kvm.h:720), available with KVM_CAP_GET_MSR_FEATURES (caps table); unavailable: argument type 'struct kvm_msr_list' is not defined for aarch64
-struct GetMsrFeatureIndexList {
+struct GetMsrFeatureIndexList : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_MSR_FEATURE_INDEX_LIST";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::System;
   using arg_type = void;  // struct kvm_msr_list
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::GetMsrFeatures };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::GetMsrFeatures};
 };
 
 // KVM_CREATE_VCPU (linux/kvm.h:1254)
-struct CreateVcpu {
+struct CreateVcpu : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_VCPU";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae41;
-  static constexpr std::uint8_t nr = 0x41;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_DIRTY_LOG (linux/kvm.h:1255)
-struct GetDirtyLog {
+struct GetDirtyLog : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_DIRTY_LOG";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae42;
-  static constexpr std::uint8_t nr = 0x42;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_dirty_log;  // struct kvm_dirty_log
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_NR_MMU_PAGES (linux/kvm.h:1256)
-struct SetNrMmuPages {
+struct SetNrMmuPages : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_NR_MMU_PAGES";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae44;
-  static constexpr std::uint8_t nr = 0x44;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_NR_MMU_PAGES (linux/kvm.h:1257)
-struct GetNrMmuPages {
+struct GetNrMmuPages : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_NR_MMU_PAGES";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae45;
-  static constexpr std::uint8_t nr = 0x45;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_USER_MEMORY_REGION (linux/kvm.h:1258), available with KVM_CAP_USER_MEMORY (caps table)
-struct SetUserMemoryRegion {
+struct SetUserMemoryRegion : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_USER_MEMORY_REGION";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020ae46;
-  static constexpr std::uint8_t nr = 0x46;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_userspace_memory_region;  // struct kvm_userspace_memory_region
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::UserMemory };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::UserMemory};
 };
 
 // KVM_SET_TSS_ADDR (linux/kvm.h:1260), available with KVM_CAP_SET_TSS_ADDR (caps table)
-struct SetTssAddr {
+struct SetTssAddr : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_TSS_ADDR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae47;
-  static constexpr std::uint8_t nr = 0x47;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetTssAddr };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetTssAddr};
 };
 
 // KVM_SET_IDENTITY_MAP_ADDR (linux/kvm.h:1261), available with KVM_CAP_SET_IDENTITY_MAP_ADDR (caps table)
-struct SetIdentityMapAddr {
+struct SetIdentityMapAddr : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_IDENTITY_MAP_ADDR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae48;
-  static constexpr std::uint8_t nr = 0x48;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetIdentityMapAddr };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetIdentityMapAddr};
 };
 
 // KVM_SET_USER_MEMORY_REGION2 (linux/kvm.h:1262)
-struct SetUserMemoryRegion2 {
+struct SetUserMemoryRegion2 : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_USER_MEMORY_REGION2";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x40a0ae49;
-  static constexpr std::uint8_t nr = 0x49;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_userspace_memory_region2;  // struct kvm_userspace_memory_region2
   static constexpr std::size_t arg_size = 160;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_UCAS_MAP (linux/kvm.h:1266), available with KVM_CAP_S390_UCONTROL (caps table); unavailable: argument type 'struct kvm_s390_ucas_mapping' is not defined for aarch64
-struct S390UcasMap {
+struct S390UcasMap : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_UCAS_MAP";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x50;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol};
 };
 
 // KVM_S390_UCAS_UNMAP (linux/kvm.h:1267), available with KVM_CAP_S390_UCONTROL (caps table); unavailable: argument type 'struct kvm_s390_ucas_mapping' is not defined for aarch64
-struct S390UcasUnmap {
+struct S390UcasUnmap : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_UCAS_UNMAP";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x51;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_ucas_mapping
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol};
 };
 
 // KVM_S390_VCPU_FAULT (linux/kvm.h:1268), available with KVM_CAP_S390_UCONTROL (caps table)
-struct S390VcpuFault {
+struct S390VcpuFault : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_VCPU_FAULT";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae52;
-  static constexpr std::uint8_t nr = 0x52;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Ucontrol};
 };
 
 // KVM_S390_KEYOP (linux/kvm.h:1269)
-struct S390Keyop {
+struct S390Keyop : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_KEYOP";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc010ae53;
-  static constexpr std::uint8_t nr = 0x53;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_s390_keyop;  // struct kvm_s390_keyop
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_CREATE_IRQCHIP (linux/kvm.h:1272)
-struct CreateIrqchip {
+struct CreateIrqchip : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_IRQCHIP";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae60;
-  static constexpr std::uint8_t nr = 0x60;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IRQ_LINE (linux/kvm.h:1273), available with KVM_CAP_IRQCHIP (caps table)
-struct IrqLine {
+struct IrqLine : IoctlDefaults {
   static constexpr char name[] = "KVM_IRQ_LINE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae61;
-  static constexpr std::uint8_t nr = 0x61;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip};
 };
 
 // KVM_GET_IRQCHIP (linux/kvm.h:1274), available with KVM_CAP_IRQCHIP (caps table)
-struct GetIrqchip {
+struct GetIrqchip : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_IRQCHIP";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc208ae62;
-  static constexpr std::uint8_t nr = 0x62;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip};
 };
 
 // KVM_SET_IRQCHIP (linux/kvm.h:1275), available with KVM_CAP_IRQCHIP (caps table)
-struct SetIrqchip {
+struct SetIrqchip : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_IRQCHIP";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8208ae63;
-  static constexpr std::uint8_t nr = 0x63;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqchip;  // struct kvm_irqchip
   static constexpr std::size_t arg_size = 520;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip};
 };
 
 // KVM_CREATE_PIT (linux/kvm.h:1276)
-struct CreatePit {
+struct CreatePit : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_PIT";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae64;
-  static constexpr std::uint8_t nr = 0x64;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_PIT (linux/kvm.h:1277); unavailable: argument type 'struct kvm_pit_state' is not defined for aarch64
-struct GetPit {
+struct GetPit : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_PIT";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x65;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_pit_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_PIT (linux/kvm.h:1278); unavailable: argument type 'struct kvm_pit_state' is not defined for aarch64
-struct SetPit {
+struct SetPit : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_PIT";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x66;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_pit_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IRQ_LINE_STATUS (linux/kvm.h:1279)
-struct IrqLineStatus {
+struct IrqLineStatus : IoctlDefaults {
   static constexpr char name[] = "KVM_IRQ_LINE_STATUS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008ae67;
-  static constexpr std::uint8_t nr = 0x67;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_level;  // struct kvm_irq_level
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_REGISTER_COALESCED_MMIO (linux/kvm.h:1280), available with KVM_CAP_COALESCED_MMIO (caps table)
-struct RegisterCoalescedMmio {
+struct RegisterCoalescedMmio : IoctlDefaults {
   static constexpr char name[] = "KVM_REGISTER_COALESCED_MMIO";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae67;
-  static constexpr std::uint8_t nr = 0x67;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio};
 };
 
 // KVM_UNREGISTER_COALESCED_MMIO (linux/kvm.h:1282), available with KVM_CAP_COALESCED_MMIO (caps table)
-struct UnregisterCoalescedMmio {
+struct UnregisterCoalescedMmio : IoctlDefaults {
   static constexpr char name[] = "KVM_UNREGISTER_COALESCED_MMIO";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010ae68;
-  static constexpr std::uint8_t nr = 0x68;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_coalesced_mmio_zone;  // struct kvm_coalesced_mmio_zone
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::CoalescedMmio};
 };
 
 // KVM_SET_GSI_ROUTING (linux/kvm.h:1284), available with KVM_CAP_IRQ_ROUTING (caps table)
-struct SetGsiRouting {
+struct SetGsiRouting : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_GSI_ROUTING";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae6a;
-  static constexpr std::uint8_t nr = 0x6a;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_routing;  // struct kvm_irq_routing
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::IrqRouting };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::IrqRouting};
 };
 
 // KVM_REINJECT_CONTROL (linux/kvm.h:1285)
-struct ReinjectControl {
+struct ReinjectControl : IoctlDefaults {
   static constexpr char name[] = "KVM_REINJECT_CONTROL";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae71;
-  static constexpr std::uint8_t nr = 0x71;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_IRQFD (linux/kvm.h:1286), available with KVM_CAP_IRQFD (caps table)
-struct Irqfd {
+struct Irqfd : IoctlDefaults {
   static constexpr char name[] = "KVM_IRQFD";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020ae76;
-  static constexpr std::uint8_t nr = 0x76;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irqfd;  // struct kvm_irqfd
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqfd };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqfd};
 };
 
 // KVM_CREATE_PIT2 (linux/kvm.h:1287)
-struct CreatePit2 {
+struct CreatePit2 : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_PIT2";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae77;
-  static constexpr std::uint8_t nr = 0x77;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pit_config;  // struct kvm_pit_config
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_BOOT_CPU_ID (linux/kvm.h:1288), available with KVM_CAP_SET_BOOT_CPU_ID (caps table)
-struct SetBootCpuId {
+struct SetBootCpuId : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_BOOT_CPU_ID";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae78;
-  static constexpr std::uint8_t nr = 0x78;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetBootCpuId };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetBootCpuId};
 };
 
 // KVM_IOEVENTFD (linux/kvm.h:1289), available with KVM_CAP_IOEVENTFD (caps table)
-struct Ioeventfd {
+struct Ioeventfd : IoctlDefaults {
   static constexpr char name[] = "KVM_IOEVENTFD";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040ae79;
-  static constexpr std::uint8_t nr = 0x79;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_ioeventfd;  // struct kvm_ioeventfd
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Ioeventfd };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Ioeventfd};
 };
 
 // KVM_XEN_HVM_CONFIG (linux/kvm.h:1290); unavailable: argument type 'struct kvm_xen_hvm_config' is not defined for aarch64
-struct XenHvmConfig {
+struct XenHvmConfig : IoctlDefaults {
   static constexpr char name[] = "KVM_XEN_HVM_CONFIG";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x7a;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_xen_hvm_config
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_CLOCK (linux/kvm.h:1291), available with KVM_CAP_ADJUST_CLOCK (caps table)
-struct SetClock {
+struct SetClock : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_CLOCK";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4030ae7b;
-  static constexpr std::uint8_t nr = 0x7b;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock};
 };
 
 // KVM_GET_CLOCK (linux/kvm.h:1292), available with KVM_CAP_ADJUST_CLOCK (caps table)
-struct GetClock {
+struct GetClock : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_CLOCK";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8030ae7c;
-  static constexpr std::uint8_t nr = 0x7c;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clock_data;  // struct kvm_clock_data
   static constexpr std::size_t arg_size = 48;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::AdjustClock};
 };
 
 // KVM_GET_PIT2 (linux/kvm.h:1294); unavailable: argument type 'struct kvm_pit_state2' is not defined for aarch64
-struct GetPit2 {
+struct GetPit2 : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_PIT2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x9f;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_pit_state2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_PIT2 (linux/kvm.h:1295); unavailable: argument type 'struct kvm_pit_state2' is not defined for aarch64
-struct SetPit2 {
+struct SetPit2 : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_PIT2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa0;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_pit_state2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PPC_GET_PVINFO (linux/kvm.h:1297), available with KVM_CAP_PPC_GET_PVINFO (caps table); unavailable: argument type 'struct kvm_ppc_pvinfo' is not defined for aarch64
-struct PpcGetPvinfo {
+struct PpcGetPvinfo : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_GET_PVINFO";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa1;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_pvinfo
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetPvinfo };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetPvinfo};
 };
 
 // KVM_SET_TSC_KHZ (linux/kvm.h:1300), available with KVM_CAP_TSC_CONTROL (caps table)
-struct SetTscKhz {
+struct SetTscKhz : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_TSC_KHZ";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaea2;
-  static constexpr std::uint8_t nr = 0xa2;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::TscControl};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::TscControl };
-    if (s == Scope::Vm) return OptionalCap{true, Cap::VmTscControl };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::TscControl};
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmTscControl};
     return kNoCap;
   }
-
 };
 
 // KVM_GET_TSC_KHZ (linux/kvm.h:1301), available with KVM_CAP_GET_TSC_KHZ (caps table)
-struct GetTscKhz {
+struct GetTscKhz : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_TSC_KHZ";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaea3;
-  static constexpr std::uint8_t nr = 0xa3;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::GetTscKhz };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::GetTscKhz};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::GetTscKhz };
-    if (s == Scope::Vm) return OptionalCap{true, Cap::VmTscControl };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::GetTscKhz};
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmTscControl};
     return kNoCap;
   }
-
 };
 
 // KVM_SIGNAL_MSI (linux/kvm.h:1303), available with KVM_CAP_SIGNAL_MSI (caps table)
-struct SignalMsi {
+struct SignalMsi : IoctlDefaults {
   static constexpr char name[] = "KVM_SIGNAL_MSI";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aea5;
-  static constexpr std::uint8_t nr = 0xa5;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_msi;  // struct kvm_msi
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SignalMsi };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SignalMsi};
 };
 
 // KVM_PPC_GET_SMMU_INFO (linux/kvm.h:1305), available with KVM_CAP_PPC_GET_SMMU_INFO (caps table); unavailable: argument type 'struct kvm_ppc_smmu_info' is not defined for aarch64
-struct PpcGetSmmuInfo {
+struct PpcGetSmmuInfo : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_GET_SMMU_INFO";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa6;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_smmu_info
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetSmmuInfo };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetSmmuInfo};
 };
 
 // KVM_PPC_ALLOCATE_HTAB (linux/kvm.h:1307), available with KVM_CAP_PPC_ALLOC_HTAB (caps table)
-struct PpcAllocateHtab {
+struct PpcAllocateHtab : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_ALLOCATE_HTAB";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc004aea7;
-  static constexpr std::uint8_t nr = 0xa7;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = std::uint32_t;  // __u32
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcAllocHtab};
 };
 
 // KVM_CREATE_SPAPR_TCE (linux/kvm.h:1308), available with KVM_CAP_SPAPR_TCE (caps table); unavailable: argument type 'struct kvm_create_spapr_tce' is not defined for aarch64
-struct CreateSpaprTce {
+struct CreateSpaprTce : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_SPAPR_TCE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa8;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_create_spapr_tce
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce};
 };
 
 // KVM_CREATE_SPAPR_TCE_64 (linux/kvm.h:1309), available with KVM_CAP_SPAPR_TCE_64 (caps table); unavailable: argument type 'struct kvm_create_spapr_tce_64' is not defined for aarch64
-struct CreateSpaprTce64 {
+struct CreateSpaprTce64 : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_SPAPR_TCE_64";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa8;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_create_spapr_tce_64
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce64 };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprTce64};
 };
 
 // KVM_ALLOCATE_RMA (linux/kvm.h:1312), available with KVM_CAP_PPC_RMA (caps table); unavailable: argument type 'struct kvm_allocate_rma' is not defined for aarch64
-struct AllocateRma {
+struct AllocateRma : IoctlDefaults {
   static constexpr char name[] = "KVM_ALLOCATE_RMA";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa9;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_allocate_rma
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRma };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRma};
 };
 
 // KVM_PPC_GET_HTAB_FD (linux/kvm.h:1314), available with KVM_CAP_PPC_HTAB_FD (caps table); unavailable: argument type 'struct kvm_get_htab_fd' is not defined for aarch64
-struct PpcGetHtabFd {
+struct PpcGetHtabFd : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_GET_HTAB_FD";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xaa;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_get_htab_fd
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcHtabFd };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcHtabFd};
 };
 
 // KVM_ARM_SET_DEVICE_ADDR (linux/kvm.h:1316), available with KVM_CAP_ARM_SET_DEVICE_ADDR (caps table)
-struct ArmSetDeviceAddr {
+struct ArmSetDeviceAddr : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_SET_DEVICE_ADDR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeab;
-  static constexpr std::uint8_t nr = 0xab;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_arm_device_addr;  // struct kvm_arm_device_addr
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSetDeviceAddr };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSetDeviceAddr};
 };
 
 // KVM_PPC_RTAS_DEFINE_TOKEN (linux/kvm.h:1318), available with KVM_CAP_PPC_RTAS (caps table); unavailable: argument type 'struct kvm_rtas_token_args' is not defined for aarch64
-struct PpcRtasDefineToken {
+struct PpcRtasDefineToken : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_RTAS_DEFINE_TOKEN";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xac;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_rtas_token_args
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRtas };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcRtas};
 };
 
 // KVM_PPC_RESIZE_HPT_PREPARE (linux/kvm.h:1320), available with KVM_CAP_SPAPR_RESIZE_HPT (caps table); unavailable: argument type 'struct kvm_ppc_resize_hpt' is not defined for aarch64
-struct PpcResizeHptPrepare {
+struct PpcResizeHptPrepare : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_RESIZE_HPT_PREPARE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xad;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_resize_hpt
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt};
 };
 
 // KVM_PPC_RESIZE_HPT_COMMIT (linux/kvm.h:1321), available with KVM_CAP_SPAPR_RESIZE_HPT (caps table); unavailable: argument type 'struct kvm_ppc_resize_hpt' is not defined for aarch64
-struct PpcResizeHptCommit {
+struct PpcResizeHptCommit : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_RESIZE_HPT_COMMIT";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xae;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_resize_hpt
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SpaprResizeHpt};
 };
 
 // KVM_PPC_CONFIGURE_V3_MMU (linux/kvm.h:1323), available with KVM_CAP_PPC_MMU_RADIX (header comment); unavailable: argument type 'struct kvm_ppc_mmuv3_cfg' is not defined for aarch64
-struct PpcConfigureV3Mmu {
+struct PpcConfigureV3Mmu : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_CONFIGURE_V3_MMU";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xaf;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_mmuv3_cfg
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcMmuRadix };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcMmuRadix};
 };
 
 // KVM_PPC_GET_RMMU_INFO (linux/kvm.h:1325), available with KVM_CAP_PPC_MMU_RADIX (caps table); unavailable: argument type 'struct kvm_ppc_rmmu_info' is not defined for aarch64
-struct PpcGetRmmuInfo {
+struct PpcGetRmmuInfo : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_GET_RMMU_INFO";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb0;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_rmmu_info
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcMmuRadix };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcMmuRadix};
 };
 
 // KVM_PPC_GET_CPU_CHAR (linux/kvm.h:1327), available with KVM_CAP_PPC_GET_CPU_CHAR (caps table); unavailable: argument type 'struct kvm_ppc_cpu_char' is not defined for aarch64
-struct PpcGetCpuChar {
+struct PpcGetCpuChar : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_GET_CPU_CHAR";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb1;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_ppc_cpu_char
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetCpuChar };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcGetCpuChar};
 };
 
 // KVM_SET_PMU_EVENT_FILTER (linux/kvm.h:1329), available with KVM_CAP_PMU_EVENT_FILTER (caps table)
-struct SetPmuEventFilter {
+struct SetPmuEventFilter : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_PMU_EVENT_FILTER";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008aeb2;
-  static constexpr std::uint8_t nr = 0xb2;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_pmu_event_filter;  // struct kvm_pmu_event_filter
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PmuEventFilter};
 };
 
 // KVM_PPC_SVM_OFF (linux/kvm.h:1330)
-struct PpcSvmOff {
+struct PpcSvmOff : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_SVM_OFF";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaeb3;
-  static constexpr std::uint8_t nr = 0xb3;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ARM_MTE_COPY_TAGS (linux/kvm.h:1331), available with KVM_CAP_ARM_MTE (caps table)
-struct ArmMteCopyTags {
+struct ArmMteCopyTags : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_MTE_COPY_TAGS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8030aeb4;
-  static constexpr std::uint8_t nr = 0xb4;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_arm_copy_mte_tags;  // struct kvm_arm_copy_mte_tags
   static constexpr std::size_t arg_size = 48;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmMte };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmMte};
 };
 
 // KVM_ARM_SET_COUNTER_OFFSET (linux/kvm.h:1333), available with KVM_CAP_COUNTER_OFFSET (header comment)
-struct ArmSetCounterOffset {
+struct ArmSetCounterOffset : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_SET_COUNTER_OFFSET";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeb5;
-  static constexpr std::uint8_t nr = 0xb5;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_arm_counter_offset;  // struct kvm_arm_counter_offset
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::CounterOffset };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::CounterOffset};
 };
 
 // KVM_ARM_GET_REG_WRITABLE_MASKS (linux/kvm.h:1334), available with KVM_CAP_COUNTER_OFFSET (header comment)
-struct ArmGetRegWritableMasks {
+struct ArmGetRegWritableMasks : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_GET_REG_WRITABLE_MASKS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8040aeb6;
-  static constexpr std::uint8_t nr = 0xb6;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = reg_mask_range;  // struct reg_mask_range
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::CounterOffset };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::CounterOffset};
 };
 
 // KVM_PPC_GET_COMPAT_CAPS (linux/kvm.h:1336), available with KVM_CAP_PPC_COMPAT_CAPS (header comment)
-struct PpcGetCompatCaps {
+struct PpcGetCompatCaps : IoctlDefaults {
   static constexpr char name[] = "KVM_PPC_GET_COMPAT_CAPS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaeb8;
-  static constexpr std::uint8_t nr = 0xb8;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcCompatCaps };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::PpcCompatCaps};
 };
 
 // KVM_CREATE_DEVICE (linux/kvm.h:1339), available with KVM_CAP_DEVICE_CTRL (caps table)
-struct CreateDevice {
+struct CreateDevice : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_DEVICE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc00caee0;
-  static constexpr std::uint8_t nr = 0xe0;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_create_device;  // struct kvm_create_device
   static constexpr std::size_t arg_size = 12;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl};
 };
 
 // KVM_SET_DEVICE_ATTR (linux/kvm.h:1342), available with KVM_CAP_DEVICE_CTRL (caps table)
-struct SetDeviceAttr {
+struct SetDeviceAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_DEVICE_ATTR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aee1;
-  static constexpr std::uint8_t nr = 0xe1;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl };
-    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes };
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes };
-    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes };
+    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl};
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes};
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes};
+    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes};
     return kNoCap;
   }
-
 };
 
 // KVM_GET_DEVICE_ATTR (linux/kvm.h:1343), available with KVM_CAP_DEVICE_CTRL (caps table)
-struct GetDeviceAttr {
+struct GetDeviceAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_DEVICE_ATTR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aee2;
-  static constexpr std::uint8_t nr = 0xe2;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl };
-    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes };
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes };
-    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes };
+    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl};
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes};
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes};
+    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes};
     return kNoCap;
   }
-
 };
 
 // KVM_HAS_DEVICE_ATTR (linux/kvm.h:1344), available with KVM_CAP_DEVICE_CTRL (caps table)
-struct HasDeviceAttr {
+struct HasDeviceAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_HAS_DEVICE_ATTR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4018aee3;
-  static constexpr std::uint8_t nr = 0xe3;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::System | Scope::Vm | Scope::Vcpu | Scope::Device;
   using arg_type = kvm_device_attr;  // struct kvm_device_attr
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DeviceCtrl};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl };
-    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes };
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes };
-    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes };
+    if (s == Scope::Device) return OptionalCap{true, Cap::DeviceCtrl};
+    if (s == Scope::Vm) return OptionalCap{true, Cap::VmAttributes};
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::VcpuAttributes};
+    if (s == Scope::System) return OptionalCap{true, Cap::SysAttributes};
     return kNoCap;
   }
-
 };
 
 // KVM_RUN (linux/kvm.h:1349)
-struct Run {
+struct Run : IoctlDefaults {
   static constexpr char name[] = "KVM_RUN";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae80;
-  static constexpr std::uint8_t nr = 0x80;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_REGS (linux/kvm.h:1350)
-struct GetRegs {
+struct GetRegs : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_REGS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8360ae81;
-  static constexpr std::uint8_t nr = 0x81;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_regs;  // struct kvm_regs
   static constexpr std::size_t arg_size = 864;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_REGS (linux/kvm.h:1351)
-struct SetRegs {
+struct SetRegs : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_REGS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4360ae82;
-  static constexpr std::uint8_t nr = 0x82;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_regs;  // struct kvm_regs
   static constexpr std::size_t arg_size = 864;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_SREGS (linux/kvm.h:1352)
-struct GetSregs {
+struct GetSregs : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_SREGS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8000ae83;
-  static constexpr std::uint8_t nr = 0x83;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_sregs;  // struct kvm_sregs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_SREGS (linux/kvm.h:1353)
-struct SetSregs {
+struct SetSregs : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_SREGS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4000ae84;
-  static constexpr std::uint8_t nr = 0x84;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_sregs;  // struct kvm_sregs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TRANSLATE (linux/kvm.h:1354)
-struct Translate {
+struct Translate : IoctlDefaults {
   static constexpr char name[] = "KVM_TRANSLATE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc018ae85;
-  static constexpr std::uint8_t nr = 0x85;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_translation;  // struct kvm_translation
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_INTERRUPT (linux/kvm.h:1355)
-struct Interrupt {
+struct Interrupt : IoctlDefaults {
   static constexpr char name[] = "KVM_INTERRUPT";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004ae86;
-  static constexpr std::uint8_t nr = 0x86;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_interrupt;  // struct kvm_interrupt
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MSRS (linux/kvm.h:1356); unavailable: argument type 'struct kvm_msrs' is not defined for aarch64
-struct GetMsrs {
+struct GetMsrs : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_MSRS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x88;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::System | Scope::Vcpu;
   using arg_type = void;  // struct kvm_msrs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
     if (s == Scope::Vcpu) return kNoCap;
-    if (s == Scope::System) return OptionalCap{true, Cap::GetMsrFeatures };
+    if (s == Scope::System) return OptionalCap{true, Cap::GetMsrFeatures};
     return kNoCap;
   }
-
 };
 
 // KVM_SET_MSRS (linux/kvm.h:1357); unavailable: argument type 'struct kvm_msrs' is not defined for aarch64
-struct SetMsrs {
+struct SetMsrs : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_MSRS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x89;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_msrs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_CPUID (linux/kvm.h:1358); unavailable: argument type 'struct kvm_cpuid' is not defined for aarch64
-struct SetCpuid {
+struct SetCpuid : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_CPUID";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x8a;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_cpuid
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_SIGNAL_MASK (linux/kvm.h:1359)
-struct SetSignalMask {
+struct SetSignalMask : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_SIGNAL_MASK";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004ae8b;
-  static constexpr std::uint8_t nr = 0x8b;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_signal_mask;  // struct kvm_signal_mask
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_FPU (linux/kvm.h:1360)
-struct GetFpu {
+struct GetFpu : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_FPU";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8000ae8c;
-  static constexpr std::uint8_t nr = 0x8c;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_fpu;  // struct kvm_fpu
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_FPU (linux/kvm.h:1361)
-struct SetFpu {
+struct SetFpu : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_FPU";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4000ae8d;
-  static constexpr std::uint8_t nr = 0x8d;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_fpu;  // struct kvm_fpu
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_LAPIC (linux/kvm.h:1362), available with KVM_CAP_IRQCHIP (caps table); unavailable: argument type 'struct kvm_lapic_state' is not defined for aarch64
-struct GetLapic {
+struct GetLapic : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_LAPIC";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x8e;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip};
 };
 
 // KVM_SET_LAPIC (linux/kvm.h:1363), available with KVM_CAP_IRQCHIP (caps table); unavailable: argument type 'struct kvm_lapic_state' is not defined for aarch64
-struct SetLapic {
+struct SetLapic : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_LAPIC";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x8f;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_lapic_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Irqchip};
 };
 
 // KVM_SET_CPUID2 (linux/kvm.h:1364); unavailable: argument type 'struct kvm_cpuid2' is not defined for aarch64
-struct SetCpuid2 {
+struct SetCpuid2 : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_CPUID2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x90;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_CPUID2 (linux/kvm.h:1365); unavailable: argument type 'struct kvm_cpuid2' is not defined for aarch64
-struct GetCpuid2 {
+struct GetCpuid2 : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_CPUID2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x91;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_TPR_ACCESS_REPORTING (linux/kvm.h:1367), available with KVM_CAP_VAPIC (header comment)
-struct TprAccessReporting {
+struct TprAccessReporting : IoctlDefaults {
   static constexpr char name[] = "KVM_TPR_ACCESS_REPORTING";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc028ae92;
-  static constexpr std::uint8_t nr = 0x92;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_tpr_access_ctl;  // struct kvm_tpr_access_ctl
   static constexpr std::size_t arg_size = 40;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic};
 };
 
 // KVM_SET_VAPIC_ADDR (linux/kvm.h:1369), available with KVM_CAP_VAPIC (header comment)
-struct SetVapicAddr {
+struct SetVapicAddr : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_VAPIC_ADDR";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae93;
-  static constexpr std::uint8_t nr = 0x93;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vapic_addr;  // struct kvm_vapic_addr
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Vapic};
 };
 
 // KVM_S390_INTERRUPT (linux/kvm.h:1371); unavailable: argument type 'struct kvm_s390_interrupt' is not defined for aarch64
-struct S390Interrupt {
+struct S390Interrupt : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_INTERRUPT";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x94;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_interrupt
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_STORE_STATUS (linux/kvm.h:1375)
-struct S390StoreStatus {
+struct S390StoreStatus : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_STORE_STATUS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae95;
-  static constexpr std::uint8_t nr = 0x95;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_SET_INITIAL_PSW (linux/kvm.h:1377); unavailable: argument type 'struct kvm_s390_psw' is not defined for aarch64
-struct S390SetInitialPsw {
+struct S390SetInitialPsw : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_SET_INITIAL_PSW";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x96;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_psw
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_INITIAL_RESET (linux/kvm.h:1379)
-struct S390InitialReset {
+struct S390InitialReset : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_INITIAL_RESET";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae97;
-  static constexpr std::uint8_t nr = 0x97;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_MP_STATE (linux/kvm.h:1380), available with KVM_CAP_MP_STATE (caps table)
-struct GetMpState {
+struct GetMpState : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_MP_STATE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8004ae98;
-  static constexpr std::uint8_t nr = 0x98;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState};
 };
 
 // KVM_SET_MP_STATE (linux/kvm.h:1381), available with KVM_CAP_MP_STATE (caps table)
-struct SetMpState {
+struct SetMpState : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_MP_STATE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004ae99;
-  static constexpr std::uint8_t nr = 0x99;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_mp_state;  // struct kvm_mp_state
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::MpState};
 };
 
 // KVM_NMI (linux/kvm.h:1383), available with KVM_CAP_USER_NMI (caps table)
-struct Nmi {
+struct Nmi : IoctlDefaults {
   static constexpr char name[] = "KVM_NMI";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xae9a;
-  static constexpr std::uint8_t nr = 0x9a;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::UserNmi };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::UserNmi};
 };
 
 // KVM_SET_GUEST_DEBUG (linux/kvm.h:1385), available with KVM_CAP_SET_GUEST_DEBUG (caps table)
-struct SetGuestDebug {
+struct SetGuestDebug : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_GUEST_DEBUG";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4208ae9b;
-  static constexpr std::uint8_t nr = 0x9b;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_guest_debug;  // struct kvm_guest_debug
   static constexpr std::size_t arg_size = 520;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetGuestDebug };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SetGuestDebug};
 };
 
 // KVM_X86_SETUP_MCE (linux/kvm.h:1387)
-struct X86SetupMce {
+struct X86SetupMce : IoctlDefaults {
   static constexpr char name[] = "KVM_X86_SETUP_MCE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4008ae9c;
-  static constexpr std::uint8_t nr = 0x9c;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_X86_GET_MCE_CAP_SUPPORTED (linux/kvm.h:1388)
-struct X86GetMceCapSupported {
+struct X86GetMceCapSupported : IoctlDefaults {
   static constexpr char name[] = "KVM_X86_GET_MCE_CAP_SUPPORTED";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8008ae9d;
-  static constexpr std::uint8_t nr = 0x9d;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::System;
   using arg_type = std::uint64_t;  // __u64
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_X86_SET_MCE (linux/kvm.h:1389); unavailable: argument type 'struct kvm_x86_mce' is not defined for aarch64
-struct X86SetMce {
+struct X86SetMce : IoctlDefaults {
   static constexpr char name[] = "KVM_X86_SET_MCE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0x9e;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_x86_mce
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_VCPU_EVENTS (linux/kvm.h:1391), available with KVM_CAP_VCPU_EVENTS (caps table)
-struct GetVcpuEvents {
+struct GetVcpuEvents : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_VCPU_EVENTS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8040ae9f;
-  static constexpr std::uint8_t nr = 0x9f;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vcpu_events;  // struct kvm_vcpu_events
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents};
 };
 
 // KVM_SET_VCPU_EVENTS (linux/kvm.h:1392), available with KVM_CAP_VCPU_EVENTS (caps table)
-struct SetVcpuEvents {
+struct SetVcpuEvents : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_VCPU_EVENTS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4040aea0;
-  static constexpr std::uint8_t nr = 0xa0;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vcpu_events;  // struct kvm_vcpu_events
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::VcpuEvents};
 };
 
 // KVM_GET_DEBUGREGS (linux/kvm.h:1394); unavailable: argument type 'struct kvm_debugregs' is not defined for aarch64
-struct GetDebugregs {
+struct GetDebugregs : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_DEBUGREGS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa1;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_debugregs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_DEBUGREGS (linux/kvm.h:1395); unavailable: argument type 'struct kvm_debugregs' is not defined for aarch64
-struct SetDebugregs {
+struct SetDebugregs : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_DEBUGREGS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa2;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_debugregs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ENABLE_CAP (linux/kvm.h:1400), available with KVM_CAP_ENABLE_CAP (caps table)
-struct EnableCap {
+struct EnableCap : IoctlDefaults {
   static constexpr char name[] = "KVM_ENABLE_CAP";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4068aea3;
-  static constexpr std::uint8_t nr = 0xa3;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = kvm_enable_cap;  // struct kvm_enable_cap
   static constexpr std::size_t arg_size = 104;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::EnableCap };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::EnableCap};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::EnableCap };
-    if (s == Scope::Vm) return OptionalCap{true, Cap::EnableCapVm };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::EnableCap};
+    if (s == Scope::Vm) return OptionalCap{true, Cap::EnableCapVm};
     return kNoCap;
   }
-
 };
 
 // KVM_GET_XSAVE (linux/kvm.h:1402); unavailable: argument type 'struct kvm_xsave' is not defined for aarch64
-struct GetXsave {
+struct GetXsave : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_XSAVE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa4;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_XSAVE (linux/kvm.h:1403); unavailable: argument type 'struct kvm_xsave' is not defined for aarch64
-struct SetXsave {
+struct SetXsave : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_XSAVE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa5;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_XCRS (linux/kvm.h:1405); unavailable: argument type 'struct kvm_xcrs' is not defined for aarch64
-struct GetXcrs {
+struct GetXcrs : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_XCRS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa6;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xcrs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_SET_XCRS (linux/kvm.h:1406); unavailable: argument type 'struct kvm_xcrs' is not defined for aarch64
-struct SetXcrs {
+struct SetXcrs : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_XCRS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xa7;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xcrs
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_DIRTY_TLB (linux/kvm.h:1408), available with KVM_CAP_SW_TLB (caps table)
-struct DirtyTlb {
+struct DirtyTlb : IoctlDefaults {
   static constexpr char name[] = "KVM_DIRTY_TLB";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeaa;
-  static constexpr std::uint8_t nr = 0xaa;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_dirty_tlb;  // struct kvm_dirty_tlb
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::SwTlb };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::SwTlb};
 };
 
 // KVM_GET_ONE_REG (linux/kvm.h:1410), available with KVM_CAP_ONE_REG (caps table)
-struct GetOneReg {
+struct GetOneReg : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_ONE_REG";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeab;
-  static constexpr std::uint8_t nr = 0xab;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_one_reg;  // struct kvm_one_reg
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg};
 };
 
 // KVM_SET_ONE_REG (linux/kvm.h:1411), available with KVM_CAP_ONE_REG (caps table)
-struct SetOneReg {
+struct SetOneReg : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_ONE_REG";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4010aeac;
-  static constexpr std::uint8_t nr = 0xac;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_one_reg;  // struct kvm_one_reg
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::OneReg};
 };
 
 // KVM_KVMCLOCK_CTRL (linux/kvm.h:1413), available with KVM_CAP_KVMCLOCK_CTRL (caps table)
-struct KvmclockCtrl {
+struct KvmclockCtrl : IoctlDefaults {
   static constexpr char name[] = "KVM_KVMCLOCK_CTRL";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaead;
-  static constexpr std::uint8_t nr = 0xad;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::KvmclockCtrl };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::KvmclockCtrl};
 };
 
 // KVM_ARM_VCPU_INIT (linux/kvm.h:1414)
-struct ArmVcpuInit {
+struct ArmVcpuInit : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_VCPU_INIT";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aeae;
-  static constexpr std::uint8_t nr = 0xae;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_vcpu_init;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_ARM_PREFERRED_TARGET (linux/kvm.h:1415)
-struct ArmPreferredTarget {
+struct ArmPreferredTarget : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_PREFERRED_TARGET";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8020aeaf;
-  static constexpr std::uint8_t nr = 0xaf;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_vcpu_init;  // struct kvm_vcpu_init
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_REG_LIST (linux/kvm.h:1416)
-struct GetRegList {
+struct GetRegList : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_REG_LIST";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008aeb0;
-  static constexpr std::uint8_t nr = 0xb0;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_reg_list;  // struct kvm_reg_list
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_S390_MEM_OP (linux/kvm.h:1418), available with KVM_CAP_S390_MEM_OP (header comment); unavailable: argument type 'struct kvm_s390_mem_op' is not defined for aarch64
-struct S390MemOp {
+struct S390MemOp : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_MEM_OP";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb1;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_mem_op
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390MemOp };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390MemOp};
 };
 
 // KVM_S390_GET_SKEYS (linux/kvm.h:1420), available with KVM_CAP_S390_SKEYS (caps table); unavailable: argument type 'struct kvm_s390_skeys' is not defined for aarch64
-struct S390GetSkeys {
+struct S390GetSkeys : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_GET_SKEYS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb2;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_s390_skeys
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys};
 };
 
 // KVM_S390_SET_SKEYS (linux/kvm.h:1421), available with KVM_CAP_S390_SKEYS (caps table); unavailable: argument type 'struct kvm_s390_skeys' is not defined for aarch64
-struct S390SetSkeys {
+struct S390SetSkeys : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_SET_SKEYS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb3;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_s390_skeys
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Skeys};
 };
 
 // KVM_S390_IRQ (linux/kvm.h:1423), available with KVM_CAP_S390_INJECT_IRQ (caps table); unavailable: argument type 'struct kvm_s390_irq' is not defined for aarch64
-struct S390Irq {
+struct S390Irq : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_IRQ";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb4;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_irq
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390InjectIrq };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390InjectIrq};
 };
 
 // KVM_S390_SET_IRQ_STATE (linux/kvm.h:1425), available with KVM_CAP_S390_IRQ_STATE (caps table); unavailable: argument type 'struct kvm_s390_irq_state' is not defined for aarch64
-struct S390SetIrqState {
+struct S390SetIrqState : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_SET_IRQ_STATE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb5;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_irq_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState};
 };
 
 // KVM_S390_GET_IRQ_STATE (linux/kvm.h:1426), available with KVM_CAP_S390_IRQ_STATE (caps table); unavailable: argument type 'struct kvm_s390_irq_state' is not defined for aarch64
-struct S390GetIrqState {
+struct S390GetIrqState : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_GET_IRQ_STATE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb6;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_s390_irq_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390IrqState};
 };
 
 // KVM_SMI (linux/kvm.h:1428), available with KVM_CAP_X86_SMM (caps table)
-struct Smi {
+struct Smi : IoctlDefaults {
   static constexpr char name[] = "KVM_SMI";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaeb7;
-  static constexpr std::uint8_t nr = 0xb7;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::X86Smm };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::X86Smm};
 };
 
 // KVM_S390_GET_CMMA_BITS (linux/kvm.h:1430), available with KVM_CAP_S390_CMMA_MIGRATION (caps table); unavailable: argument type 'struct kvm_s390_cmma_log' is not defined for aarch64
-struct S390GetCmmaBits {
+struct S390GetCmmaBits : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_GET_CMMA_BITS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb8;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_s390_cmma_log
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration};
 };
 
 // KVM_S390_SET_CMMA_BITS (linux/kvm.h:1431), available with KVM_CAP_S390_CMMA_MIGRATION (caps table); unavailable: argument type 'struct kvm_s390_cmma_log' is not defined for aarch64
-struct S390SetCmmaBits {
+struct S390SetCmmaBits : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_SET_CMMA_BITS";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xb9;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_s390_cmma_log
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390CmmaMigration};
 };
 
 // KVM_MEMORY_ENCRYPT_OP (linux/kvm.h:1433)
-struct MemoryEncryptOp {
+struct MemoryEncryptOp : IoctlDefaults {
   static constexpr char name[] = "KVM_MEMORY_ENCRYPT_OP";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc008aeba;
-  static constexpr std::uint8_t nr = 0xba;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = std::uint64_t;  // unsigned long
   static constexpr std::size_t arg_size = 8;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_MEMORY_ENCRYPT_REG_REGION (linux/kvm.h:1440)
-struct MemoryEncryptRegRegion {
+struct MemoryEncryptRegRegion : IoctlDefaults {
   static constexpr char name[] = "KVM_MEMORY_ENCRYPT_REG_REGION";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8010aebb;
-  static constexpr std::uint8_t nr = 0xbb;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_enc_region;  // struct kvm_enc_region
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_MEMORY_ENCRYPT_UNREG_REGION (linux/kvm.h:1441)
-struct MemoryEncryptUnregRegion {
+struct MemoryEncryptUnregRegion : IoctlDefaults {
   static constexpr char name[] = "KVM_MEMORY_ENCRYPT_UNREG_REGION";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x8010aebc;
-  static constexpr std::uint8_t nr = 0xbc;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_enc_region;  // struct kvm_enc_region
   static constexpr std::size_t arg_size = 16;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_HYPERV_EVENTFD (linux/kvm.h:1444), available with KVM_CAP_HYPERV_EVENTFD (caps table); unavailable: argument type 'struct kvm_hyperv_eventfd' is not defined for aarch64
-struct HypervEventfd {
+struct HypervEventfd : IoctlDefaults {
   static constexpr char name[] = "KVM_HYPERV_EVENTFD";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xbd;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_hyperv_eventfd
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervEventfd };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervEventfd};
 };
 
 // KVM_GET_NESTED_STATE (linux/kvm.h:1447), available with KVM_CAP_NESTED_STATE (caps table); unavailable: argument type 'struct kvm_nested_state' is not defined for aarch64
-struct GetNestedState {
+struct GetNestedState : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_NESTED_STATE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xbe;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_nested_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState};
 };
 
 // KVM_SET_NESTED_STATE (linux/kvm.h:1448), available with KVM_CAP_NESTED_STATE (caps table); unavailable: argument type 'struct kvm_nested_state' is not defined for aarch64
-struct SetNestedState {
+struct SetNestedState : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_NESTED_STATE";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xbf;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_nested_state
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::NestedState};
 };
 
 // KVM_CLEAR_DIRTY_LOG (linux/kvm.h:1451), available with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (caps table)
-struct ClearDirtyLog {
+struct ClearDirtyLog : IoctlDefaults {
   static constexpr char name[] = "KVM_CLEAR_DIRTY_LOG";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc018aec0;
-  static constexpr std::uint8_t nr = 0xc0;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_clear_dirty_log;  // struct kvm_clear_dirty_log
   static constexpr std::size_t arg_size = 24;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::ManualDirtyLogProtect2 };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ManualDirtyLogProtect2};
 };
 
 // KVM_GET_SUPPORTED_HV_CPUID (linux/kvm.h:1454), available with KVM_CAP_HYPERV_CPUID (caps table); unavailable: argument type 'struct kvm_cpuid2' is not defined for aarch64
-struct GetSupportedHvCpuid {
+struct GetSupportedHvCpuid : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_SUPPORTED_HV_CPUID";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xc1;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::System | Scope::Vcpu;
   using arg_type = void;  // struct kvm_cpuid2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervCpuid };
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::HypervCpuid};
   // The capability differs with the kind of fd.
   static constexpr OptionalCap capability_on(Scope s) noexcept {
-    if (s == Scope::Vcpu) return OptionalCap{true, Cap::HypervCpuid };
-    if (s == Scope::System) return OptionalCap{true, Cap::SysHypervCpuid };
+    if (s == Scope::Vcpu) return OptionalCap{true, Cap::HypervCpuid};
+    if (s == Scope::System) return OptionalCap{true, Cap::SysHypervCpuid};
     return kNoCap;
   }
-
 };
 
 // KVM_ARM_VCPU_FINALIZE (linux/kvm.h:1457), available with KVM_CAP_ARM_SVE (header comment)
-struct ArmVcpuFinalize {
+struct ArmVcpuFinalize : IoctlDefaults {
   static constexpr char name[] = "KVM_ARM_VCPU_FINALIZE";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4004aec2;
-  static constexpr std::uint8_t nr = 0xc2;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = std::int32_t;  // int
   static constexpr std::size_t arg_size = 4;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSve };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::ArmSve};
 };
 
 // KVM_S390_NORMAL_RESET (linux/kvm.h:1460), available with KVM_CAP_S390_VCPU_RESETS (caps table)
-struct S390NormalReset {
+struct S390NormalReset : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_NORMAL_RESET";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaec3;
-  static constexpr std::uint8_t nr = 0xc3;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets};
 };
 
 // KVM_S390_CLEAR_RESET (linux/kvm.h:1461), available with KVM_CAP_S390_VCPU_RESETS (caps table)
-struct S390ClearReset {
+struct S390ClearReset : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_CLEAR_RESET";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaec4;
-  static constexpr std::uint8_t nr = 0xc4;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390VcpuResets};
 };
 
 // KVM_S390_PV_COMMAND (linux/kvm.h:1464), available with KVM_CAP_S390_PROTECTED (caps table); unavailable: argument type 'struct kvm_pv_cmd' is not defined for aarch64
-struct S390PvCommand {
+struct S390PvCommand : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_PV_COMMAND";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xc5;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_pv_cmd
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Protected };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390Protected};
 };
 
 // KVM_X86_SET_MSR_FILTER (linux/kvm.h:1467), available with KVM_CAP_X86_MSR_FILTER (caps table); unavailable: argument type 'struct kvm_msr_filter' is not defined for aarch64
-struct X86SetMsrFilter {
+struct X86SetMsrFilter : IoctlDefaults {
   static constexpr char name[] = "KVM_X86_SET_MSR_FILTER";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xc6;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_msr_filter
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::X86MsrFilter };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::X86MsrFilter};
 };
 
 // KVM_RESET_DIRTY_RINGS (linux/kvm.h:1470), available with KVM_CAP_DIRTY_LOG_RING (header comment)
-struct ResetDirtyRings {
+struct ResetDirtyRings : IoctlDefaults {
   static constexpr char name[] = "KVM_RESET_DIRTY_RINGS";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaec7;
-  static constexpr std::uint8_t nr = 0xc7;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::DirtyLogRing };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::DirtyLogRing};
 };
 
 // KVM_XEN_HVM_GET_ATTR (linux/kvm.h:1473); unavailable: argument type 'struct kvm_xen_hvm_attr' is not defined for aarch64
-struct XenHvmGetAttr {
+struct XenHvmGetAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_XEN_HVM_GET_ATTR";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xc8;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_xen_hvm_attr
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_HVM_SET_ATTR (linux/kvm.h:1474); unavailable: argument type 'struct kvm_xen_hvm_attr' is not defined for aarch64
-struct XenHvmSetAttr {
+struct XenHvmSetAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_XEN_HVM_SET_ATTR";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xc9;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_xen_hvm_attr
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_VCPU_GET_ATTR (linux/kvm.h:1477); unavailable: argument type 'struct kvm_xen_vcpu_attr' is not defined for aarch64
-struct XenVcpuGetAttr {
+struct XenVcpuGetAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_XEN_VCPU_GET_ATTR";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xca;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xen_vcpu_attr
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_VCPU_SET_ATTR (linux/kvm.h:1478); unavailable: argument type 'struct kvm_xen_vcpu_attr' is not defined for aarch64
-struct XenVcpuSetAttr {
+struct XenVcpuSetAttr : IoctlDefaults {
   static constexpr char name[] = "KVM_XEN_VCPU_SET_ATTR";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xcb;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xen_vcpu_attr
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_XEN_HVM_EVTCHN_SEND (linux/kvm.h:1481)
-struct XenHvmEvtchnSend {
+struct XenHvmEvtchnSend : IoctlDefaults {
   static constexpr char name[] = "KVM_XEN_HVM_EVTCHN_SEND";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x400caed0;
-  static constexpr std::uint8_t nr = 0xd0;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_irq_routing_xen_evtchn;  // struct kvm_irq_routing_xen_evtchn
   static constexpr std::size_t arg_size = 12;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_GET_SREGS2 (linux/kvm.h:1483), available with KVM_CAP_SREGS2 (caps table); unavailable: argument type 'struct kvm_sregs2' is not defined for aarch64
-struct GetSregs2 {
+struct GetSregs2 : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_SREGS2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xcc;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2 };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2};
 };
 
 // KVM_SET_SREGS2 (linux/kvm.h:1484), available with KVM_CAP_SREGS2 (caps table); unavailable: argument type 'struct kvm_sregs2' is not defined for aarch64
-struct SetSregs2 {
+struct SetSregs2 : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_SREGS2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xcd;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_sregs2
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2 };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Sregs2};
 };
 
 // KVM_GET_STATS_FD (linux/kvm.h:1616), available with KVM_CAP_BINARY_STATS_FD (caps table)
-struct GetStatsFd {
+struct GetStatsFd : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_STATS_FD";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xaece;
-  static constexpr std::uint8_t nr = 0xce;
   static constexpr Direction direction = Direction::None;
   static constexpr Scope scopes = Scope::Vm | Scope::Vcpu;
   using arg_type = void;  // no argument, or an integer passed by value
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::BinaryStatsFd };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::BinaryStatsFd};
 };
 
 // KVM_GET_XSAVE2 (linux/kvm.h:1619), available with KVM_CAP_XSAVE2 (caps table); unavailable: argument type 'struct kvm_xsave' is not defined for aarch64
-struct GetXsave2 {
+struct GetXsave2 : IoctlDefaults {
   static constexpr char name[] = "KVM_GET_XSAVE2";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xcf;
   static constexpr Direction direction = Direction::Read;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_xsave
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave2 };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::Xsave2};
 };
 
 // KVM_S390_PV_CPU_COMMAND (linux/kvm.h:1622), available with KVM_CAP_S390_PROTECTED_DUMP (caps table); unavailable: argument type 'struct kvm_pv_cmd' is not defined for aarch64
-struct S390PvCpuCommand {
+struct S390PvCpuCommand : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_PV_CPU_COMMAND";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xd0;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = void;  // struct kvm_pv_cmd
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ProtectedDump };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ProtectedDump};
 };
 
 // KVM_S390_ZPCI_OP (linux/kvm.h:1629), available with KVM_CAP_S390_ZPCI_OP (caps table); unavailable: argument type 'struct kvm_s390_zpci_op' is not defined for aarch64
-struct S390ZpciOp {
+struct S390ZpciOp : IoctlDefaults {
   static constexpr char name[] = "KVM_S390_ZPCI_OP";
   static constexpr bool available = false;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0;
-  static constexpr std::uint8_t nr = 0xd1;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = void;  // struct kvm_s390_zpci_op
   static constexpr std::size_t arg_size = 0;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ZpciOp };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::S390ZpciOp};
 };
 
 // KVM_SET_MEMORY_ATTRIBUTES (linux/kvm.h:1632), available with KVM_CAP_MEMORY_ATTRIBUTES (header comment)
-struct SetMemoryAttributes {
+struct SetMemoryAttributes : IoctlDefaults {
   static constexpr char name[] = "KVM_SET_MEMORY_ATTRIBUTES";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0x4020aed2;
-  static constexpr std::uint8_t nr = 0xd2;
   static constexpr Direction direction = Direction::Write;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_memory_attributes;  // struct kvm_memory_attributes
   static constexpr std::size_t arg_size = 32;
-  static constexpr OptionalCap capability = OptionalCap{true, Cap::MemoryAttributes };
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
+  static constexpr OptionalCap capability = OptionalCap{true, Cap::MemoryAttributes};
 };
 
 // KVM_CREATE_GUEST_MEMFD (linux/kvm.h:1643)
-struct CreateGuestMemfd {
+struct CreateGuestMemfd : IoctlDefaults {
   static constexpr char name[] = "KVM_CREATE_GUEST_MEMFD";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc040aed4;
-  static constexpr std::uint8_t nr = 0xd4;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vm;
   using arg_type = kvm_create_guest_memfd;  // struct kvm_create_guest_memfd
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 // KVM_PRE_FAULT_MEMORY (linux/kvm.h:1653)
-struct PreFaultMemory {
+struct PreFaultMemory : IoctlDefaults {
   static constexpr char name[] = "KVM_PRE_FAULT_MEMORY";
-  static constexpr bool available = true;
-  static constexpr bool deprecated = false;
   static constexpr std::uint64_t request = 0xc040aed5;
-  static constexpr std::uint8_t nr = 0xd5;
   static constexpr Direction direction = Direction::ReadWrite;
   static constexpr Scope scopes = Scope::Vcpu;
   using arg_type = kvm_pre_fault_memory;  // struct kvm_pre_fault_memory
   static constexpr std::size_t arg_size = 64;
-  static constexpr OptionalCap capability = kNoCap;
-
-  static constexpr OptionalCap capability_on(Scope) noexcept { return capability; }
 };
 
 }  // namespace ioctl
 
-// The table row of a descriptor.
+// The capability that gates Io on one kind of fd: its capability_on() where the capability
+// differs with the kind of fd, else its one capability (if any).
 template <class Io>
-constexpr IoctlInfo info_of() noexcept {
-  return {Io::name,     Io::request,   Io::direction,  Io::scopes,
-          Io::arg_size, Io::available, Io::deprecated, Io::capability};
+constexpr OptionalCap capability_on(Scope s) noexcept {
+  if constexpr (requires { Io::capability_on(s); })
+    return Io::capability_on(s);
+  else
+    return Io::capability;
 }
-
-inline constexpr IoctlInfo all_ioctls[152] = {
-    info_of<ioctl::GetApiVersion>(),
-    info_of<ioctl::CreateVm>(),
-    info_of<ioctl::GetMsrIndexList>(),
-    info_of<ioctl::S390EnableSie>(),
-    info_of<ioctl::CheckExtension>(),
-    info_of<ioctl::GetVcpuMmapSize>(),
-    info_of<ioctl::GetSupportedCpuid>(),
-    info_of<ioctl::GetEmulatedCpuid>(),
-    info_of<ioctl::GetMsrFeatureIndexList>(),
-    info_of<ioctl::CreateVcpu>(),
-    info_of<ioctl::GetDirtyLog>(),
-    info_of<ioctl::SetNrMmuPages>(),
-    info_of<ioctl::GetNrMmuPages>(),
-    info_of<ioctl::SetUserMemoryRegion>(),
-    info_of<ioctl::SetTssAddr>(),
-    info_of<ioctl::SetIdentityMapAddr>(),
-    info_of<ioctl::SetUserMemoryRegion2>(),
-    info_of<ioctl::S390UcasMap>(),
-    info_of<ioctl::S390UcasUnmap>(),
-    info_of<ioctl::S390VcpuFault>(),
-    info_of<ioctl::S390Keyop>(),
-    info_of<ioctl::CreateIrqchip>(),
-    info_of<ioctl::IrqLine>(),
-    info_of<ioctl::GetIrqchip>(),
-    info_of<ioctl::SetIrqchip>(),
-    info_of<ioctl::CreatePit>(),
-    info_of<ioctl::GetPit>(),
-    info_of<ioctl::SetPit>(),
-    info_of<ioctl::IrqLineStatus>(),
-    info_of<ioctl::RegisterCoalescedMmio>(),
-    info_of<ioctl::UnregisterCoalescedMmio>(),
-    info_of<ioctl::SetGsiRouting>(),
-    info_of<ioctl::ReinjectControl>(),
-    info_of<ioctl::Irqfd>(),
-    info_of<ioctl::CreatePit2>(),
-    info_of<ioctl::SetBootCpuId>(),
-    info_of<ioctl::Ioeventfd>(),
-    info_of<ioctl::XenHvmConfig>(),
-    info_of<ioctl::SetClock>(),
-    info_of<ioctl::GetClock>(),
-    info_of<ioctl::GetPit2>(),
-    info_of<ioctl::SetPit2>(),
-    info_of<ioctl::PpcGetPvinfo>(),
-    info_of<ioctl::SetTscKhz>(),
-    info_of<ioctl::GetTscKhz>(),
-    info_of<ioctl::SignalMsi>(),
-    info_of<ioctl::PpcGetSmmuInfo>(),
-    info_of<ioctl::PpcAllocateHtab>(),
-    info_of<ioctl::CreateSpaprTce>(),
-    info_of<ioctl::CreateSpaprTce64>(),
-    info_of<ioctl::AllocateRma>(),
-    info_of<ioctl::PpcGetHtabFd>(),
-    info_of<ioctl::ArmSetDeviceAddr>(),
-    info_of<ioctl::PpcRtasDefineToken>(),
-    info_of<ioctl::PpcResizeHptPrepare>(),
-    info_of<ioctl::PpcResizeHptCommit>(),
-    info_of<ioctl::PpcConfigureV3Mmu>(),
-    info_of<ioctl::PpcGetRmmuInfo>(),
-    info_of<ioctl::PpcGetCpuChar>(),
-    info_of<ioctl::SetPmuEventFilter>(),
-    info_of<ioctl::PpcSvmOff>(),
-    info_of<ioctl::ArmMteCopyTags>(),
-    info_of<ioctl::ArmSetCounterOffset>(),
-    info_of<ioctl::ArmGetRegWritableMasks>(),
-    info_of<ioctl::PpcGetCompatCaps>(),
-    info_of<ioctl::CreateDevice>(),
-    info_of<ioctl::SetDeviceAttr>(),
-    info_of<ioctl::GetDeviceAttr>(),
-    info_of<ioctl::HasDeviceAttr>(),
-    info_of<ioctl::Run>(),
-    info_of<ioctl::GetRegs>(),
-    info_of<ioctl::SetRegs>(),
-    info_of<ioctl::GetSregs>(),
-    info_of<ioctl::SetSregs>(),
-    info_of<ioctl::Translate>(),
-    info_of<ioctl::Interrupt>(),
-    info_of<ioctl::GetMsrs>(),
-    info_of<ioctl::SetMsrs>(),
-    info_of<ioctl::SetCpuid>(),
-    info_of<ioctl::SetSignalMask>(),
-    info_of<ioctl::GetFpu>(),
-    info_of<ioctl::SetFpu>(),
-    info_of<ioctl::GetLapic>(),
-    info_of<ioctl::SetLapic>(),
-    info_of<ioctl::SetCpuid2>(),
-    info_of<ioctl::GetCpuid2>(),
-    info_of<ioctl::TprAccessReporting>(),
-    info_of<ioctl::SetVapicAddr>(),
-    info_of<ioctl::S390Interrupt>(),
-    info_of<ioctl::S390StoreStatus>(),
-    info_of<ioctl::S390SetInitialPsw>(),
-    info_of<ioctl::S390InitialReset>(),
-    info_of<ioctl::GetMpState>(),
-    info_of<ioctl::SetMpState>(),
-    info_of<ioctl::Nmi>(),
-    info_of<ioctl::SetGuestDebug>(),
-    info_of<ioctl::X86SetupMce>(),
-    info_of<ioctl::X86GetMceCapSupported>(),
-    info_of<ioctl::X86SetMce>(),
-    info_of<ioctl::GetVcpuEvents>(),
-    info_of<ioctl::SetVcpuEvents>(),
-    info_of<ioctl::GetDebugregs>(),
-    info_of<ioctl::SetDebugregs>(),
-    info_of<ioctl::EnableCap>(),
-    info_of<ioctl::GetXsave>(),
-    info_of<ioctl::SetXsave>(),
-    info_of<ioctl::GetXcrs>(),
-    info_of<ioctl::SetXcrs>(),
-    info_of<ioctl::DirtyTlb>(),
-    info_of<ioctl::GetOneReg>(),
-    info_of<ioctl::SetOneReg>(),
-    info_of<ioctl::KvmclockCtrl>(),
-    info_of<ioctl::ArmVcpuInit>(),
-    info_of<ioctl::ArmPreferredTarget>(),
-    info_of<ioctl::GetRegList>(),
-    info_of<ioctl::S390MemOp>(),
-    info_of<ioctl::S390GetSkeys>(),
-    info_of<ioctl::S390SetSkeys>(),
-    info_of<ioctl::S390Irq>(),
-    info_of<ioctl::S390SetIrqState>(),
-    info_of<ioctl::S390GetIrqState>(),
-    info_of<ioctl::Smi>(),
-    info_of<ioctl::S390GetCmmaBits>(),
-    info_of<ioctl::S390SetCmmaBits>(),
-    info_of<ioctl::MemoryEncryptOp>(),
-    info_of<ioctl::MemoryEncryptRegRegion>(),
-    info_of<ioctl::MemoryEncryptUnregRegion>(),
-    info_of<ioctl::HypervEventfd>(),
-    info_of<ioctl::GetNestedState>(),
-    info_of<ioctl::SetNestedState>(),
-    info_of<ioctl::ClearDirtyLog>(),
-    info_of<ioctl::GetSupportedHvCpuid>(),
-    info_of<ioctl::ArmVcpuFinalize>(),
-    info_of<ioctl::S390NormalReset>(),
-    info_of<ioctl::S390ClearReset>(),
-    info_of<ioctl::S390PvCommand>(),
-    info_of<ioctl::X86SetMsrFilter>(),
-    info_of<ioctl::ResetDirtyRings>(),
-    info_of<ioctl::XenHvmGetAttr>(),
-    info_of<ioctl::XenHvmSetAttr>(),
-    info_of<ioctl::XenVcpuGetAttr>(),
-    info_of<ioctl::XenVcpuSetAttr>(),
-    info_of<ioctl::XenHvmEvtchnSend>(),
-    info_of<ioctl::GetSregs2>(),
-    info_of<ioctl::SetSregs2>(),
-    info_of<ioctl::GetStatsFd>(),
-    info_of<ioctl::GetXsave2>(),
-    info_of<ioctl::S390PvCpuCommand>(),
-    info_of<ioctl::S390ZpciOp>(),
-    info_of<ioctl::SetMemoryAttributes>(),
-    info_of<ioctl::CreateGuestMemfd>(),
-    info_of<ioctl::PreFaultMemory>(),
-};
 
 // KVM_ABI_HAS_<ioctl> for every ioctl above that can be issued on this arch (available and not
 // deprecated), so that code built against these bindings can leave out what older kernel
@@ -2800,12 +1894,4 @@ inline constexpr IoctlInfo all_ioctls[152] = {
 #define KVM_ABI_HAS_KVM_SET_MEMORY_ATTRIBUTES 1
 #define KVM_ABI_HAS_KVM_CREATE_GUEST_MEMFD 1
 #define KVM_ABI_HAS_KVM_PRE_FAULT_MEMORY 1
-// The name of a request number ("" when no ioctl of these headers has it).
-constexpr const char* ioctl_name(std::uint64_t request) noexcept {
-  for (const auto& i : all_ioctls) {
-    if (i.available && i.request == request) return i.name;
-  }
-  return "";
-}
-
 }  // namespace kvm::abi

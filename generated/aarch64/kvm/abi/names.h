@@ -4,11 +4,11 @@
 
 // The kernel names of every generated constant family: EnumTraits<E>::entries, to_string(),
 // from_string() and flags_to_string(). Separate from the bindings (kvm/abi/kvm_abi.h) because
-// it needs <string>, <string_view>, <optional> and <array>, which cost more to compile than
-// the bindings themselves; kvm/kvm.h includes it.
+// it needs <string>, <string_view> and <optional>, which cost more to compile than the
+// bindings themselves; kvm/kvm.h includes it.
 #pragma once
 
-#include <array>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +16,13 @@
 #include "kvm/abi/constants.h"
 
 namespace kvm::abi {
+
+// The tables below build each name with this rather than with a string_view constructor:
+// overload resolution among string_view's constructors, once per entry, cost about as much to
+// compile as all the bindings.
+constexpr std::string_view kernel_name(const char* name, std::size_t length) noexcept {
+  return std::string_view(name, length);
+}
 
 template <class E>
 struct EnumEntry {
@@ -85,707 +92,707 @@ std::string flags_to_string(E v) {
 
 template <>
 struct EnumTraits<Cap> {
-  static constexpr std::string_view family = "Cap";
-  static constexpr std::array<EnumEntry<Cap>, 238> entries{ {
-      { Cap::Irqchip, "KVM_CAP_IRQCHIP" },
-      { Cap::Hlt, "KVM_CAP_HLT" },
-      { Cap::MmuShadowCacheControl, "KVM_CAP_MMU_SHADOW_CACHE_CONTROL" },
-      { Cap::UserMemory, "KVM_CAP_USER_MEMORY" },
-      { Cap::SetTssAddr, "KVM_CAP_SET_TSS_ADDR" },
-      { Cap::Vapic, "KVM_CAP_VAPIC" },
-      { Cap::ExtCpuid, "KVM_CAP_EXT_CPUID" },
-      { Cap::Clocksource, "KVM_CAP_CLOCKSOURCE" },
-      { Cap::NrVcpus, "KVM_CAP_NR_VCPUS" },
-      { Cap::NrMemslots, "KVM_CAP_NR_MEMSLOTS" },
-      { Cap::Pit, "KVM_CAP_PIT" },
-      { Cap::NopIoDelay, "KVM_CAP_NOP_IO_DELAY" },
-      { Cap::PvMmu, "KVM_CAP_PV_MMU" },
-      { Cap::MpState, "KVM_CAP_MP_STATE" },
-      { Cap::CoalescedMmio, "KVM_CAP_COALESCED_MMIO" },
-      { Cap::SyncMmu, "KVM_CAP_SYNC_MMU" },
-      { Cap::Iommu, "KVM_CAP_IOMMU" },
-      { Cap::DestroyMemoryRegionWorks, "KVM_CAP_DESTROY_MEMORY_REGION_WORKS" },
-      { Cap::UserNmi, "KVM_CAP_USER_NMI" },
-      { Cap::SetGuestDebug, "KVM_CAP_SET_GUEST_DEBUG" },
-      { Cap::IrqRouting, "KVM_CAP_IRQ_ROUTING" },
-      { Cap::IrqInjectStatus, "KVM_CAP_IRQ_INJECT_STATUS" },
-      { Cap::AssignDevIrq, "KVM_CAP_ASSIGN_DEV_IRQ" },
-      { Cap::JoinMemoryRegionsWorks, "KVM_CAP_JOIN_MEMORY_REGIONS_WORKS" },
-      { Cap::Irqfd, "KVM_CAP_IRQFD" },
-      { Cap::SetBootCpuId, "KVM_CAP_SET_BOOT_CPU_ID" },
-      { Cap::Ioeventfd, "KVM_CAP_IOEVENTFD" },
-      { Cap::SetIdentityMapAddr, "KVM_CAP_SET_IDENTITY_MAP_ADDR" },
-      { Cap::AdjustClock, "KVM_CAP_ADJUST_CLOCK" },
-      { Cap::InternalErrorData, "KVM_CAP_INTERNAL_ERROR_DATA" },
-      { Cap::VcpuEvents, "KVM_CAP_VCPU_EVENTS" },
-      { Cap::S390Psw, "KVM_CAP_S390_PSW" },
-      { Cap::PpcSegstate, "KVM_CAP_PPC_SEGSTATE" },
-      { Cap::Hyperv, "KVM_CAP_HYPERV" },
-      { Cap::HypervVapic, "KVM_CAP_HYPERV_VAPIC" },
-      { Cap::HypervSpin, "KVM_CAP_HYPERV_SPIN" },
-      { Cap::PciSegment, "KVM_CAP_PCI_SEGMENT" },
-      { Cap::PpcPairedSingles, "KVM_CAP_PPC_PAIRED_SINGLES" },
-      { Cap::IntrShadow, "KVM_CAP_INTR_SHADOW" },
-      { Cap::X86RobustSinglestep, "KVM_CAP_X86_ROBUST_SINGLESTEP" },
-      { Cap::PpcOsi, "KVM_CAP_PPC_OSI" },
-      { Cap::PpcUnsetIrq, "KVM_CAP_PPC_UNSET_IRQ" },
-      { Cap::EnableCap, "KVM_CAP_ENABLE_CAP" },
-      { Cap::PpcGetPvinfo, "KVM_CAP_PPC_GET_PVINFO" },
-      { Cap::PpcIrqLevel, "KVM_CAP_PPC_IRQ_LEVEL" },
-      { Cap::AsyncPf, "KVM_CAP_ASYNC_PF" },
-      { Cap::TscControl, "KVM_CAP_TSC_CONTROL" },
-      { Cap::GetTscKhz, "KVM_CAP_GET_TSC_KHZ" },
-      { Cap::PpcBookeSregs, "KVM_CAP_PPC_BOOKE_SREGS" },
-      { Cap::SpaprTce, "KVM_CAP_SPAPR_TCE" },
-      { Cap::PpcSmt, "KVM_CAP_PPC_SMT" },
-      { Cap::PpcRma, "KVM_CAP_PPC_RMA" },
-      { Cap::MaxVcpus, "KVM_CAP_MAX_VCPUS" },
-      { Cap::PpcHior, "KVM_CAP_PPC_HIOR" },
-      { Cap::PpcPapr, "KVM_CAP_PPC_PAPR" },
-      { Cap::SwTlb, "KVM_CAP_SW_TLB" },
-      { Cap::OneReg, "KVM_CAP_ONE_REG" },
-      { Cap::S390Gmap, "KVM_CAP_S390_GMAP" },
-      { Cap::TscDeadlineTimer, "KVM_CAP_TSC_DEADLINE_TIMER" },
-      { Cap::S390Ucontrol, "KVM_CAP_S390_UCONTROL" },
-      { Cap::SyncRegs, "KVM_CAP_SYNC_REGS" },
-      { Cap::Pci2_3, "KVM_CAP_PCI_2_3" },
-      { Cap::KvmclockCtrl, "KVM_CAP_KVMCLOCK_CTRL" },
-      { Cap::SignalMsi, "KVM_CAP_SIGNAL_MSI" },
-      { Cap::PpcGetSmmuInfo, "KVM_CAP_PPC_GET_SMMU_INFO" },
-      { Cap::S390Cow, "KVM_CAP_S390_COW" },
-      { Cap::PpcAllocHtab, "KVM_CAP_PPC_ALLOC_HTAB" },
-      { Cap::ReadonlyMem, "KVM_CAP_READONLY_MEM" },
-      { Cap::IrqfdResample, "KVM_CAP_IRQFD_RESAMPLE" },
-      { Cap::PpcBookeWatchdog, "KVM_CAP_PPC_BOOKE_WATCHDOG" },
-      { Cap::PpcHtabFd, "KVM_CAP_PPC_HTAB_FD" },
-      { Cap::S390CssSupport, "KVM_CAP_S390_CSS_SUPPORT" },
-      { Cap::PpcEpr, "KVM_CAP_PPC_EPR" },
-      { Cap::ArmPsci, "KVM_CAP_ARM_PSCI" },
-      { Cap::ArmSetDeviceAddr, "KVM_CAP_ARM_SET_DEVICE_ADDR" },
-      { Cap::DeviceCtrl, "KVM_CAP_DEVICE_CTRL" },
-      { Cap::IrqMpic, "KVM_CAP_IRQ_MPIC" },
-      { Cap::PpcRtas, "KVM_CAP_PPC_RTAS" },
-      { Cap::IrqXics, "KVM_CAP_IRQ_XICS" },
-      { Cap::ArmEl1_32bit, "KVM_CAP_ARM_EL1_32BIT" },
-      { Cap::SpaprMultitce, "KVM_CAP_SPAPR_MULTITCE" },
-      { Cap::ExtEmulCpuid, "KVM_CAP_EXT_EMUL_CPUID" },
-      { Cap::HypervTime, "KVM_CAP_HYPERV_TIME" },
-      { Cap::IoapicPolarityIgnored, "KVM_CAP_IOAPIC_POLARITY_IGNORED" },
-      { Cap::EnableCapVm, "KVM_CAP_ENABLE_CAP_VM" },
-      { Cap::S390Irqchip, "KVM_CAP_S390_IRQCHIP" },
-      { Cap::IoeventfdNoLength, "KVM_CAP_IOEVENTFD_NO_LENGTH" },
-      { Cap::VmAttributes, "KVM_CAP_VM_ATTRIBUTES" },
-      { Cap::ArmPsci0_2, "KVM_CAP_ARM_PSCI_0_2" },
-      { Cap::PpcFixupHcall, "KVM_CAP_PPC_FIXUP_HCALL" },
-      { Cap::PpcEnableHcall, "KVM_CAP_PPC_ENABLE_HCALL" },
-      { Cap::CheckExtensionVm, "KVM_CAP_CHECK_EXTENSION_VM" },
-      { Cap::S390UserSigp, "KVM_CAP_S390_USER_SIGP" },
-      { Cap::S390VectorRegisters, "KVM_CAP_S390_VECTOR_REGISTERS" },
-      { Cap::S390MemOp, "KVM_CAP_S390_MEM_OP" },
-      { Cap::S390UserStsi, "KVM_CAP_S390_USER_STSI" },
-      { Cap::S390Skeys, "KVM_CAP_S390_SKEYS" },
-      { Cap::MipsFpu, "KVM_CAP_MIPS_FPU" },
-      { Cap::MipsMsa, "KVM_CAP_MIPS_MSA" },
-      { Cap::S390InjectIrq, "KVM_CAP_S390_INJECT_IRQ" },
-      { Cap::S390IrqState, "KVM_CAP_S390_IRQ_STATE" },
-      { Cap::PpcHwrng, "KVM_CAP_PPC_HWRNG" },
-      { Cap::DisableQuirks, "KVM_CAP_DISABLE_QUIRKS" },
-      { Cap::X86Smm, "KVM_CAP_X86_SMM" },
-      { Cap::MultiAddressSpace, "KVM_CAP_MULTI_ADDRESS_SPACE" },
-      { Cap::GuestDebugHwBps, "KVM_CAP_GUEST_DEBUG_HW_BPS" },
-      { Cap::GuestDebugHwWps, "KVM_CAP_GUEST_DEBUG_HW_WPS" },
-      { Cap::SplitIrqchip, "KVM_CAP_SPLIT_IRQCHIP" },
-      { Cap::IoeventfdAnyLength, "KVM_CAP_IOEVENTFD_ANY_LENGTH" },
-      { Cap::HypervSynic, "KVM_CAP_HYPERV_SYNIC" },
-      { Cap::S390Ri, "KVM_CAP_S390_RI" },
-      { Cap::SpaprTce64, "KVM_CAP_SPAPR_TCE_64" },
-      { Cap::ArmPmuV3, "KVM_CAP_ARM_PMU_V3" },
-      { Cap::VcpuAttributes, "KVM_CAP_VCPU_ATTRIBUTES" },
-      { Cap::MaxVcpuId, "KVM_CAP_MAX_VCPU_ID" },
-      { Cap::X2apicApi, "KVM_CAP_X2APIC_API" },
-      { Cap::S390UserInstr0, "KVM_CAP_S390_USER_INSTR0" },
-      { Cap::MsiDevid, "KVM_CAP_MSI_DEVID" },
-      { Cap::PpcHtm, "KVM_CAP_PPC_HTM" },
-      { Cap::SpaprResizeHpt, "KVM_CAP_SPAPR_RESIZE_HPT" },
-      { Cap::PpcMmuRadix, "KVM_CAP_PPC_MMU_RADIX" },
-      { Cap::PpcMmuHashV3, "KVM_CAP_PPC_MMU_HASH_V3" },
-      { Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT" },
-      { Cap::MipsVz, "KVM_CAP_MIPS_VZ" },
-      { Cap::MipsTe, "KVM_CAP_MIPS_TE" },
-      { Cap::Mips64bit, "KVM_CAP_MIPS_64BIT" },
-      { Cap::S390Gs, "KVM_CAP_S390_GS" },
-      { Cap::S390Ais, "KVM_CAP_S390_AIS" },
-      { Cap::SpaprTceVfio, "KVM_CAP_SPAPR_TCE_VFIO" },
-      { Cap::X86DisableExits, "KVM_CAP_X86_DISABLE_EXITS" },
-      { Cap::ArmUserIrq, "KVM_CAP_ARM_USER_IRQ" },
-      { Cap::S390CmmaMigration, "KVM_CAP_S390_CMMA_MIGRATION" },
-      { Cap::PpcFwnmi, "KVM_CAP_PPC_FWNMI" },
-      { Cap::PpcSmtPossible, "KVM_CAP_PPC_SMT_POSSIBLE" },
-      { Cap::HypervSynic2, "KVM_CAP_HYPERV_SYNIC2" },
-      { Cap::HypervVpIndex, "KVM_CAP_HYPERV_VP_INDEX" },
-      { Cap::S390AisMigration, "KVM_CAP_S390_AIS_MIGRATION" },
-      { Cap::PpcGetCpuChar, "KVM_CAP_PPC_GET_CPU_CHAR" },
-      { Cap::S390Bpb, "KVM_CAP_S390_BPB" },
-      { Cap::GetMsrFeatures, "KVM_CAP_GET_MSR_FEATURES" },
-      { Cap::HypervEventfd, "KVM_CAP_HYPERV_EVENTFD" },
-      { Cap::HypervTlbflush, "KVM_CAP_HYPERV_TLBFLUSH" },
-      { Cap::S390Hpage1m, "KVM_CAP_S390_HPAGE_1M" },
-      { Cap::NestedState, "KVM_CAP_NESTED_STATE" },
-      { Cap::ArmInjectSerrorEsr, "KVM_CAP_ARM_INJECT_SERROR_ESR" },
-      { Cap::MsrPlatformInfo, "KVM_CAP_MSR_PLATFORM_INFO" },
-      { Cap::PpcNestedHv, "KVM_CAP_PPC_NESTED_HV" },
-      { Cap::HypervSendIpi, "KVM_CAP_HYPERV_SEND_IPI" },
-      { Cap::CoalescedPio, "KVM_CAP_COALESCED_PIO" },
-      { Cap::HypervEnlightenedVmcs, "KVM_CAP_HYPERV_ENLIGHTENED_VMCS" },
-      { Cap::ExceptionPayload, "KVM_CAP_EXCEPTION_PAYLOAD" },
-      { Cap::ArmVmIpaSize, "KVM_CAP_ARM_VM_IPA_SIZE" },
-      { Cap::ManualDirtyLogProtect, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT" },
-      { Cap::HypervCpuid, "KVM_CAP_HYPERV_CPUID" },
-      { Cap::ManualDirtyLogProtect2, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2" },
-      { Cap::PpcIrqXive, "KVM_CAP_PPC_IRQ_XIVE" },
-      { Cap::ArmSve, "KVM_CAP_ARM_SVE" },
-      { Cap::ArmPtrauthAddress, "KVM_CAP_ARM_PTRAUTH_ADDRESS" },
-      { Cap::ArmPtrauthGeneric, "KVM_CAP_ARM_PTRAUTH_GENERIC" },
-      { Cap::PmuEventFilter, "KVM_CAP_PMU_EVENT_FILTER" },
-      { Cap::ArmIrqLineLayout2, "KVM_CAP_ARM_IRQ_LINE_LAYOUT_2" },
-      { Cap::HypervDirectTlbflush, "KVM_CAP_HYPERV_DIRECT_TLBFLUSH" },
-      { Cap::PpcGuestDebugSstep, "KVM_CAP_PPC_GUEST_DEBUG_SSTEP" },
-      { Cap::ArmNisvToUser, "KVM_CAP_ARM_NISV_TO_USER" },
-      { Cap::ArmInjectExtDabt, "KVM_CAP_ARM_INJECT_EXT_DABT" },
-      { Cap::S390VcpuResets, "KVM_CAP_S390_VCPU_RESETS" },
-      { Cap::S390Protected, "KVM_CAP_S390_PROTECTED" },
-      { Cap::PpcSecureGuest, "KVM_CAP_PPC_SECURE_GUEST" },
-      { Cap::HaltPoll, "KVM_CAP_HALT_POLL" },
-      { Cap::AsyncPfInt, "KVM_CAP_ASYNC_PF_INT" },
-      { Cap::LastCpu, "KVM_CAP_LAST_CPU" },
-      { Cap::SmallerMaxphyaddr, "KVM_CAP_SMALLER_MAXPHYADDR" },
-      { Cap::S390Diag318, "KVM_CAP_S390_DIAG318" },
-      { Cap::StealTime, "KVM_CAP_STEAL_TIME" },
-      { Cap::X86UserSpaceMsr, "KVM_CAP_X86_USER_SPACE_MSR" },
-      { Cap::X86MsrFilter, "KVM_CAP_X86_MSR_FILTER" },
-      { Cap::EnforcePvFeatureCpuid, "KVM_CAP_ENFORCE_PV_FEATURE_CPUID" },
-      { Cap::SysHypervCpuid, "KVM_CAP_SYS_HYPERV_CPUID" },
-      { Cap::DirtyLogRing, "KVM_CAP_DIRTY_LOG_RING" },
-      { Cap::X86BusLockExit, "KVM_CAP_X86_BUS_LOCK_EXIT" },
-      { Cap::PpcDawr1, "KVM_CAP_PPC_DAWR1" },
-      { Cap::SetGuestDebug2, "KVM_CAP_SET_GUEST_DEBUG2" },
-      { Cap::SgxAttribute, "KVM_CAP_SGX_ATTRIBUTE" },
-      { Cap::VmCopyEncContextFrom, "KVM_CAP_VM_COPY_ENC_CONTEXT_FROM" },
-      { Cap::PtpKvm, "KVM_CAP_PTP_KVM" },
-      { Cap::HypervEnforceCpuid, "KVM_CAP_HYPERV_ENFORCE_CPUID" },
-      { Cap::Sregs2, "KVM_CAP_SREGS2" },
-      { Cap::ExitHypercall, "KVM_CAP_EXIT_HYPERCALL" },
-      { Cap::PpcRptInvalidate, "KVM_CAP_PPC_RPT_INVALIDATE" },
-      { Cap::BinaryStatsFd, "KVM_CAP_BINARY_STATS_FD" },
-      { Cap::ExitOnEmulationFailure, "KVM_CAP_EXIT_ON_EMULATION_FAILURE" },
-      { Cap::ArmMte, "KVM_CAP_ARM_MTE" },
-      { Cap::VmMoveEncContextFrom, "KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM" },
-      { Cap::VmGpaBits, "KVM_CAP_VM_GPA_BITS" },
-      { Cap::Xsave2, "KVM_CAP_XSAVE2" },
-      { Cap::SysAttributes, "KVM_CAP_SYS_ATTRIBUTES" },
-      { Cap::PpcAilMode3, "KVM_CAP_PPC_AIL_MODE_3" },
-      { Cap::S390MemOpExtension, "KVM_CAP_S390_MEM_OP_EXTENSION" },
-      { Cap::PmuCapability, "KVM_CAP_PMU_CAPABILITY" },
-      { Cap::DisableQuirks2, "KVM_CAP_DISABLE_QUIRKS2" },
-      { Cap::VmTscControl, "KVM_CAP_VM_TSC_CONTROL" },
-      { Cap::SystemEventData, "KVM_CAP_SYSTEM_EVENT_DATA" },
-      { Cap::ArmSystemSuspend, "KVM_CAP_ARM_SYSTEM_SUSPEND" },
-      { Cap::S390ProtectedDump, "KVM_CAP_S390_PROTECTED_DUMP" },
-      { Cap::X86TripleFaultEvent, "KVM_CAP_X86_TRIPLE_FAULT_EVENT" },
-      { Cap::X86NotifyVmexit, "KVM_CAP_X86_NOTIFY_VMEXIT" },
-      { Cap::VmDisableNxHugePages, "KVM_CAP_VM_DISABLE_NX_HUGE_PAGES" },
-      { Cap::S390ZpciOp, "KVM_CAP_S390_ZPCI_OP" },
-      { Cap::S390CpuTopology, "KVM_CAP_S390_CPU_TOPOLOGY" },
-      { Cap::DirtyLogRingAcqRel, "KVM_CAP_DIRTY_LOG_RING_ACQ_REL" },
-      { Cap::S390ProtectedAsyncDisable, "KVM_CAP_S390_PROTECTED_ASYNC_DISABLE" },
-      { Cap::DirtyLogRingWithBitmap, "KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP" },
-      { Cap::PmuEventMaskedEvents, "KVM_CAP_PMU_EVENT_MASKED_EVENTS" },
-      { Cap::CounterOffset, "KVM_CAP_COUNTER_OFFSET" },
-      { Cap::ArmEagerSplitChunkSize, "KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE" },
-      { Cap::ArmSupportedBlockSizes, "KVM_CAP_ARM_SUPPORTED_BLOCK_SIZES" },
-      { Cap::ArmSupportedRegMaskRanges, "KVM_CAP_ARM_SUPPORTED_REG_MASK_RANGES" },
-      { Cap::UserMemory2, "KVM_CAP_USER_MEMORY2" },
-      { Cap::MemoryFaultInfo, "KVM_CAP_MEMORY_FAULT_INFO" },
-      { Cap::MemoryAttributes, "KVM_CAP_MEMORY_ATTRIBUTES" },
-      { Cap::GuestMemfd, "KVM_CAP_GUEST_MEMFD" },
-      { Cap::VmTypes, "KVM_CAP_VM_TYPES" },
-      { Cap::PreFaultMemory, "KVM_CAP_PRE_FAULT_MEMORY" },
-      { Cap::X86ApicBusCyclesNs, "KVM_CAP_X86_APIC_BUS_CYCLES_NS" },
-      { Cap::X86GuestMode, "KVM_CAP_X86_GUEST_MODE" },
-      { Cap::ArmWritableImpIdRegs, "KVM_CAP_ARM_WRITABLE_IMP_ID_REGS" },
-      { Cap::ArmEl2, "KVM_CAP_ARM_EL2" },
-      { Cap::ArmEl2E2h0, "KVM_CAP_ARM_EL2_E2H0" },
-      { Cap::RiscvMpStateReset, "KVM_CAP_RISCV_MP_STATE_RESET" },
-      { Cap::ArmCacheablePfnmapSupported, "KVM_CAP_ARM_CACHEABLE_PFNMAP_SUPPORTED" },
-      { Cap::GuestMemfdFlags, "KVM_CAP_GUEST_MEMFD_FLAGS" },
-      { Cap::ArmSeaToUser, "KVM_CAP_ARM_SEA_TO_USER" },
-      { Cap::S390UserOperexec, "KVM_CAP_S390_USER_OPEREXEC" },
-      { Cap::S390Keyop, "KVM_CAP_S390_KEYOP" },
-      { Cap::S390VsieEsamode, "KVM_CAP_S390_VSIE_ESAMODE" },
-      { Cap::S390Hpage2g, "KVM_CAP_S390_HPAGE_2G" },
-      { Cap::PpcCompatCaps, "KVM_CAP_PPC_COMPAT_CAPS" },
-      { Cap::ArmPmuV3Strict, "KVM_CAP_ARM_PMU_V3_STRICT" },
-  } };
+  static constexpr std::string_view family = kernel_name("Cap", 3);
+  static constexpr EnumEntry<Cap> entries[238] = {
+      { Cap::Irqchip, kernel_name("KVM_CAP_IRQCHIP", 15) },
+      { Cap::Hlt, kernel_name("KVM_CAP_HLT", 11) },
+      { Cap::MmuShadowCacheControl, kernel_name("KVM_CAP_MMU_SHADOW_CACHE_CONTROL", 32) },
+      { Cap::UserMemory, kernel_name("KVM_CAP_USER_MEMORY", 19) },
+      { Cap::SetTssAddr, kernel_name("KVM_CAP_SET_TSS_ADDR", 20) },
+      { Cap::Vapic, kernel_name("KVM_CAP_VAPIC", 13) },
+      { Cap::ExtCpuid, kernel_name("KVM_CAP_EXT_CPUID", 17) },
+      { Cap::Clocksource, kernel_name("KVM_CAP_CLOCKSOURCE", 19) },
+      { Cap::NrVcpus, kernel_name("KVM_CAP_NR_VCPUS", 16) },
+      { Cap::NrMemslots, kernel_name("KVM_CAP_NR_MEMSLOTS", 19) },
+      { Cap::Pit, kernel_name("KVM_CAP_PIT", 11) },
+      { Cap::NopIoDelay, kernel_name("KVM_CAP_NOP_IO_DELAY", 20) },
+      { Cap::PvMmu, kernel_name("KVM_CAP_PV_MMU", 14) },
+      { Cap::MpState, kernel_name("KVM_CAP_MP_STATE", 16) },
+      { Cap::CoalescedMmio, kernel_name("KVM_CAP_COALESCED_MMIO", 22) },
+      { Cap::SyncMmu, kernel_name("KVM_CAP_SYNC_MMU", 16) },
+      { Cap::Iommu, kernel_name("KVM_CAP_IOMMU", 13) },
+      { Cap::DestroyMemoryRegionWorks, kernel_name("KVM_CAP_DESTROY_MEMORY_REGION_WORKS", 35) },
+      { Cap::UserNmi, kernel_name("KVM_CAP_USER_NMI", 16) },
+      { Cap::SetGuestDebug, kernel_name("KVM_CAP_SET_GUEST_DEBUG", 23) },
+      { Cap::IrqRouting, kernel_name("KVM_CAP_IRQ_ROUTING", 19) },
+      { Cap::IrqInjectStatus, kernel_name("KVM_CAP_IRQ_INJECT_STATUS", 25) },
+      { Cap::AssignDevIrq, kernel_name("KVM_CAP_ASSIGN_DEV_IRQ", 22) },
+      { Cap::JoinMemoryRegionsWorks, kernel_name("KVM_CAP_JOIN_MEMORY_REGIONS_WORKS", 33) },
+      { Cap::Irqfd, kernel_name("KVM_CAP_IRQFD", 13) },
+      { Cap::SetBootCpuId, kernel_name("KVM_CAP_SET_BOOT_CPU_ID", 23) },
+      { Cap::Ioeventfd, kernel_name("KVM_CAP_IOEVENTFD", 17) },
+      { Cap::SetIdentityMapAddr, kernel_name("KVM_CAP_SET_IDENTITY_MAP_ADDR", 29) },
+      { Cap::AdjustClock, kernel_name("KVM_CAP_ADJUST_CLOCK", 20) },
+      { Cap::InternalErrorData, kernel_name("KVM_CAP_INTERNAL_ERROR_DATA", 27) },
+      { Cap::VcpuEvents, kernel_name("KVM_CAP_VCPU_EVENTS", 19) },
+      { Cap::S390Psw, kernel_name("KVM_CAP_S390_PSW", 16) },
+      { Cap::PpcSegstate, kernel_name("KVM_CAP_PPC_SEGSTATE", 20) },
+      { Cap::Hyperv, kernel_name("KVM_CAP_HYPERV", 14) },
+      { Cap::HypervVapic, kernel_name("KVM_CAP_HYPERV_VAPIC", 20) },
+      { Cap::HypervSpin, kernel_name("KVM_CAP_HYPERV_SPIN", 19) },
+      { Cap::PciSegment, kernel_name("KVM_CAP_PCI_SEGMENT", 19) },
+      { Cap::PpcPairedSingles, kernel_name("KVM_CAP_PPC_PAIRED_SINGLES", 26) },
+      { Cap::IntrShadow, kernel_name("KVM_CAP_INTR_SHADOW", 19) },
+      { Cap::X86RobustSinglestep, kernel_name("KVM_CAP_X86_ROBUST_SINGLESTEP", 29) },
+      { Cap::PpcOsi, kernel_name("KVM_CAP_PPC_OSI", 15) },
+      { Cap::PpcUnsetIrq, kernel_name("KVM_CAP_PPC_UNSET_IRQ", 21) },
+      { Cap::EnableCap, kernel_name("KVM_CAP_ENABLE_CAP", 18) },
+      { Cap::PpcGetPvinfo, kernel_name("KVM_CAP_PPC_GET_PVINFO", 22) },
+      { Cap::PpcIrqLevel, kernel_name("KVM_CAP_PPC_IRQ_LEVEL", 21) },
+      { Cap::AsyncPf, kernel_name("KVM_CAP_ASYNC_PF", 16) },
+      { Cap::TscControl, kernel_name("KVM_CAP_TSC_CONTROL", 19) },
+      { Cap::GetTscKhz, kernel_name("KVM_CAP_GET_TSC_KHZ", 19) },
+      { Cap::PpcBookeSregs, kernel_name("KVM_CAP_PPC_BOOKE_SREGS", 23) },
+      { Cap::SpaprTce, kernel_name("KVM_CAP_SPAPR_TCE", 17) },
+      { Cap::PpcSmt, kernel_name("KVM_CAP_PPC_SMT", 15) },
+      { Cap::PpcRma, kernel_name("KVM_CAP_PPC_RMA", 15) },
+      { Cap::MaxVcpus, kernel_name("KVM_CAP_MAX_VCPUS", 17) },
+      { Cap::PpcHior, kernel_name("KVM_CAP_PPC_HIOR", 16) },
+      { Cap::PpcPapr, kernel_name("KVM_CAP_PPC_PAPR", 16) },
+      { Cap::SwTlb, kernel_name("KVM_CAP_SW_TLB", 14) },
+      { Cap::OneReg, kernel_name("KVM_CAP_ONE_REG", 15) },
+      { Cap::S390Gmap, kernel_name("KVM_CAP_S390_GMAP", 17) },
+      { Cap::TscDeadlineTimer, kernel_name("KVM_CAP_TSC_DEADLINE_TIMER", 26) },
+      { Cap::S390Ucontrol, kernel_name("KVM_CAP_S390_UCONTROL", 21) },
+      { Cap::SyncRegs, kernel_name("KVM_CAP_SYNC_REGS", 17) },
+      { Cap::Pci2_3, kernel_name("KVM_CAP_PCI_2_3", 15) },
+      { Cap::KvmclockCtrl, kernel_name("KVM_CAP_KVMCLOCK_CTRL", 21) },
+      { Cap::SignalMsi, kernel_name("KVM_CAP_SIGNAL_MSI", 18) },
+      { Cap::PpcGetSmmuInfo, kernel_name("KVM_CAP_PPC_GET_SMMU_INFO", 25) },
+      { Cap::S390Cow, kernel_name("KVM_CAP_S390_COW", 16) },
+      { Cap::PpcAllocHtab, kernel_name("KVM_CAP_PPC_ALLOC_HTAB", 22) },
+      { Cap::ReadonlyMem, kernel_name("KVM_CAP_READONLY_MEM", 20) },
+      { Cap::IrqfdResample, kernel_name("KVM_CAP_IRQFD_RESAMPLE", 22) },
+      { Cap::PpcBookeWatchdog, kernel_name("KVM_CAP_PPC_BOOKE_WATCHDOG", 26) },
+      { Cap::PpcHtabFd, kernel_name("KVM_CAP_PPC_HTAB_FD", 19) },
+      { Cap::S390CssSupport, kernel_name("KVM_CAP_S390_CSS_SUPPORT", 24) },
+      { Cap::PpcEpr, kernel_name("KVM_CAP_PPC_EPR", 15) },
+      { Cap::ArmPsci, kernel_name("KVM_CAP_ARM_PSCI", 16) },
+      { Cap::ArmSetDeviceAddr, kernel_name("KVM_CAP_ARM_SET_DEVICE_ADDR", 27) },
+      { Cap::DeviceCtrl, kernel_name("KVM_CAP_DEVICE_CTRL", 19) },
+      { Cap::IrqMpic, kernel_name("KVM_CAP_IRQ_MPIC", 16) },
+      { Cap::PpcRtas, kernel_name("KVM_CAP_PPC_RTAS", 16) },
+      { Cap::IrqXics, kernel_name("KVM_CAP_IRQ_XICS", 16) },
+      { Cap::ArmEl1_32bit, kernel_name("KVM_CAP_ARM_EL1_32BIT", 21) },
+      { Cap::SpaprMultitce, kernel_name("KVM_CAP_SPAPR_MULTITCE", 22) },
+      { Cap::ExtEmulCpuid, kernel_name("KVM_CAP_EXT_EMUL_CPUID", 22) },
+      { Cap::HypervTime, kernel_name("KVM_CAP_HYPERV_TIME", 19) },
+      { Cap::IoapicPolarityIgnored, kernel_name("KVM_CAP_IOAPIC_POLARITY_IGNORED", 31) },
+      { Cap::EnableCapVm, kernel_name("KVM_CAP_ENABLE_CAP_VM", 21) },
+      { Cap::S390Irqchip, kernel_name("KVM_CAP_S390_IRQCHIP", 20) },
+      { Cap::IoeventfdNoLength, kernel_name("KVM_CAP_IOEVENTFD_NO_LENGTH", 27) },
+      { Cap::VmAttributes, kernel_name("KVM_CAP_VM_ATTRIBUTES", 21) },
+      { Cap::ArmPsci0_2, kernel_name("KVM_CAP_ARM_PSCI_0_2", 20) },
+      { Cap::PpcFixupHcall, kernel_name("KVM_CAP_PPC_FIXUP_HCALL", 23) },
+      { Cap::PpcEnableHcall, kernel_name("KVM_CAP_PPC_ENABLE_HCALL", 24) },
+      { Cap::CheckExtensionVm, kernel_name("KVM_CAP_CHECK_EXTENSION_VM", 26) },
+      { Cap::S390UserSigp, kernel_name("KVM_CAP_S390_USER_SIGP", 22) },
+      { Cap::S390VectorRegisters, kernel_name("KVM_CAP_S390_VECTOR_REGISTERS", 29) },
+      { Cap::S390MemOp, kernel_name("KVM_CAP_S390_MEM_OP", 19) },
+      { Cap::S390UserStsi, kernel_name("KVM_CAP_S390_USER_STSI", 22) },
+      { Cap::S390Skeys, kernel_name("KVM_CAP_S390_SKEYS", 18) },
+      { Cap::MipsFpu, kernel_name("KVM_CAP_MIPS_FPU", 16) },
+      { Cap::MipsMsa, kernel_name("KVM_CAP_MIPS_MSA", 16) },
+      { Cap::S390InjectIrq, kernel_name("KVM_CAP_S390_INJECT_IRQ", 23) },
+      { Cap::S390IrqState, kernel_name("KVM_CAP_S390_IRQ_STATE", 22) },
+      { Cap::PpcHwrng, kernel_name("KVM_CAP_PPC_HWRNG", 17) },
+      { Cap::DisableQuirks, kernel_name("KVM_CAP_DISABLE_QUIRKS", 22) },
+      { Cap::X86Smm, kernel_name("KVM_CAP_X86_SMM", 15) },
+      { Cap::MultiAddressSpace, kernel_name("KVM_CAP_MULTI_ADDRESS_SPACE", 27) },
+      { Cap::GuestDebugHwBps, kernel_name("KVM_CAP_GUEST_DEBUG_HW_BPS", 26) },
+      { Cap::GuestDebugHwWps, kernel_name("KVM_CAP_GUEST_DEBUG_HW_WPS", 26) },
+      { Cap::SplitIrqchip, kernel_name("KVM_CAP_SPLIT_IRQCHIP", 21) },
+      { Cap::IoeventfdAnyLength, kernel_name("KVM_CAP_IOEVENTFD_ANY_LENGTH", 28) },
+      { Cap::HypervSynic, kernel_name("KVM_CAP_HYPERV_SYNIC", 20) },
+      { Cap::S390Ri, kernel_name("KVM_CAP_S390_RI", 15) },
+      { Cap::SpaprTce64, kernel_name("KVM_CAP_SPAPR_TCE_64", 20) },
+      { Cap::ArmPmuV3, kernel_name("KVM_CAP_ARM_PMU_V3", 18) },
+      { Cap::VcpuAttributes, kernel_name("KVM_CAP_VCPU_ATTRIBUTES", 23) },
+      { Cap::MaxVcpuId, kernel_name("KVM_CAP_MAX_VCPU_ID", 19) },
+      { Cap::X2apicApi, kernel_name("KVM_CAP_X2APIC_API", 18) },
+      { Cap::S390UserInstr0, kernel_name("KVM_CAP_S390_USER_INSTR0", 24) },
+      { Cap::MsiDevid, kernel_name("KVM_CAP_MSI_DEVID", 17) },
+      { Cap::PpcHtm, kernel_name("KVM_CAP_PPC_HTM", 15) },
+      { Cap::SpaprResizeHpt, kernel_name("KVM_CAP_SPAPR_RESIZE_HPT", 24) },
+      { Cap::PpcMmuRadix, kernel_name("KVM_CAP_PPC_MMU_RADIX", 21) },
+      { Cap::PpcMmuHashV3, kernel_name("KVM_CAP_PPC_MMU_HASH_V3", 23) },
+      { Cap::ImmediateExit, kernel_name("KVM_CAP_IMMEDIATE_EXIT", 22) },
+      { Cap::MipsVz, kernel_name("KVM_CAP_MIPS_VZ", 15) },
+      { Cap::MipsTe, kernel_name("KVM_CAP_MIPS_TE", 15) },
+      { Cap::Mips64bit, kernel_name("KVM_CAP_MIPS_64BIT", 18) },
+      { Cap::S390Gs, kernel_name("KVM_CAP_S390_GS", 15) },
+      { Cap::S390Ais, kernel_name("KVM_CAP_S390_AIS", 16) },
+      { Cap::SpaprTceVfio, kernel_name("KVM_CAP_SPAPR_TCE_VFIO", 22) },
+      { Cap::X86DisableExits, kernel_name("KVM_CAP_X86_DISABLE_EXITS", 25) },
+      { Cap::ArmUserIrq, kernel_name("KVM_CAP_ARM_USER_IRQ", 20) },
+      { Cap::S390CmmaMigration, kernel_name("KVM_CAP_S390_CMMA_MIGRATION", 27) },
+      { Cap::PpcFwnmi, kernel_name("KVM_CAP_PPC_FWNMI", 17) },
+      { Cap::PpcSmtPossible, kernel_name("KVM_CAP_PPC_SMT_POSSIBLE", 24) },
+      { Cap::HypervSynic2, kernel_name("KVM_CAP_HYPERV_SYNIC2", 21) },
+      { Cap::HypervVpIndex, kernel_name("KVM_CAP_HYPERV_VP_INDEX", 23) },
+      { Cap::S390AisMigration, kernel_name("KVM_CAP_S390_AIS_MIGRATION", 26) },
+      { Cap::PpcGetCpuChar, kernel_name("KVM_CAP_PPC_GET_CPU_CHAR", 24) },
+      { Cap::S390Bpb, kernel_name("KVM_CAP_S390_BPB", 16) },
+      { Cap::GetMsrFeatures, kernel_name("KVM_CAP_GET_MSR_FEATURES", 24) },
+      { Cap::HypervEventfd, kernel_name("KVM_CAP_HYPERV_EVENTFD", 22) },
+      { Cap::HypervTlbflush, kernel_name("KVM_CAP_HYPERV_TLBFLUSH", 23) },
+      { Cap::S390Hpage1m, kernel_name("KVM_CAP_S390_HPAGE_1M", 21) },
+      { Cap::NestedState, kernel_name("KVM_CAP_NESTED_STATE", 20) },
+      { Cap::ArmInjectSerrorEsr, kernel_name("KVM_CAP_ARM_INJECT_SERROR_ESR", 29) },
+      { Cap::MsrPlatformInfo, kernel_name("KVM_CAP_MSR_PLATFORM_INFO", 25) },
+      { Cap::PpcNestedHv, kernel_name("KVM_CAP_PPC_NESTED_HV", 21) },
+      { Cap::HypervSendIpi, kernel_name("KVM_CAP_HYPERV_SEND_IPI", 23) },
+      { Cap::CoalescedPio, kernel_name("KVM_CAP_COALESCED_PIO", 21) },
+      { Cap::HypervEnlightenedVmcs, kernel_name("KVM_CAP_HYPERV_ENLIGHTENED_VMCS", 31) },
+      { Cap::ExceptionPayload, kernel_name("KVM_CAP_EXCEPTION_PAYLOAD", 25) },
+      { Cap::ArmVmIpaSize, kernel_name("KVM_CAP_ARM_VM_IPA_SIZE", 23) },
+      { Cap::ManualDirtyLogProtect, kernel_name("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT", 32) },
+      { Cap::HypervCpuid, kernel_name("KVM_CAP_HYPERV_CPUID", 20) },
+      { Cap::ManualDirtyLogProtect2, kernel_name("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2", 33) },
+      { Cap::PpcIrqXive, kernel_name("KVM_CAP_PPC_IRQ_XIVE", 20) },
+      { Cap::ArmSve, kernel_name("KVM_CAP_ARM_SVE", 15) },
+      { Cap::ArmPtrauthAddress, kernel_name("KVM_CAP_ARM_PTRAUTH_ADDRESS", 27) },
+      { Cap::ArmPtrauthGeneric, kernel_name("KVM_CAP_ARM_PTRAUTH_GENERIC", 27) },
+      { Cap::PmuEventFilter, kernel_name("KVM_CAP_PMU_EVENT_FILTER", 24) },
+      { Cap::ArmIrqLineLayout2, kernel_name("KVM_CAP_ARM_IRQ_LINE_LAYOUT_2", 29) },
+      { Cap::HypervDirectTlbflush, kernel_name("KVM_CAP_HYPERV_DIRECT_TLBFLUSH", 30) },
+      { Cap::PpcGuestDebugSstep, kernel_name("KVM_CAP_PPC_GUEST_DEBUG_SSTEP", 29) },
+      { Cap::ArmNisvToUser, kernel_name("KVM_CAP_ARM_NISV_TO_USER", 24) },
+      { Cap::ArmInjectExtDabt, kernel_name("KVM_CAP_ARM_INJECT_EXT_DABT", 27) },
+      { Cap::S390VcpuResets, kernel_name("KVM_CAP_S390_VCPU_RESETS", 24) },
+      { Cap::S390Protected, kernel_name("KVM_CAP_S390_PROTECTED", 22) },
+      { Cap::PpcSecureGuest, kernel_name("KVM_CAP_PPC_SECURE_GUEST", 24) },
+      { Cap::HaltPoll, kernel_name("KVM_CAP_HALT_POLL", 17) },
+      { Cap::AsyncPfInt, kernel_name("KVM_CAP_ASYNC_PF_INT", 20) },
+      { Cap::LastCpu, kernel_name("KVM_CAP_LAST_CPU", 16) },
+      { Cap::SmallerMaxphyaddr, kernel_name("KVM_CAP_SMALLER_MAXPHYADDR", 26) },
+      { Cap::S390Diag318, kernel_name("KVM_CAP_S390_DIAG318", 20) },
+      { Cap::StealTime, kernel_name("KVM_CAP_STEAL_TIME", 18) },
+      { Cap::X86UserSpaceMsr, kernel_name("KVM_CAP_X86_USER_SPACE_MSR", 26) },
+      { Cap::X86MsrFilter, kernel_name("KVM_CAP_X86_MSR_FILTER", 22) },
+      { Cap::EnforcePvFeatureCpuid, kernel_name("KVM_CAP_ENFORCE_PV_FEATURE_CPUID", 32) },
+      { Cap::SysHypervCpuid, kernel_name("KVM_CAP_SYS_HYPERV_CPUID", 24) },
+      { Cap::DirtyLogRing, kernel_name("KVM_CAP_DIRTY_LOG_RING", 22) },
+      { Cap::X86BusLockExit, kernel_name("KVM_CAP_X86_BUS_LOCK_EXIT", 25) },
+      { Cap::PpcDawr1, kernel_name("KVM_CAP_PPC_DAWR1", 17) },
+      { Cap::SetGuestDebug2, kernel_name("KVM_CAP_SET_GUEST_DEBUG2", 24) },
+      { Cap::SgxAttribute, kernel_name("KVM_CAP_SGX_ATTRIBUTE", 21) },
+      { Cap::VmCopyEncContextFrom, kernel_name("KVM_CAP_VM_COPY_ENC_CONTEXT_FROM", 32) },
+      { Cap::PtpKvm, kernel_name("KVM_CAP_PTP_KVM", 15) },
+      { Cap::HypervEnforceCpuid, kernel_name("KVM_CAP_HYPERV_ENFORCE_CPUID", 28) },
+      { Cap::Sregs2, kernel_name("KVM_CAP_SREGS2", 14) },
+      { Cap::ExitHypercall, kernel_name("KVM_CAP_EXIT_HYPERCALL", 22) },
+      { Cap::PpcRptInvalidate, kernel_name("KVM_CAP_PPC_RPT_INVALIDATE", 26) },
+      { Cap::BinaryStatsFd, kernel_name("KVM_CAP_BINARY_STATS_FD", 23) },
+      { Cap::ExitOnEmulationFailure, kernel_name("KVM_CAP_EXIT_ON_EMULATION_FAILURE", 33) },
+      { Cap::ArmMte, kernel_name("KVM_CAP_ARM_MTE", 15) },
+      { Cap::VmMoveEncContextFrom, kernel_name("KVM_CAP_VM_MOVE_ENC_CONTEXT_FROM", 32) },
+      { Cap::VmGpaBits, kernel_name("KVM_CAP_VM_GPA_BITS", 19) },
+      { Cap::Xsave2, kernel_name("KVM_CAP_XSAVE2", 14) },
+      { Cap::SysAttributes, kernel_name("KVM_CAP_SYS_ATTRIBUTES", 22) },
+      { Cap::PpcAilMode3, kernel_name("KVM_CAP_PPC_AIL_MODE_3", 22) },
+      { Cap::S390MemOpExtension, kernel_name("KVM_CAP_S390_MEM_OP_EXTENSION", 29) },
+      { Cap::PmuCapability, kernel_name("KVM_CAP_PMU_CAPABILITY", 22) },
+      { Cap::DisableQuirks2, kernel_name("KVM_CAP_DISABLE_QUIRKS2", 23) },
+      { Cap::VmTscControl, kernel_name("KVM_CAP_VM_TSC_CONTROL", 22) },
+      { Cap::SystemEventData, kernel_name("KVM_CAP_SYSTEM_EVENT_DATA", 25) },
+      { Cap::ArmSystemSuspend, kernel_name("KVM_CAP_ARM_SYSTEM_SUSPEND", 26) },
+      { Cap::S390ProtectedDump, kernel_name("KVM_CAP_S390_PROTECTED_DUMP", 27) },
+      { Cap::X86TripleFaultEvent, kernel_name("KVM_CAP_X86_TRIPLE_FAULT_EVENT", 30) },
+      { Cap::X86NotifyVmexit, kernel_name("KVM_CAP_X86_NOTIFY_VMEXIT", 25) },
+      { Cap::VmDisableNxHugePages, kernel_name("KVM_CAP_VM_DISABLE_NX_HUGE_PAGES", 32) },
+      { Cap::S390ZpciOp, kernel_name("KVM_CAP_S390_ZPCI_OP", 20) },
+      { Cap::S390CpuTopology, kernel_name("KVM_CAP_S390_CPU_TOPOLOGY", 25) },
+      { Cap::DirtyLogRingAcqRel, kernel_name("KVM_CAP_DIRTY_LOG_RING_ACQ_REL", 30) },
+      { Cap::S390ProtectedAsyncDisable, kernel_name("KVM_CAP_S390_PROTECTED_ASYNC_DISABLE", 36) },
+      { Cap::DirtyLogRingWithBitmap, kernel_name("KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP", 34) },
+      { Cap::PmuEventMaskedEvents, kernel_name("KVM_CAP_PMU_EVENT_MASKED_EVENTS", 31) },
+      { Cap::CounterOffset, kernel_name("KVM_CAP_COUNTER_OFFSET", 22) },
+      { Cap::ArmEagerSplitChunkSize, kernel_name("KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE", 34) },
+      { Cap::ArmSupportedBlockSizes, kernel_name("KVM_CAP_ARM_SUPPORTED_BLOCK_SIZES", 33) },
+      { Cap::ArmSupportedRegMaskRanges, kernel_name("KVM_CAP_ARM_SUPPORTED_REG_MASK_RANGES", 37) },
+      { Cap::UserMemory2, kernel_name("KVM_CAP_USER_MEMORY2", 20) },
+      { Cap::MemoryFaultInfo, kernel_name("KVM_CAP_MEMORY_FAULT_INFO", 25) },
+      { Cap::MemoryAttributes, kernel_name("KVM_CAP_MEMORY_ATTRIBUTES", 25) },
+      { Cap::GuestMemfd, kernel_name("KVM_CAP_GUEST_MEMFD", 19) },
+      { Cap::VmTypes, kernel_name("KVM_CAP_VM_TYPES", 16) },
+      { Cap::PreFaultMemory, kernel_name("KVM_CAP_PRE_FAULT_MEMORY", 24) },
+      { Cap::X86ApicBusCyclesNs, kernel_name("KVM_CAP_X86_APIC_BUS_CYCLES_NS", 30) },
+      { Cap::X86GuestMode, kernel_name("KVM_CAP_X86_GUEST_MODE", 22) },
+      { Cap::ArmWritableImpIdRegs, kernel_name("KVM_CAP_ARM_WRITABLE_IMP_ID_REGS", 32) },
+      { Cap::ArmEl2, kernel_name("KVM_CAP_ARM_EL2", 15) },
+      { Cap::ArmEl2E2h0, kernel_name("KVM_CAP_ARM_EL2_E2H0", 20) },
+      { Cap::RiscvMpStateReset, kernel_name("KVM_CAP_RISCV_MP_STATE_RESET", 28) },
+      { Cap::ArmCacheablePfnmapSupported, kernel_name("KVM_CAP_ARM_CACHEABLE_PFNMAP_SUPPORTED", 38) },
+      { Cap::GuestMemfdFlags, kernel_name("KVM_CAP_GUEST_MEMFD_FLAGS", 25) },
+      { Cap::ArmSeaToUser, kernel_name("KVM_CAP_ARM_SEA_TO_USER", 23) },
+      { Cap::S390UserOperexec, kernel_name("KVM_CAP_S390_USER_OPEREXEC", 26) },
+      { Cap::S390Keyop, kernel_name("KVM_CAP_S390_KEYOP", 18) },
+      { Cap::S390VsieEsamode, kernel_name("KVM_CAP_S390_VSIE_ESAMODE", 25) },
+      { Cap::S390Hpage2g, kernel_name("KVM_CAP_S390_HPAGE_2G", 21) },
+      { Cap::PpcCompatCaps, kernel_name("KVM_CAP_PPC_COMPAT_CAPS", 23) },
+      { Cap::ArmPmuV3Strict, kernel_name("KVM_CAP_ARM_PMU_V3_STRICT", 25) },
+  };
 };
 
 template <>
 struct EnumTraits<ExitReason> {
-  static constexpr std::string_view family = "ExitReason";
-  static constexpr std::array<EnumEntry<ExitReason>, 44> entries{ {
-      { ExitReason::Unknown, "KVM_EXIT_UNKNOWN" },
-      { ExitReason::Exception, "KVM_EXIT_EXCEPTION" },
-      { ExitReason::Io, "KVM_EXIT_IO" },
-      { ExitReason::Hypercall, "KVM_EXIT_HYPERCALL" },
-      { ExitReason::Debug, "KVM_EXIT_DEBUG" },
-      { ExitReason::Hlt, "KVM_EXIT_HLT" },
-      { ExitReason::Mmio, "KVM_EXIT_MMIO" },
-      { ExitReason::IrqWindowOpen, "KVM_EXIT_IRQ_WINDOW_OPEN" },
-      { ExitReason::Shutdown, "KVM_EXIT_SHUTDOWN" },
-      { ExitReason::FailEntry, "KVM_EXIT_FAIL_ENTRY" },
-      { ExitReason::Intr, "KVM_EXIT_INTR" },
-      { ExitReason::SetTpr, "KVM_EXIT_SET_TPR" },
-      { ExitReason::TprAccess, "KVM_EXIT_TPR_ACCESS" },
-      { ExitReason::S390Sieic, "KVM_EXIT_S390_SIEIC" },
-      { ExitReason::S390Reset, "KVM_EXIT_S390_RESET" },
-      { ExitReason::Dcr, "KVM_EXIT_DCR" },
-      { ExitReason::Nmi, "KVM_EXIT_NMI" },
-      { ExitReason::InternalError, "KVM_EXIT_INTERNAL_ERROR" },
-      { ExitReason::Osi, "KVM_EXIT_OSI" },
-      { ExitReason::PaprHcall, "KVM_EXIT_PAPR_HCALL" },
-      { ExitReason::S390Ucontrol, "KVM_EXIT_S390_UCONTROL" },
-      { ExitReason::Watchdog, "KVM_EXIT_WATCHDOG" },
-      { ExitReason::S390Tsch, "KVM_EXIT_S390_TSCH" },
-      { ExitReason::Epr, "KVM_EXIT_EPR" },
-      { ExitReason::SystemEvent, "KVM_EXIT_SYSTEM_EVENT" },
-      { ExitReason::S390Stsi, "KVM_EXIT_S390_STSI" },
-      { ExitReason::IoapicEoi, "KVM_EXIT_IOAPIC_EOI" },
-      { ExitReason::Hyperv, "KVM_EXIT_HYPERV" },
-      { ExitReason::ArmNisv, "KVM_EXIT_ARM_NISV" },
-      { ExitReason::X86Rdmsr, "KVM_EXIT_X86_RDMSR" },
-      { ExitReason::X86Wrmsr, "KVM_EXIT_X86_WRMSR" },
-      { ExitReason::DirtyRingFull, "KVM_EXIT_DIRTY_RING_FULL" },
-      { ExitReason::ApResetHold, "KVM_EXIT_AP_RESET_HOLD" },
-      { ExitReason::X86BusLock, "KVM_EXIT_X86_BUS_LOCK" },
-      { ExitReason::Xen, "KVM_EXIT_XEN" },
-      { ExitReason::RiscvSbi, "KVM_EXIT_RISCV_SBI" },
-      { ExitReason::RiscvCsr, "KVM_EXIT_RISCV_CSR" },
-      { ExitReason::Notify, "KVM_EXIT_NOTIFY" },
-      { ExitReason::LoongarchIocsr, "KVM_EXIT_LOONGARCH_IOCSR" },
-      { ExitReason::MemoryFault, "KVM_EXIT_MEMORY_FAULT" },
-      { ExitReason::Tdx, "KVM_EXIT_TDX" },
-      { ExitReason::ArmSea, "KVM_EXIT_ARM_SEA" },
-      { ExitReason::ArmLdst64b, "KVM_EXIT_ARM_LDST64B" },
-      { ExitReason::SnpReqCerts, "KVM_EXIT_SNP_REQ_CERTS" },
-  } };
+  static constexpr std::string_view family = kernel_name("ExitReason", 10);
+  static constexpr EnumEntry<ExitReason> entries[44] = {
+      { ExitReason::Unknown, kernel_name("KVM_EXIT_UNKNOWN", 16) },
+      { ExitReason::Exception, kernel_name("KVM_EXIT_EXCEPTION", 18) },
+      { ExitReason::Io, kernel_name("KVM_EXIT_IO", 11) },
+      { ExitReason::Hypercall, kernel_name("KVM_EXIT_HYPERCALL", 18) },
+      { ExitReason::Debug, kernel_name("KVM_EXIT_DEBUG", 14) },
+      { ExitReason::Hlt, kernel_name("KVM_EXIT_HLT", 12) },
+      { ExitReason::Mmio, kernel_name("KVM_EXIT_MMIO", 13) },
+      { ExitReason::IrqWindowOpen, kernel_name("KVM_EXIT_IRQ_WINDOW_OPEN", 24) },
+      { ExitReason::Shutdown, kernel_name("KVM_EXIT_SHUTDOWN", 17) },
+      { ExitReason::FailEntry, kernel_name("KVM_EXIT_FAIL_ENTRY", 19) },
+      { ExitReason::Intr, kernel_name("KVM_EXIT_INTR", 13) },
+      { ExitReason::SetTpr, kernel_name("KVM_EXIT_SET_TPR", 16) },
+      { ExitReason::TprAccess, kernel_name("KVM_EXIT_TPR_ACCESS", 19) },
+      { ExitReason::S390Sieic, kernel_name("KVM_EXIT_S390_SIEIC", 19) },
+      { ExitReason::S390Reset, kernel_name("KVM_EXIT_S390_RESET", 19) },
+      { ExitReason::Dcr, kernel_name("KVM_EXIT_DCR", 12) },
+      { ExitReason::Nmi, kernel_name("KVM_EXIT_NMI", 12) },
+      { ExitReason::InternalError, kernel_name("KVM_EXIT_INTERNAL_ERROR", 23) },
+      { ExitReason::Osi, kernel_name("KVM_EXIT_OSI", 12) },
+      { ExitReason::PaprHcall, kernel_name("KVM_EXIT_PAPR_HCALL", 19) },
+      { ExitReason::S390Ucontrol, kernel_name("KVM_EXIT_S390_UCONTROL", 22) },
+      { ExitReason::Watchdog, kernel_name("KVM_EXIT_WATCHDOG", 17) },
+      { ExitReason::S390Tsch, kernel_name("KVM_EXIT_S390_TSCH", 18) },
+      { ExitReason::Epr, kernel_name("KVM_EXIT_EPR", 12) },
+      { ExitReason::SystemEvent, kernel_name("KVM_EXIT_SYSTEM_EVENT", 21) },
+      { ExitReason::S390Stsi, kernel_name("KVM_EXIT_S390_STSI", 18) },
+      { ExitReason::IoapicEoi, kernel_name("KVM_EXIT_IOAPIC_EOI", 19) },
+      { ExitReason::Hyperv, kernel_name("KVM_EXIT_HYPERV", 15) },
+      { ExitReason::ArmNisv, kernel_name("KVM_EXIT_ARM_NISV", 17) },
+      { ExitReason::X86Rdmsr, kernel_name("KVM_EXIT_X86_RDMSR", 18) },
+      { ExitReason::X86Wrmsr, kernel_name("KVM_EXIT_X86_WRMSR", 18) },
+      { ExitReason::DirtyRingFull, kernel_name("KVM_EXIT_DIRTY_RING_FULL", 24) },
+      { ExitReason::ApResetHold, kernel_name("KVM_EXIT_AP_RESET_HOLD", 22) },
+      { ExitReason::X86BusLock, kernel_name("KVM_EXIT_X86_BUS_LOCK", 21) },
+      { ExitReason::Xen, kernel_name("KVM_EXIT_XEN", 12) },
+      { ExitReason::RiscvSbi, kernel_name("KVM_EXIT_RISCV_SBI", 18) },
+      { ExitReason::RiscvCsr, kernel_name("KVM_EXIT_RISCV_CSR", 18) },
+      { ExitReason::Notify, kernel_name("KVM_EXIT_NOTIFY", 15) },
+      { ExitReason::LoongarchIocsr, kernel_name("KVM_EXIT_LOONGARCH_IOCSR", 24) },
+      { ExitReason::MemoryFault, kernel_name("KVM_EXIT_MEMORY_FAULT", 21) },
+      { ExitReason::Tdx, kernel_name("KVM_EXIT_TDX", 12) },
+      { ExitReason::ArmSea, kernel_name("KVM_EXIT_ARM_SEA", 16) },
+      { ExitReason::ArmLdst64b, kernel_name("KVM_EXIT_ARM_LDST64B", 20) },
+      { ExitReason::SnpReqCerts, kernel_name("KVM_EXIT_SNP_REQ_CERTS", 22) },
+  };
 };
 
 template <>
 struct EnumTraits<HypercallFlags> {
-  static constexpr std::string_view family = "HypercallFlags";
-  static constexpr std::array<EnumEntry<HypercallFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("HypercallFlags", 14);
+  static constexpr EnumEntry<HypercallFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<ArmSeaFlags> {
-  static constexpr std::string_view family = "ArmSeaFlags";
-  static constexpr std::array<EnumEntry<ArmSeaFlags>, 1> entries{ {
-      { ArmSeaFlags::GpaValid, "KVM_EXIT_ARM_SEA_FLAG_GPA_VALID" },
-  } };
+  static constexpr std::string_view family = kernel_name("ArmSeaFlags", 11);
+  static constexpr EnumEntry<ArmSeaFlags> entries[1] = {
+      { ArmSeaFlags::GpaValid, kernel_name("KVM_EXIT_ARM_SEA_FLAG_GPA_VALID", 31) },
+  };
 };
 
 template <>
 struct EnumTraits<IoDirection> {
-  static constexpr std::string_view family = "IoDirection";
-  static constexpr std::array<EnumEntry<IoDirection>, 2> entries{ {
-      { IoDirection::In, "KVM_EXIT_IO_IN" },
-      { IoDirection::Out, "KVM_EXIT_IO_OUT" },
-  } };
+  static constexpr std::string_view family = kernel_name("IoDirection", 11);
+  static constexpr EnumEntry<IoDirection> entries[2] = {
+      { IoDirection::In, kernel_name("KVM_EXIT_IO_IN", 14) },
+      { IoDirection::Out, kernel_name("KVM_EXIT_IO_OUT", 15) },
+  };
 };
 
 template <>
 struct EnumTraits<HypervExitType> {
-  static constexpr std::string_view family = "HypervExitType";
-  static constexpr std::array<EnumEntry<HypervExitType>, 3> entries{ {
-      { HypervExitType::Synic, "KVM_EXIT_HYPERV_SYNIC" },
-      { HypervExitType::Hcall, "KVM_EXIT_HYPERV_HCALL" },
-      { HypervExitType::Syndbg, "KVM_EXIT_HYPERV_SYNDBG" },
-  } };
+  static constexpr std::string_view family = kernel_name("HypervExitType", 14);
+  static constexpr EnumEntry<HypervExitType> entries[3] = {
+      { HypervExitType::Synic, kernel_name("KVM_EXIT_HYPERV_SYNIC", 21) },
+      { HypervExitType::Hcall, kernel_name("KVM_EXIT_HYPERV_HCALL", 21) },
+      { HypervExitType::Syndbg, kernel_name("KVM_EXIT_HYPERV_SYNDBG", 22) },
+  };
 };
 
 template <>
 struct EnumTraits<XenExitType> {
-  static constexpr std::string_view family = "XenExitType";
-  static constexpr std::array<EnumEntry<XenExitType>, 1> entries{ {
-      { XenExitType::Hcall, "KVM_EXIT_XEN_HCALL" },
-  } };
+  static constexpr std::string_view family = kernel_name("XenExitType", 11);
+  static constexpr EnumEntry<XenExitType> entries[1] = {
+      { XenExitType::Hcall, kernel_name("KVM_EXIT_XEN_HCALL", 18) },
+  };
 };
 
 template <>
 struct EnumTraits<InternalErrorSuberror> {
-  static constexpr std::string_view family = "InternalErrorSuberror";
-  static constexpr std::array<EnumEntry<InternalErrorSuberror>, 4> entries{ {
-      { InternalErrorSuberror::Emulation, "KVM_INTERNAL_ERROR_EMULATION" },
-      { InternalErrorSuberror::SimulEx, "KVM_INTERNAL_ERROR_SIMUL_EX" },
-      { InternalErrorSuberror::DeliveryEv, "KVM_INTERNAL_ERROR_DELIVERY_EV" },
-      { InternalErrorSuberror::UnexpectedExitReason, "KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON" },
-  } };
+  static constexpr std::string_view family = kernel_name("InternalErrorSuberror", 21);
+  static constexpr EnumEntry<InternalErrorSuberror> entries[4] = {
+      { InternalErrorSuberror::Emulation, kernel_name("KVM_INTERNAL_ERROR_EMULATION", 28) },
+      { InternalErrorSuberror::SimulEx, kernel_name("KVM_INTERNAL_ERROR_SIMUL_EX", 27) },
+      { InternalErrorSuberror::DeliveryEv, kernel_name("KVM_INTERNAL_ERROR_DELIVERY_EV", 30) },
+      { InternalErrorSuberror::UnexpectedExitReason, kernel_name("KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON", 41) },
+  };
 };
 
 template <>
 struct EnumTraits<EmulationFailureFlags> {
-  static constexpr std::string_view family = "EmulationFailureFlags";
-  static constexpr std::array<EnumEntry<EmulationFailureFlags>, 1> entries{ {
-      { EmulationFailureFlags::InstructionBytes, "KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES" },
-  } };
+  static constexpr std::string_view family = kernel_name("EmulationFailureFlags", 21);
+  static constexpr EnumEntry<EmulationFailureFlags> entries[1] = {
+      { EmulationFailureFlags::InstructionBytes, kernel_name("KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES", 51) },
+  };
 };
 
 template <>
 struct EnumTraits<SystemEventType> {
-  static constexpr std::string_view family = "SystemEventType";
-  static constexpr std::array<EnumEntry<SystemEventType>, 7> entries{ {
-      { SystemEventType::Shutdown, "KVM_SYSTEM_EVENT_SHUTDOWN" },
-      { SystemEventType::Reset, "KVM_SYSTEM_EVENT_RESET" },
-      { SystemEventType::Crash, "KVM_SYSTEM_EVENT_CRASH" },
-      { SystemEventType::Wakeup, "KVM_SYSTEM_EVENT_WAKEUP" },
-      { SystemEventType::Suspend, "KVM_SYSTEM_EVENT_SUSPEND" },
-      { SystemEventType::SevTerm, "KVM_SYSTEM_EVENT_SEV_TERM" },
-      { SystemEventType::TdxFatal, "KVM_SYSTEM_EVENT_TDX_FATAL" },
-  } };
+  static constexpr std::string_view family = kernel_name("SystemEventType", 15);
+  static constexpr EnumEntry<SystemEventType> entries[7] = {
+      { SystemEventType::Shutdown, kernel_name("KVM_SYSTEM_EVENT_SHUTDOWN", 25) },
+      { SystemEventType::Reset, kernel_name("KVM_SYSTEM_EVENT_RESET", 22) },
+      { SystemEventType::Crash, kernel_name("KVM_SYSTEM_EVENT_CRASH", 22) },
+      { SystemEventType::Wakeup, kernel_name("KVM_SYSTEM_EVENT_WAKEUP", 23) },
+      { SystemEventType::Suspend, kernel_name("KVM_SYSTEM_EVENT_SUSPEND", 24) },
+      { SystemEventType::SevTerm, kernel_name("KVM_SYSTEM_EVENT_SEV_TERM", 25) },
+      { SystemEventType::TdxFatal, kernel_name("KVM_SYSTEM_EVENT_TDX_FATAL", 26) },
+  };
 };
 
 template <>
 struct EnumTraits<SystemEventShutdownFlags> {
-  static constexpr std::string_view family = "SystemEventShutdownFlags";
-  static constexpr std::array<EnumEntry<SystemEventShutdownFlags>, 1> entries{ {
-      { SystemEventShutdownFlags::PsciOff2, "KVM_SYSTEM_EVENT_SHUTDOWN_FLAG_PSCI_OFF2" },
-  } };
+  static constexpr std::string_view family = kernel_name("SystemEventShutdownFlags", 24);
+  static constexpr EnumEntry<SystemEventShutdownFlags> entries[1] = {
+      { SystemEventShutdownFlags::PsciOff2, kernel_name("KVM_SYSTEM_EVENT_SHUTDOWN_FLAG_PSCI_OFF2", 40) },
+  };
 };
 
 template <>
 struct EnumTraits<SystemEventResetFlags> {
-  static constexpr std::string_view family = "SystemEventResetFlags";
-  static constexpr std::array<EnumEntry<SystemEventResetFlags>, 1> entries{ {
-      { SystemEventResetFlags::PsciReset2, "KVM_SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2" },
-  } };
+  static constexpr std::string_view family = kernel_name("SystemEventResetFlags", 21);
+  static constexpr EnumEntry<SystemEventResetFlags> entries[1] = {
+      { SystemEventResetFlags::PsciReset2, kernel_name("KVM_SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2", 39) },
+  };
 };
 
 template <>
 struct EnumTraits<MpState> {
-  static constexpr std::string_view family = "MpState";
-  static constexpr std::array<EnumEntry<MpState>, 11> entries{ {
-      { MpState::Runnable, "KVM_MP_STATE_RUNNABLE" },
-      { MpState::Uninitialized, "KVM_MP_STATE_UNINITIALIZED" },
-      { MpState::InitReceived, "KVM_MP_STATE_INIT_RECEIVED" },
-      { MpState::Halted, "KVM_MP_STATE_HALTED" },
-      { MpState::SipiReceived, "KVM_MP_STATE_SIPI_RECEIVED" },
-      { MpState::Stopped, "KVM_MP_STATE_STOPPED" },
-      { MpState::CheckStop, "KVM_MP_STATE_CHECK_STOP" },
-      { MpState::Operating, "KVM_MP_STATE_OPERATING" },
-      { MpState::Load, "KVM_MP_STATE_LOAD" },
-      { MpState::ApResetHold, "KVM_MP_STATE_AP_RESET_HOLD" },
-      { MpState::Suspended, "KVM_MP_STATE_SUSPENDED" },
-  } };
+  static constexpr std::string_view family = kernel_name("MpState", 7);
+  static constexpr EnumEntry<MpState> entries[11] = {
+      { MpState::Runnable, kernel_name("KVM_MP_STATE_RUNNABLE", 21) },
+      { MpState::Uninitialized, kernel_name("KVM_MP_STATE_UNINITIALIZED", 26) },
+      { MpState::InitReceived, kernel_name("KVM_MP_STATE_INIT_RECEIVED", 26) },
+      { MpState::Halted, kernel_name("KVM_MP_STATE_HALTED", 19) },
+      { MpState::SipiReceived, kernel_name("KVM_MP_STATE_SIPI_RECEIVED", 26) },
+      { MpState::Stopped, kernel_name("KVM_MP_STATE_STOPPED", 20) },
+      { MpState::CheckStop, kernel_name("KVM_MP_STATE_CHECK_STOP", 23) },
+      { MpState::Operating, kernel_name("KVM_MP_STATE_OPERATING", 22) },
+      { MpState::Load, kernel_name("KVM_MP_STATE_LOAD", 17) },
+      { MpState::ApResetHold, kernel_name("KVM_MP_STATE_AP_RESET_HOLD", 26) },
+      { MpState::Suspended, kernel_name("KVM_MP_STATE_SUSPENDED", 22) },
+  };
 };
 
 template <>
 struct EnumTraits<MemoryFlags> {
-  static constexpr std::string_view family = "MemoryFlags";
-  static constexpr std::array<EnumEntry<MemoryFlags>, 3> entries{ {
-      { MemoryFlags::LogDirtyPages, "KVM_MEM_LOG_DIRTY_PAGES" },
-      { MemoryFlags::Readonly, "KVM_MEM_READONLY" },
-      { MemoryFlags::GuestMemfd, "KVM_MEM_GUEST_MEMFD" },
-  } };
+  static constexpr std::string_view family = kernel_name("MemoryFlags", 11);
+  static constexpr EnumEntry<MemoryFlags> entries[3] = {
+      { MemoryFlags::LogDirtyPages, kernel_name("KVM_MEM_LOG_DIRTY_PAGES", 23) },
+      { MemoryFlags::Readonly, kernel_name("KVM_MEM_READONLY", 16) },
+      { MemoryFlags::GuestMemfd, kernel_name("KVM_MEM_GUEST_MEMFD", 19) },
+  };
 };
 
 template <>
 struct EnumTraits<IrqfdFlags> {
-  static constexpr std::string_view family = "IrqfdFlags";
-  static constexpr std::array<EnumEntry<IrqfdFlags>, 2> entries{ {
-      { IrqfdFlags::Deassign, "KVM_IRQFD_FLAG_DEASSIGN" },
-      { IrqfdFlags::Resample, "KVM_IRQFD_FLAG_RESAMPLE" },
-  } };
+  static constexpr std::string_view family = kernel_name("IrqfdFlags", 10);
+  static constexpr EnumEntry<IrqfdFlags> entries[2] = {
+      { IrqfdFlags::Deassign, kernel_name("KVM_IRQFD_FLAG_DEASSIGN", 23) },
+      { IrqfdFlags::Resample, kernel_name("KVM_IRQFD_FLAG_RESAMPLE", 23) },
+  };
 };
 
 template <>
 struct EnumTraits<IoeventfdFlags> {
-  static constexpr std::string_view family = "IoeventfdFlags";
-  static constexpr std::array<EnumEntry<IoeventfdFlags>, 4> entries{ {
-      { IoeventfdFlags::Datamatch, "KVM_IOEVENTFD_FLAG_DATAMATCH" },
-      { IoeventfdFlags::Pio, "KVM_IOEVENTFD_FLAG_PIO" },
-      { IoeventfdFlags::Deassign, "KVM_IOEVENTFD_FLAG_DEASSIGN" },
-      { IoeventfdFlags::VirtioCcwNotify, "KVM_IOEVENTFD_FLAG_VIRTIO_CCW_NOTIFY" },
-  } };
+  static constexpr std::string_view family = kernel_name("IoeventfdFlags", 14);
+  static constexpr EnumEntry<IoeventfdFlags> entries[4] = {
+      { IoeventfdFlags::Datamatch, kernel_name("KVM_IOEVENTFD_FLAG_DATAMATCH", 28) },
+      { IoeventfdFlags::Pio, kernel_name("KVM_IOEVENTFD_FLAG_PIO", 22) },
+      { IoeventfdFlags::Deassign, kernel_name("KVM_IOEVENTFD_FLAG_DEASSIGN", 27) },
+      { IoeventfdFlags::VirtioCcwNotify, kernel_name("KVM_IOEVENTFD_FLAG_VIRTIO_CCW_NOTIFY", 36) },
+  };
 };
 
 template <>
 struct EnumTraits<CpuidFlags> {
-  static constexpr std::string_view family = "CpuidFlags";
-  static constexpr std::array<EnumEntry<CpuidFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("CpuidFlags", 10);
+  static constexpr EnumEntry<CpuidFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<GuestDebugFlags> {
-  static constexpr std::string_view family = "GuestDebugFlags";
-  static constexpr std::array<EnumEntry<GuestDebugFlags>, 4> entries{ {
-      { GuestDebugFlags::UseSwBp, "KVM_GUESTDBG_USE_SW_BP" },
-      { GuestDebugFlags::UseHw, "KVM_GUESTDBG_USE_HW" },
-      { GuestDebugFlags::Enable, "KVM_GUESTDBG_ENABLE" },
-      { GuestDebugFlags::Singlestep, "KVM_GUESTDBG_SINGLESTEP" },
-  } };
+  static constexpr std::string_view family = kernel_name("GuestDebugFlags", 15);
+  static constexpr EnumEntry<GuestDebugFlags> entries[4] = {
+      { GuestDebugFlags::UseSwBp, kernel_name("KVM_GUESTDBG_USE_SW_BP", 22) },
+      { GuestDebugFlags::UseHw, kernel_name("KVM_GUESTDBG_USE_HW", 19) },
+      { GuestDebugFlags::Enable, kernel_name("KVM_GUESTDBG_ENABLE", 19) },
+      { GuestDebugFlags::Singlestep, kernel_name("KVM_GUESTDBG_SINGLESTEP", 23) },
+  };
 };
 
 template <>
 struct EnumTraits<DeviceType> {
-  static constexpr std::string_view family = "DeviceType";
-  static constexpr std::array<EnumEntry<DeviceType>, 17> entries{ {
-      { DeviceType::FslMpic20, "KVM_DEV_TYPE_FSL_MPIC_20" },
-      { DeviceType::FslMpic42, "KVM_DEV_TYPE_FSL_MPIC_42" },
-      { DeviceType::Xics, "KVM_DEV_TYPE_XICS" },
-      { DeviceType::Vfio, "KVM_DEV_TYPE_VFIO" },
-      { DeviceType::ArmVgicV2, "KVM_DEV_TYPE_ARM_VGIC_V2" },
-      { DeviceType::Flic, "KVM_DEV_TYPE_FLIC" },
-      { DeviceType::ArmVgicV3, "KVM_DEV_TYPE_ARM_VGIC_V3" },
-      { DeviceType::ArmVgicIts, "KVM_DEV_TYPE_ARM_VGIC_ITS" },
-      { DeviceType::Xive, "KVM_DEV_TYPE_XIVE" },
-      { DeviceType::ArmPvTime, "KVM_DEV_TYPE_ARM_PV_TIME" },
-      { DeviceType::RiscvAia, "KVM_DEV_TYPE_RISCV_AIA" },
-      { DeviceType::LoongarchIpi, "KVM_DEV_TYPE_LOONGARCH_IPI" },
-      { DeviceType::LoongarchEiointc, "KVM_DEV_TYPE_LOONGARCH_EIOINTC" },
-      { DeviceType::LoongarchPchpic, "KVM_DEV_TYPE_LOONGARCH_PCHPIC" },
-      { DeviceType::LoongarchDmsintc, "KVM_DEV_TYPE_LOONGARCH_DMSINTC" },
-      { DeviceType::ArmVgicV5, "KVM_DEV_TYPE_ARM_VGIC_V5" },
-      { DeviceType::Max, "KVM_DEV_TYPE_MAX" },
-  } };
+  static constexpr std::string_view family = kernel_name("DeviceType", 10);
+  static constexpr EnumEntry<DeviceType> entries[17] = {
+      { DeviceType::FslMpic20, kernel_name("KVM_DEV_TYPE_FSL_MPIC_20", 24) },
+      { DeviceType::FslMpic42, kernel_name("KVM_DEV_TYPE_FSL_MPIC_42", 24) },
+      { DeviceType::Xics, kernel_name("KVM_DEV_TYPE_XICS", 17) },
+      { DeviceType::Vfio, kernel_name("KVM_DEV_TYPE_VFIO", 17) },
+      { DeviceType::ArmVgicV2, kernel_name("KVM_DEV_TYPE_ARM_VGIC_V2", 24) },
+      { DeviceType::Flic, kernel_name("KVM_DEV_TYPE_FLIC", 17) },
+      { DeviceType::ArmVgicV3, kernel_name("KVM_DEV_TYPE_ARM_VGIC_V3", 24) },
+      { DeviceType::ArmVgicIts, kernel_name("KVM_DEV_TYPE_ARM_VGIC_ITS", 25) },
+      { DeviceType::Xive, kernel_name("KVM_DEV_TYPE_XIVE", 17) },
+      { DeviceType::ArmPvTime, kernel_name("KVM_DEV_TYPE_ARM_PV_TIME", 24) },
+      { DeviceType::RiscvAia, kernel_name("KVM_DEV_TYPE_RISCV_AIA", 22) },
+      { DeviceType::LoongarchIpi, kernel_name("KVM_DEV_TYPE_LOONGARCH_IPI", 26) },
+      { DeviceType::LoongarchEiointc, kernel_name("KVM_DEV_TYPE_LOONGARCH_EIOINTC", 30) },
+      { DeviceType::LoongarchPchpic, kernel_name("KVM_DEV_TYPE_LOONGARCH_PCHPIC", 29) },
+      { DeviceType::LoongarchDmsintc, kernel_name("KVM_DEV_TYPE_LOONGARCH_DMSINTC", 30) },
+      { DeviceType::ArmVgicV5, kernel_name("KVM_DEV_TYPE_ARM_VGIC_V5", 24) },
+      { DeviceType::Max, kernel_name("KVM_DEV_TYPE_MAX", 16) },
+  };
 };
 
 template <>
 struct EnumTraits<IrqRoutingType> {
-  static constexpr std::string_view family = "IrqRoutingType";
-  static constexpr std::array<EnumEntry<IrqRoutingType>, 5> entries{ {
-      { IrqRoutingType::Irqchip, "KVM_IRQ_ROUTING_IRQCHIP" },
-      { IrqRoutingType::Msi, "KVM_IRQ_ROUTING_MSI" },
-      { IrqRoutingType::S390Adapter, "KVM_IRQ_ROUTING_S390_ADAPTER" },
-      { IrqRoutingType::HvSint, "KVM_IRQ_ROUTING_HV_SINT" },
-      { IrqRoutingType::XenEvtchn, "KVM_IRQ_ROUTING_XEN_EVTCHN" },
-  } };
+  static constexpr std::string_view family = kernel_name("IrqRoutingType", 14);
+  static constexpr EnumEntry<IrqRoutingType> entries[5] = {
+      { IrqRoutingType::Irqchip, kernel_name("KVM_IRQ_ROUTING_IRQCHIP", 23) },
+      { IrqRoutingType::Msi, kernel_name("KVM_IRQ_ROUTING_MSI", 19) },
+      { IrqRoutingType::S390Adapter, kernel_name("KVM_IRQ_ROUTING_S390_ADAPTER", 28) },
+      { IrqRoutingType::HvSint, kernel_name("KVM_IRQ_ROUTING_HV_SINT", 23) },
+      { IrqRoutingType::XenEvtchn, kernel_name("KVM_IRQ_ROUTING_XEN_EVTCHN", 26) },
+  };
 };
 
 template <>
 struct EnumTraits<DirtyLogFlags> {
-  static constexpr std::string_view family = "DirtyLogFlags";
-  static constexpr std::array<EnumEntry<DirtyLogFlags>, 2> entries{ {
-      { DirtyLogFlags::ManualProtectEnable, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE" },
-      { DirtyLogFlags::InitiallySet, "KVM_DIRTY_LOG_INITIALLY_SET" },
-  } };
+  static constexpr std::string_view family = kernel_name("DirtyLogFlags", 13);
+  static constexpr EnumEntry<DirtyLogFlags> entries[2] = {
+      { DirtyLogFlags::ManualProtectEnable, kernel_name("KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE", 35) },
+      { DirtyLogFlags::InitiallySet, kernel_name("KVM_DIRTY_LOG_INITIALLY_SET", 27) },
+  };
 };
 
 template <>
 struct EnumTraits<DirtyGfnFlags> {
-  static constexpr std::string_view family = "DirtyGfnFlags";
-  static constexpr std::array<EnumEntry<DirtyGfnFlags>, 2> entries{ {
-      { DirtyGfnFlags::Dirty, "KVM_DIRTY_GFN_F_DIRTY" },
-      { DirtyGfnFlags::Reset, "KVM_DIRTY_GFN_F_RESET" },
-  } };
+  static constexpr std::string_view family = kernel_name("DirtyGfnFlags", 13);
+  static constexpr EnumEntry<DirtyGfnFlags> entries[2] = {
+      { DirtyGfnFlags::Dirty, kernel_name("KVM_DIRTY_GFN_F_DIRTY", 21) },
+      { DirtyGfnFlags::Reset, kernel_name("KVM_DIRTY_GFN_F_RESET", 21) },
+  };
 };
 
 template <>
 struct EnumTraits<VcpuEventsValid> {
-  static constexpr std::string_view family = "VcpuEventsValid";
-  static constexpr std::array<EnumEntry<VcpuEventsValid>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("VcpuEventsValid", 15);
+  static constexpr EnumEntry<VcpuEventsValid> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<SyncRegs> {
-  static constexpr std::string_view family = "SyncRegs";
-  static constexpr std::array<EnumEntry<SyncRegs>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("SyncRegs", 8);
+  static constexpr EnumEntry<SyncRegs> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<MsrFilterRangeFlags> {
-  static constexpr std::string_view family = "MsrFilterRangeFlags";
-  static constexpr std::array<EnumEntry<MsrFilterRangeFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("MsrFilterRangeFlags", 19);
+  static constexpr EnumEntry<MsrFilterRangeFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<MsrFilterDefault> {
-  static constexpr std::string_view family = "MsrFilterDefault";
-  static constexpr std::array<EnumEntry<MsrFilterDefault>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("MsrFilterDefault", 16);
+  static constexpr EnumEntry<MsrFilterDefault> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<MsrExitReason> {
-  static constexpr std::string_view family = "MsrExitReason";
-  static constexpr std::array<EnumEntry<MsrExitReason>, 4> entries{ {
-      { MsrExitReason::Inval, "KVM_MSR_EXIT_REASON_INVAL" },
-      { MsrExitReason::Unknown, "KVM_MSR_EXIT_REASON_UNKNOWN" },
-      { MsrExitReason::Filter, "KVM_MSR_EXIT_REASON_FILTER" },
-      { MsrExitReason::ValidMask, "KVM_MSR_EXIT_REASON_VALID_MASK" },
-  } };
+  static constexpr std::string_view family = kernel_name("MsrExitReason", 13);
+  static constexpr EnumEntry<MsrExitReason> entries[4] = {
+      { MsrExitReason::Inval, kernel_name("KVM_MSR_EXIT_REASON_INVAL", 25) },
+      { MsrExitReason::Unknown, kernel_name("KVM_MSR_EXIT_REASON_UNKNOWN", 27) },
+      { MsrExitReason::Filter, kernel_name("KVM_MSR_EXIT_REASON_FILTER", 26) },
+      { MsrExitReason::ValidMask, kernel_name("KVM_MSR_EXIT_REASON_VALID_MASK", 30) },
+  };
 };
 
 template <>
 struct EnumTraits<X86Quirk> {
-  static constexpr std::string_view family = "X86Quirk";
-  static constexpr std::array<EnumEntry<X86Quirk>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("X86Quirk", 8);
+  static constexpr EnumEntry<X86Quirk> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<X86DisableExits> {
-  static constexpr std::string_view family = "X86DisableExits";
-  static constexpr std::array<EnumEntry<X86DisableExits>, 5> entries{ {
-      { X86DisableExits::Mwait, "KVM_X86_DISABLE_EXITS_MWAIT" },
-      { X86DisableExits::Hlt, "KVM_X86_DISABLE_EXITS_HLT" },
-      { X86DisableExits::Pause, "KVM_X86_DISABLE_EXITS_PAUSE" },
-      { X86DisableExits::Cstate, "KVM_X86_DISABLE_EXITS_CSTATE" },
-      { X86DisableExits::Aperfmperf, "KVM_X86_DISABLE_EXITS_APERFMPERF" },
-  } };
+  static constexpr std::string_view family = kernel_name("X86DisableExits", 15);
+  static constexpr EnumEntry<X86DisableExits> entries[5] = {
+      { X86DisableExits::Mwait, kernel_name("KVM_X86_DISABLE_EXITS_MWAIT", 27) },
+      { X86DisableExits::Hlt, kernel_name("KVM_X86_DISABLE_EXITS_HLT", 25) },
+      { X86DisableExits::Pause, kernel_name("KVM_X86_DISABLE_EXITS_PAUSE", 27) },
+      { X86DisableExits::Cstate, kernel_name("KVM_X86_DISABLE_EXITS_CSTATE", 28) },
+      { X86DisableExits::Aperfmperf, kernel_name("KVM_X86_DISABLE_EXITS_APERFMPERF", 32) },
+  };
 };
 
 template <>
 struct EnumTraits<X2ApicApi> {
-  static constexpr std::string_view family = "X2ApicApi";
-  static constexpr std::array<EnumEntry<X2ApicApi>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("X2ApicApi", 9);
+  static constexpr EnumEntry<X2ApicApi> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<BusLockDetection> {
-  static constexpr std::string_view family = "BusLockDetection";
-  static constexpr std::array<EnumEntry<BusLockDetection>, 2> entries{ {
-      { BusLockDetection::Off, "KVM_BUS_LOCK_DETECTION_OFF" },
-      { BusLockDetection::Exit, "KVM_BUS_LOCK_DETECTION_EXIT" },
-  } };
+  static constexpr std::string_view family = kernel_name("BusLockDetection", 16);
+  static constexpr EnumEntry<BusLockDetection> entries[2] = {
+      { BusLockDetection::Off, kernel_name("KVM_BUS_LOCK_DETECTION_OFF", 26) },
+      { BusLockDetection::Exit, kernel_name("KVM_BUS_LOCK_DETECTION_EXIT", 27) },
+  };
 };
 
 template <>
 struct EnumTraits<NotifyVmExit> {
-  static constexpr std::string_view family = "NotifyVmExit";
-  static constexpr std::array<EnumEntry<NotifyVmExit>, 2> entries{ {
-      { NotifyVmExit::Enabled, "KVM_X86_NOTIFY_VMEXIT_ENABLED" },
-      { NotifyVmExit::User, "KVM_X86_NOTIFY_VMEXIT_USER" },
-  } };
+  static constexpr std::string_view family = kernel_name("NotifyVmExit", 12);
+  static constexpr EnumEntry<NotifyVmExit> entries[2] = {
+      { NotifyVmExit::Enabled, kernel_name("KVM_X86_NOTIFY_VMEXIT_ENABLED", 29) },
+      { NotifyVmExit::User, kernel_name("KVM_X86_NOTIFY_VMEXIT_USER", 26) },
+  };
 };
 
 template <>
 struct EnumTraits<PitFlags> {
-  static constexpr std::string_view family = "PitFlags";
-  static constexpr std::array<EnumEntry<PitFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("PitFlags", 8);
+  static constexpr EnumEntry<PitFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<ClockFlags> {
-  static constexpr std::string_view family = "ClockFlags";
-  static constexpr std::array<EnumEntry<ClockFlags>, 3> entries{ {
-      { ClockFlags::TscStable, "KVM_CLOCK_TSC_STABLE" },
-      { ClockFlags::Realtime, "KVM_CLOCK_REALTIME" },
-      { ClockFlags::HostTsc, "KVM_CLOCK_HOST_TSC" },
-  } };
+  static constexpr std::string_view family = kernel_name("ClockFlags", 10);
+  static constexpr EnumEntry<ClockFlags> entries[3] = {
+      { ClockFlags::TscStable, kernel_name("KVM_CLOCK_TSC_STABLE", 20) },
+      { ClockFlags::Realtime, kernel_name("KVM_CLOCK_REALTIME", 18) },
+      { ClockFlags::HostTsc, kernel_name("KVM_CLOCK_HOST_TSC", 18) },
+  };
 };
 
 template <>
 struct EnumTraits<StatsType> {
-  static constexpr std::string_view family = "StatsType";
-  static constexpr std::array<EnumEntry<StatsType>, 5> entries{ {
-      { StatsType::Cumulative, "KVM_STATS_TYPE_CUMULATIVE" },
-      { StatsType::Instant, "KVM_STATS_TYPE_INSTANT" },
-      { StatsType::Peak, "KVM_STATS_TYPE_PEAK" },
-      { StatsType::LinearHist, "KVM_STATS_TYPE_LINEAR_HIST" },
-      { StatsType::LogHist, "KVM_STATS_TYPE_LOG_HIST" },
-  } };
+  static constexpr std::string_view family = kernel_name("StatsType", 9);
+  static constexpr EnumEntry<StatsType> entries[5] = {
+      { StatsType::Cumulative, kernel_name("KVM_STATS_TYPE_CUMULATIVE", 25) },
+      { StatsType::Instant, kernel_name("KVM_STATS_TYPE_INSTANT", 22) },
+      { StatsType::Peak, kernel_name("KVM_STATS_TYPE_PEAK", 19) },
+      { StatsType::LinearHist, kernel_name("KVM_STATS_TYPE_LINEAR_HIST", 26) },
+      { StatsType::LogHist, kernel_name("KVM_STATS_TYPE_LOG_HIST", 23) },
+  };
 };
 
 template <>
 struct EnumTraits<StatsUnit> {
-  static constexpr std::string_view family = "StatsUnit";
-  static constexpr std::array<EnumEntry<StatsUnit>, 5> entries{ {
-      { StatsUnit::None, "KVM_STATS_UNIT_NONE" },
-      { StatsUnit::Bytes, "KVM_STATS_UNIT_BYTES" },
-      { StatsUnit::Seconds, "KVM_STATS_UNIT_SECONDS" },
-      { StatsUnit::Cycles, "KVM_STATS_UNIT_CYCLES" },
-      { StatsUnit::Boolean, "KVM_STATS_UNIT_BOOLEAN" },
-  } };
+  static constexpr std::string_view family = kernel_name("StatsUnit", 9);
+  static constexpr EnumEntry<StatsUnit> entries[5] = {
+      { StatsUnit::None, kernel_name("KVM_STATS_UNIT_NONE", 19) },
+      { StatsUnit::Bytes, kernel_name("KVM_STATS_UNIT_BYTES", 20) },
+      { StatsUnit::Seconds, kernel_name("KVM_STATS_UNIT_SECONDS", 22) },
+      { StatsUnit::Cycles, kernel_name("KVM_STATS_UNIT_CYCLES", 21) },
+      { StatsUnit::Boolean, kernel_name("KVM_STATS_UNIT_BOOLEAN", 22) },
+  };
 };
 
 template <>
 struct EnumTraits<StatsBase> {
-  static constexpr std::string_view family = "StatsBase";
-  static constexpr std::array<EnumEntry<StatsBase>, 2> entries{ {
-      { StatsBase::Pow10, "KVM_STATS_BASE_POW10" },
-      { StatsBase::Pow2, "KVM_STATS_BASE_POW2" },
-  } };
+  static constexpr std::string_view family = kernel_name("StatsBase", 9);
+  static constexpr EnumEntry<StatsBase> entries[2] = {
+      { StatsBase::Pow10, kernel_name("KVM_STATS_BASE_POW10", 20) },
+      { StatsBase::Pow2, kernel_name("KVM_STATS_BASE_POW2", 19) },
+  };
 };
 
 template <>
 struct EnumTraits<NestedStateFlags> {
-  static constexpr std::string_view family = "NestedStateFlags";
-  static constexpr std::array<EnumEntry<NestedStateFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("NestedStateFlags", 16);
+  static constexpr EnumEntry<NestedStateFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<NestedStateFormat> {
-  static constexpr std::string_view family = "NestedStateFormat";
-  static constexpr std::array<EnumEntry<NestedStateFormat>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("NestedStateFormat", 17);
+  static constexpr EnumEntry<NestedStateFormat> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<NestedStateSmmFlags> {
-  static constexpr std::string_view family = "NestedStateSmmFlags";
-  static constexpr std::array<EnumEntry<NestedStateSmmFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("NestedStateSmmFlags", 19);
+  static constexpr EnumEntry<NestedStateSmmFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<RunFlags> {
-  static constexpr std::string_view family = "RunFlags";
-  static constexpr std::array<EnumEntry<RunFlags>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("RunFlags", 8);
+  static constexpr EnumEntry<RunFlags> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<ExceptionVector> {
-  static constexpr std::string_view family = "ExceptionVector";
-  static constexpr std::array<EnumEntry<ExceptionVector>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("ExceptionVector", 15);
+  static constexpr EnumEntry<ExceptionVector> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<XenAttrType> {
-  static constexpr std::string_view family = "XenAttrType";
-  static constexpr std::array<EnumEntry<XenAttrType>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("XenAttrType", 11);
+  static constexpr EnumEntry<XenAttrType> entries[0] = {
 
-  } };
+  };
 };
 
 template <>
 struct EnumTraits<XenVcpuAttrType> {
-  static constexpr std::string_view family = "XenVcpuAttrType";
-  static constexpr std::array<EnumEntry<XenVcpuAttrType>, 0> entries{ {
+  static constexpr std::string_view family = kernel_name("XenVcpuAttrType", 15);
+  static constexpr EnumEntry<XenVcpuAttrType> entries[0] = {
 
-  } };
+  };
 };
 
 }  // namespace kvm::abi

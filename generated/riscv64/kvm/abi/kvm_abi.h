@@ -4,6 +4,8 @@
 
 // The riscv64 bindings: constants, structs and ioctl descriptors. Include kvm/abi/names.h as
 // well for the kernel names of constants (to_string, from_string); kvm/kvm.h does both.
+// kvm/abi/ioctl_table.h has the table of all ioctls; kvm/abi/layout.h the layout asserts,
+// which kvm/abi/layout_check.cc compiles once per build.
 #pragma once
 
 #include "kvm/abi/constants.h"

@@ -3,10 +3,14 @@
 // Regenerate with `bazel run //generator:regenerate`; change generator/ or templates/ instead.
 
 // The 66 named structs and unions of linux/kvm.h and asm/kvm.h with the C layout,
-// field for field. Every record is followed by static_asserts of its size, alignment and
-// the offset of every named field, with the values clang computed for the C header
-// (riscv64-linux-gnu). Zero-length and flexible arrays are GNU extensions in C++, accepted by
-// g++ and clang; constructs C++ cannot express are noted where they occur.
+// field for field. Zero-length and flexible arrays are GNU extensions in C++, accepted by g++
+// and clang; constructs C++ cannot express are noted where they occur.
+//
+// The layout asserts (the size, alignment and offset of every named field of every record, as
+// clang computed them for the C header, riscv64-linux-gnu) are in kvm/abi/layout.h, so that they are
+// compiled once per build rather than in every translation unit: kvm/abi/layout_check.cc
+// includes it, and the `kvm_abi` library (Bazel and CMake) compiles that file. A build that
+// vendors these headers compiles layout_check.cc too.
 #pragma once
 
 #include <cstddef>
@@ -25,45 +29,32 @@
 #pragma GCC diagnostic ignored "-Wflexible-array-extensions"
 #pragma GCC diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
 #endif
-#pragma GCC diagnostic ignored "-Winvalid-offsetof"
 
 namespace kvm::abi {
 
 // struct kvm_regs (asm/kvm.h:29): empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted
 struct kvm_regs {
 };
-static_assert(alignof(kvm_regs) == 1, "kvm_regs: alignment differs from C");
-
 
 // struct kvm_fpu (asm/kvm.h:33): empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted
 struct kvm_fpu {
 };
-static_assert(alignof(kvm_fpu) == 1, "kvm_fpu: alignment differs from C");
-
 
 // struct kvm_debug_exit_arch (asm/kvm.h:37): empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted
 struct kvm_debug_exit_arch {
 };
-static_assert(alignof(kvm_debug_exit_arch) == 1, "kvm_debug_exit_arch: alignment differs from C");
-
 
 // struct kvm_guest_debug_arch (asm/kvm.h:41): empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted
 struct kvm_guest_debug_arch {
 };
-static_assert(alignof(kvm_guest_debug_arch) == 1, "kvm_guest_debug_arch: alignment differs from C");
-
 
 // struct kvm_sync_regs (asm/kvm.h:45): empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted
 struct kvm_sync_regs {
 };
-static_assert(alignof(kvm_sync_regs) == 1, "kvm_sync_regs: alignment differs from C");
-
 
 // struct kvm_sregs (asm/kvm.h:49): empty in C (sizeof 0); C++ gives it size 1, so its size is not asserted
 struct kvm_sregs {
 };
-static_assert(alignof(kvm_sregs) == 1, "kvm_sregs: alignment differs from C");
-
 
 // struct kvm_riscv_config (asm/kvm.h:53)
 struct kvm_riscv_config {
@@ -76,16 +67,6 @@ struct kvm_riscv_config {
   std::uint64_t satp_mode;
   std::uint64_t zicbop_block_size;
 };
-static_assert(sizeof(kvm_riscv_config) == 64, "kvm_riscv_config: size differs from C");
-static_assert(alignof(kvm_riscv_config) == 8, "kvm_riscv_config: alignment differs from C");
-static_assert(offsetof(kvm_riscv_config, isa) == 0, "kvm_riscv_config.isa: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, zicbom_block_size) == 8, "kvm_riscv_config.zicbom_block_size: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, mvendorid) == 16, "kvm_riscv_config.mvendorid: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, marchid) == 24, "kvm_riscv_config.marchid: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, mimpid) == 32, "kvm_riscv_config.mimpid: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, zicboz_block_size) == 40, "kvm_riscv_config.zicboz_block_size: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, satp_mode) == 48, "kvm_riscv_config.satp_mode: offset differs from C");
-static_assert(offsetof(kvm_riscv_config, zicbop_block_size) == 56, "kvm_riscv_config.zicbop_block_size: offset differs from C");
 
 // struct user_regs_struct (asm/ptrace.h:25)
 struct user_regs_struct {
@@ -122,50 +103,12 @@ struct user_regs_struct {
   std::uint64_t t5;
   std::uint64_t t6;
 };
-static_assert(sizeof(user_regs_struct) == 256, "user_regs_struct: size differs from C");
-static_assert(alignof(user_regs_struct) == 8, "user_regs_struct: alignment differs from C");
-static_assert(offsetof(user_regs_struct, pc) == 0, "user_regs_struct.pc: offset differs from C");
-static_assert(offsetof(user_regs_struct, ra) == 8, "user_regs_struct.ra: offset differs from C");
-static_assert(offsetof(user_regs_struct, sp) == 16, "user_regs_struct.sp: offset differs from C");
-static_assert(offsetof(user_regs_struct, gp) == 24, "user_regs_struct.gp: offset differs from C");
-static_assert(offsetof(user_regs_struct, tp) == 32, "user_regs_struct.tp: offset differs from C");
-static_assert(offsetof(user_regs_struct, t0) == 40, "user_regs_struct.t0: offset differs from C");
-static_assert(offsetof(user_regs_struct, t1) == 48, "user_regs_struct.t1: offset differs from C");
-static_assert(offsetof(user_regs_struct, t2) == 56, "user_regs_struct.t2: offset differs from C");
-static_assert(offsetof(user_regs_struct, s0) == 64, "user_regs_struct.s0: offset differs from C");
-static_assert(offsetof(user_regs_struct, s1) == 72, "user_regs_struct.s1: offset differs from C");
-static_assert(offsetof(user_regs_struct, a0) == 80, "user_regs_struct.a0: offset differs from C");
-static_assert(offsetof(user_regs_struct, a1) == 88, "user_regs_struct.a1: offset differs from C");
-static_assert(offsetof(user_regs_struct, a2) == 96, "user_regs_struct.a2: offset differs from C");
-static_assert(offsetof(user_regs_struct, a3) == 104, "user_regs_struct.a3: offset differs from C");
-static_assert(offsetof(user_regs_struct, a4) == 112, "user_regs_struct.a4: offset differs from C");
-static_assert(offsetof(user_regs_struct, a5) == 120, "user_regs_struct.a5: offset differs from C");
-static_assert(offsetof(user_regs_struct, a6) == 128, "user_regs_struct.a6: offset differs from C");
-static_assert(offsetof(user_regs_struct, a7) == 136, "user_regs_struct.a7: offset differs from C");
-static_assert(offsetof(user_regs_struct, s2) == 144, "user_regs_struct.s2: offset differs from C");
-static_assert(offsetof(user_regs_struct, s3) == 152, "user_regs_struct.s3: offset differs from C");
-static_assert(offsetof(user_regs_struct, s4) == 160, "user_regs_struct.s4: offset differs from C");
-static_assert(offsetof(user_regs_struct, s5) == 168, "user_regs_struct.s5: offset differs from C");
-static_assert(offsetof(user_regs_struct, s6) == 176, "user_regs_struct.s6: offset differs from C");
-static_assert(offsetof(user_regs_struct, s7) == 184, "user_regs_struct.s7: offset differs from C");
-static_assert(offsetof(user_regs_struct, s8) == 192, "user_regs_struct.s8: offset differs from C");
-static_assert(offsetof(user_regs_struct, s9) == 200, "user_regs_struct.s9: offset differs from C");
-static_assert(offsetof(user_regs_struct, s10) == 208, "user_regs_struct.s10: offset differs from C");
-static_assert(offsetof(user_regs_struct, s11) == 216, "user_regs_struct.s11: offset differs from C");
-static_assert(offsetof(user_regs_struct, t3) == 224, "user_regs_struct.t3: offset differs from C");
-static_assert(offsetof(user_regs_struct, t4) == 232, "user_regs_struct.t4: offset differs from C");
-static_assert(offsetof(user_regs_struct, t5) == 240, "user_regs_struct.t5: offset differs from C");
-static_assert(offsetof(user_regs_struct, t6) == 248, "user_regs_struct.t6: offset differs from C");
 
 // struct kvm_riscv_core (asm/kvm.h:65)
 struct kvm_riscv_core {
   user_regs_struct regs;
   std::uint64_t mode;
 };
-static_assert(sizeof(kvm_riscv_core) == 264, "kvm_riscv_core: size differs from C");
-static_assert(alignof(kvm_riscv_core) == 8, "kvm_riscv_core: alignment differs from C");
-static_assert(offsetof(kvm_riscv_core, regs) == 0, "kvm_riscv_core.regs: offset differs from C");
-static_assert(offsetof(kvm_riscv_core, mode) == 256, "kvm_riscv_core.mode: offset differs from C");
 
 // struct kvm_riscv_csr (asm/kvm.h:75)
 struct kvm_riscv_csr {
@@ -181,19 +124,6 @@ struct kvm_riscv_csr {
   std::uint64_t scounteren;
   std::uint64_t senvcfg;
 };
-static_assert(sizeof(kvm_riscv_csr) == 88, "kvm_riscv_csr: size differs from C");
-static_assert(alignof(kvm_riscv_csr) == 8, "kvm_riscv_csr: alignment differs from C");
-static_assert(offsetof(kvm_riscv_csr, sstatus) == 0, "kvm_riscv_csr.sstatus: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, sie) == 8, "kvm_riscv_csr.sie: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, stvec) == 16, "kvm_riscv_csr.stvec: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, sscratch) == 24, "kvm_riscv_csr.sscratch: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, sepc) == 32, "kvm_riscv_csr.sepc: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, scause) == 40, "kvm_riscv_csr.scause: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, stval) == 48, "kvm_riscv_csr.stval: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, sip) == 56, "kvm_riscv_csr.sip: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, satp) == 64, "kvm_riscv_csr.satp: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, scounteren) == 72, "kvm_riscv_csr.scounteren: offset differs from C");
-static_assert(offsetof(kvm_riscv_csr, senvcfg) == 80, "kvm_riscv_csr.senvcfg: offset differs from C");
 
 // struct kvm_riscv_aia_csr (asm/kvm.h:90)
 struct kvm_riscv_aia_csr {
@@ -205,31 +135,16 @@ struct kvm_riscv_aia_csr {
   std::uint64_t iprio1h;
   std::uint64_t iprio2h;
 };
-static_assert(sizeof(kvm_riscv_aia_csr) == 56, "kvm_riscv_aia_csr: size differs from C");
-static_assert(alignof(kvm_riscv_aia_csr) == 8, "kvm_riscv_aia_csr: alignment differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, siselect) == 0, "kvm_riscv_aia_csr.siselect: offset differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, iprio1) == 8, "kvm_riscv_aia_csr.iprio1: offset differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, iprio2) == 16, "kvm_riscv_aia_csr.iprio2: offset differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, sieh) == 24, "kvm_riscv_aia_csr.sieh: offset differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, siph) == 32, "kvm_riscv_aia_csr.siph: offset differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, iprio1h) == 40, "kvm_riscv_aia_csr.iprio1h: offset differs from C");
-static_assert(offsetof(kvm_riscv_aia_csr, iprio2h) == 48, "kvm_riscv_aia_csr.iprio2h: offset differs from C");
 
 // struct kvm_riscv_smstateen_csr (asm/kvm.h:101)
 struct kvm_riscv_smstateen_csr {
   std::uint64_t sstateen0;
 };
-static_assert(sizeof(kvm_riscv_smstateen_csr) == 8, "kvm_riscv_smstateen_csr: size differs from C");
-static_assert(alignof(kvm_riscv_smstateen_csr) == 8, "kvm_riscv_smstateen_csr: alignment differs from C");
-static_assert(offsetof(kvm_riscv_smstateen_csr, sstateen0) == 0, "kvm_riscv_smstateen_csr.sstateen0: offset differs from C");
 
 // struct kvm_riscv_zicfiss_csr (asm/kvm.h:106)
 struct kvm_riscv_zicfiss_csr {
   std::uint64_t ssp;
 };
-static_assert(sizeof(kvm_riscv_zicfiss_csr) == 8, "kvm_riscv_zicfiss_csr: size differs from C");
-static_assert(alignof(kvm_riscv_zicfiss_csr) == 8, "kvm_riscv_zicfiss_csr: alignment differs from C");
-static_assert(offsetof(kvm_riscv_zicfiss_csr, ssp) == 0, "kvm_riscv_zicfiss_csr.ssp: offset differs from C");
 
 // struct kvm_riscv_timer (asm/kvm.h:111)
 struct kvm_riscv_timer {
@@ -238,22 +153,12 @@ struct kvm_riscv_timer {
   std::uint64_t compare;
   std::uint64_t state;
 };
-static_assert(sizeof(kvm_riscv_timer) == 32, "kvm_riscv_timer: size differs from C");
-static_assert(alignof(kvm_riscv_timer) == 8, "kvm_riscv_timer: alignment differs from C");
-static_assert(offsetof(kvm_riscv_timer, frequency) == 0, "kvm_riscv_timer.frequency: offset differs from C");
-static_assert(offsetof(kvm_riscv_timer, time) == 8, "kvm_riscv_timer.time: offset differs from C");
-static_assert(offsetof(kvm_riscv_timer, compare) == 16, "kvm_riscv_timer.compare: offset differs from C");
-static_assert(offsetof(kvm_riscv_timer, state) == 24, "kvm_riscv_timer.state: offset differs from C");
 
 // struct kvm_riscv_sbi_sta (asm/kvm.h:235)
 struct kvm_riscv_sbi_sta {
   std::uint64_t shmem_lo;
   std::uint64_t shmem_hi;
 };
-static_assert(sizeof(kvm_riscv_sbi_sta) == 16, "kvm_riscv_sbi_sta: size differs from C");
-static_assert(alignof(kvm_riscv_sbi_sta) == 8, "kvm_riscv_sbi_sta: alignment differs from C");
-static_assert(offsetof(kvm_riscv_sbi_sta, shmem_lo) == 0, "kvm_riscv_sbi_sta.shmem_lo: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_sta, shmem_hi) == 8, "kvm_riscv_sbi_sta.shmem_hi: offset differs from C");
 
 // struct kvm_riscv_sbi_fwft_feature (asm/kvm.h:240)
 struct kvm_riscv_sbi_fwft_feature {
@@ -261,11 +166,6 @@ struct kvm_riscv_sbi_fwft_feature {
   std::uint64_t flags;
   std::uint64_t value;
 };
-static_assert(sizeof(kvm_riscv_sbi_fwft_feature) == 24, "kvm_riscv_sbi_fwft_feature: size differs from C");
-static_assert(alignof(kvm_riscv_sbi_fwft_feature) == 8, "kvm_riscv_sbi_fwft_feature: alignment differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft_feature, enable) == 0, "kvm_riscv_sbi_fwft_feature.enable: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft_feature, flags) == 8, "kvm_riscv_sbi_fwft_feature.flags: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft_feature, value) == 16, "kvm_riscv_sbi_fwft_feature.value: offset differs from C");
 
 // struct kvm_riscv_sbi_fwft (asm/kvm.h:247)
 struct kvm_riscv_sbi_fwft {
@@ -275,13 +175,6 @@ struct kvm_riscv_sbi_fwft {
   kvm_riscv_sbi_fwft_feature landing_pad;
   kvm_riscv_sbi_fwft_feature shadow_stack;
 };
-static_assert(sizeof(kvm_riscv_sbi_fwft) == 120, "kvm_riscv_sbi_fwft: size differs from C");
-static_assert(alignof(kvm_riscv_sbi_fwft) == 8, "kvm_riscv_sbi_fwft: alignment differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft, misaligned_deleg) == 0, "kvm_riscv_sbi_fwft.misaligned_deleg: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft, pointer_masking) == 24, "kvm_riscv_sbi_fwft.pointer_masking: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft, pte_ad_hw_updating) == 48, "kvm_riscv_sbi_fwft.pte_ad_hw_updating: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft, landing_pad) == 72, "kvm_riscv_sbi_fwft.landing_pad: offset differs from C");
-static_assert(offsetof(kvm_riscv_sbi_fwft, shadow_stack) == 96, "kvm_riscv_sbi_fwft.shadow_stack: offset differs from C");
 
 // struct kvm_userspace_memory_region (linux/kvm.h:27)
 struct kvm_userspace_memory_region {
@@ -291,13 +184,6 @@ struct kvm_userspace_memory_region {
   std::uint64_t memory_size;
   std::uint64_t userspace_addr;
 };
-static_assert(sizeof(kvm_userspace_memory_region) == 32, "kvm_userspace_memory_region: size differs from C");
-static_assert(alignof(kvm_userspace_memory_region) == 8, "kvm_userspace_memory_region: alignment differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, slot) == 0, "kvm_userspace_memory_region.slot: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, flags) == 4, "kvm_userspace_memory_region.flags: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, guest_phys_addr) == 8, "kvm_userspace_memory_region.guest_phys_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, memory_size) == 16, "kvm_userspace_memory_region.memory_size: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, userspace_addr) == 24, "kvm_userspace_memory_region.userspace_addr: offset differs from C");
 
 // struct kvm_userspace_memory_region2 (linux/kvm.h:36)
 struct kvm_userspace_memory_region2 {
@@ -311,17 +197,6 @@ struct kvm_userspace_memory_region2 {
   std::uint32_t pad1;
   std::uint64_t pad2[14];
 };
-static_assert(sizeof(kvm_userspace_memory_region2) == 160, "kvm_userspace_memory_region2: size differs from C");
-static_assert(alignof(kvm_userspace_memory_region2) == 8, "kvm_userspace_memory_region2: alignment differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, slot) == 0, "kvm_userspace_memory_region2.slot: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, flags) == 4, "kvm_userspace_memory_region2.flags: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_phys_addr) == 8, "kvm_userspace_memory_region2.guest_phys_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, memory_size) == 16, "kvm_userspace_memory_region2.memory_size: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, userspace_addr) == 24, "kvm_userspace_memory_region2.userspace_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_memfd_offset) == 32, "kvm_userspace_memory_region2.guest_memfd_offset: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_memfd) == 40, "kvm_userspace_memory_region2.guest_memfd: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, pad1) == 44, "kvm_userspace_memory_region2.pad1: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, pad2) == 48, "kvm_userspace_memory_region2.pad2: offset differs from C");
 
 // struct kvm_irq_level (linux/kvm.h:58)
 struct kvm_irq_level {
@@ -331,11 +206,6 @@ struct kvm_irq_level {
   };
   std::uint32_t level;
 };
-static_assert(sizeof(kvm_irq_level) == 8, "kvm_irq_level: size differs from C");
-static_assert(alignof(kvm_irq_level) == 4, "kvm_irq_level: alignment differs from C");
-static_assert(offsetof(kvm_irq_level, irq) == 0, "kvm_irq_level.irq: offset differs from C");
-static_assert(offsetof(kvm_irq_level, status) == 0, "kvm_irq_level.status: offset differs from C");
-static_assert(offsetof(kvm_irq_level, level) == 4, "kvm_irq_level.level: offset differs from C");
 
 // struct kvm_irqchip (linux/kvm.h:73)
 struct kvm_irqchip {
@@ -345,22 +215,12 @@ struct kvm_irqchip {
     char dummy[512];
   } chip;
 };
-static_assert(sizeof(kvm_irqchip) == 520, "kvm_irqchip: size differs from C");
-static_assert(alignof(kvm_irqchip) == 4, "kvm_irqchip: alignment differs from C");
-static_assert(offsetof(kvm_irqchip, chip_id) == 0, "kvm_irqchip.chip_id: offset differs from C");
-static_assert(offsetof(kvm_irqchip, pad) == 4, "kvm_irqchip.pad: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip) == 8, "kvm_irqchip.chip: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip.dummy) == 8, "kvm_irqchip.chip.dummy: offset differs from C");
 
 // struct kvm_pit_config (linux/kvm.h:88)
 struct kvm_pit_config {
   std::uint32_t flags;
   std::uint32_t pad[15];
 };
-static_assert(sizeof(kvm_pit_config) == 64, "kvm_pit_config: size differs from C");
-static_assert(alignof(kvm_pit_config) == 4, "kvm_pit_config: alignment differs from C");
-static_assert(offsetof(kvm_pit_config, flags) == 0, "kvm_pit_config.flags: offset differs from C");
-static_assert(offsetof(kvm_pit_config, pad) == 4, "kvm_pit_config.pad: offset differs from C");
 
 // struct kvm_hyperv_exit (linux/kvm.h:95)
 struct kvm_hyperv_exit {
@@ -390,29 +250,6 @@ struct kvm_hyperv_exit {
     } syndbg;
   } u;
 };
-static_assert(sizeof(kvm_hyperv_exit) == 56, "kvm_hyperv_exit: size differs from C");
-static_assert(alignof(kvm_hyperv_exit) == 8, "kvm_hyperv_exit: alignment differs from C");
-static_assert(offsetof(kvm_hyperv_exit, type) == 0, "kvm_hyperv_exit.type: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, pad1) == 4, "kvm_hyperv_exit.pad1: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u) == 8, "kvm_hyperv_exit.u: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic) == 8, "kvm_hyperv_exit.u.synic: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.msr) == 8, "kvm_hyperv_exit.u.synic.msr: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.pad2) == 12, "kvm_hyperv_exit.u.synic.pad2: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.control) == 16, "kvm_hyperv_exit.u.synic.control: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.evt_page) == 24, "kvm_hyperv_exit.u.synic.evt_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.msg_page) == 32, "kvm_hyperv_exit.u.synic.msg_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall) == 8, "kvm_hyperv_exit.u.hcall: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.input) == 8, "kvm_hyperv_exit.u.hcall.input: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.result) == 16, "kvm_hyperv_exit.u.hcall.result: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.params) == 24, "kvm_hyperv_exit.u.hcall.params: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg) == 8, "kvm_hyperv_exit.u.syndbg: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.msr) == 8, "kvm_hyperv_exit.u.syndbg.msr: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.pad2) == 12, "kvm_hyperv_exit.u.syndbg.pad2: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.control) == 16, "kvm_hyperv_exit.u.syndbg.control: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.status) == 24, "kvm_hyperv_exit.u.syndbg.status: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.send_page) == 32, "kvm_hyperv_exit.u.syndbg.send_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.recv_page) == 40, "kvm_hyperv_exit.u.syndbg.recv_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.pending_page) == 48, "kvm_hyperv_exit.u.syndbg.pending_page: offset differs from C");
 
 // struct kvm_xen_exit (linux/kvm.h:126)
 struct kvm_xen_exit {
@@ -427,16 +264,6 @@ struct kvm_xen_exit {
     } hcall;
   } u;
 };
-static_assert(sizeof(kvm_xen_exit) == 80, "kvm_xen_exit: size differs from C");
-static_assert(alignof(kvm_xen_exit) == 8, "kvm_xen_exit: alignment differs from C");
-static_assert(offsetof(kvm_xen_exit, type) == 0, "kvm_xen_exit.type: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u) == 8, "kvm_xen_exit.u: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall) == 8, "kvm_xen_exit.u.hcall: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.longmode) == 8, "kvm_xen_exit.u.hcall.longmode: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.cpl) == 12, "kvm_xen_exit.u.hcall.cpl: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.input) == 16, "kvm_xen_exit.u.hcall.input: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.result) == 24, "kvm_xen_exit.u.hcall.result: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.params) == 32, "kvm_xen_exit.u.hcall.params: offset differs from C");
 
 // struct kvm_exit_snp_req_certs (linux/kvm.h:140)
 struct kvm_exit_snp_req_certs {
@@ -444,11 +271,6 @@ struct kvm_exit_snp_req_certs {
   std::uint64_t npages;
   std::uint64_t ret;
 };
-static_assert(sizeof(kvm_exit_snp_req_certs) == 24, "kvm_exit_snp_req_certs: size differs from C");
-static_assert(alignof(kvm_exit_snp_req_certs) == 8, "kvm_exit_snp_req_certs: alignment differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, gpa) == 0, "kvm_exit_snp_req_certs.gpa: offset differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, npages) == 8, "kvm_exit_snp_req_certs.npages: offset differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, ret) == 16, "kvm_exit_snp_req_certs.ret: offset differs from C");
 
 // struct kvm_run (linux/kvm.h:217)
 struct kvm_run {
@@ -654,162 +476,6 @@ struct kvm_run {
     char padding[2048];
   } s;
 };
-static_assert(sizeof(kvm_run) == 2352, "kvm_run: size differs from C");
-static_assert(alignof(kvm_run) == 8, "kvm_run: alignment differs from C");
-static_assert(offsetof(kvm_run, request_interrupt_window) == 0, "kvm_run.request_interrupt_window: offset differs from C");
-static_assert(offsetof(kvm_run, immediate_exit) == 1, "kvm_run.immediate_exit: offset differs from C");
-static_assert(offsetof(kvm_run, padding1) == 2, "kvm_run.padding1: offset differs from C");
-static_assert(offsetof(kvm_run, exit_reason) == 8, "kvm_run.exit_reason: offset differs from C");
-static_assert(offsetof(kvm_run, ready_for_interrupt_injection) == 12, "kvm_run.ready_for_interrupt_injection: offset differs from C");
-static_assert(offsetof(kvm_run, if_flag) == 13, "kvm_run.if_flag: offset differs from C");
-static_assert(offsetof(kvm_run, flags) == 14, "kvm_run.flags: offset differs from C");
-static_assert(offsetof(kvm_run, cr8) == 16, "kvm_run.cr8: offset differs from C");
-static_assert(offsetof(kvm_run, apic_base) == 24, "kvm_run.apic_base: offset differs from C");
-static_assert(offsetof(kvm_run, hw) == 32, "kvm_run.hw: offset differs from C");
-static_assert(offsetof(kvm_run, hw.hardware_exit_reason) == 32, "kvm_run.hw.hardware_exit_reason: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry) == 32, "kvm_run.fail_entry: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry.hardware_entry_failure_reason) == 32, "kvm_run.fail_entry.hardware_entry_failure_reason: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry.cpu) == 40, "kvm_run.fail_entry.cpu: offset differs from C");
-static_assert(offsetof(kvm_run, ex) == 32, "kvm_run.ex: offset differs from C");
-static_assert(offsetof(kvm_run, ex.exception) == 32, "kvm_run.ex.exception: offset differs from C");
-static_assert(offsetof(kvm_run, ex.error_code) == 36, "kvm_run.ex.error_code: offset differs from C");
-static_assert(offsetof(kvm_run, io) == 32, "kvm_run.io: offset differs from C");
-static_assert(offsetof(kvm_run, io.direction) == 32, "kvm_run.io.direction: offset differs from C");
-static_assert(offsetof(kvm_run, io.size) == 33, "kvm_run.io.size: offset differs from C");
-static_assert(offsetof(kvm_run, io.port) == 34, "kvm_run.io.port: offset differs from C");
-static_assert(offsetof(kvm_run, io.count) == 36, "kvm_run.io.count: offset differs from C");
-static_assert(offsetof(kvm_run, io.data_offset) == 40, "kvm_run.io.data_offset: offset differs from C");
-static_assert(offsetof(kvm_run, debug) == 32, "kvm_run.debug: offset differs from C");
-static_assert(offsetof(kvm_run, mmio) == 32, "kvm_run.mmio: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.phys_addr) == 32, "kvm_run.mmio.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.data) == 40, "kvm_run.mmio.data: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.len) == 48, "kvm_run.mmio.len: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.is_write) == 52, "kvm_run.mmio.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io) == 32, "kvm_run.iocsr_io: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.phys_addr) == 32, "kvm_run.iocsr_io.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.data) == 40, "kvm_run.iocsr_io.data: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.len) == 48, "kvm_run.iocsr_io.len: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.is_write) == 52, "kvm_run.iocsr_io.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall) == 32, "kvm_run.hypercall: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.nr) == 32, "kvm_run.hypercall.nr: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.args) == 40, "kvm_run.hypercall.args: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.ret) == 88, "kvm_run.hypercall.ret: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.longmode) == 96, "kvm_run.hypercall.longmode: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.flags) == 96, "kvm_run.hypercall.flags: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access) == 32, "kvm_run.tpr_access: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.rip) == 32, "kvm_run.tpr_access.rip: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.is_write) == 40, "kvm_run.tpr_access.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.pad) == 44, "kvm_run.tpr_access.pad: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic) == 32, "kvm_run.s390_sieic: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.icptcode) == 32, "kvm_run.s390_sieic.icptcode: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.ipa) == 34, "kvm_run.s390_sieic.ipa: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.ipb) == 36, "kvm_run.s390_sieic.ipb: offset differs from C");
-static_assert(offsetof(kvm_run, s390_reset_flags) == 32, "kvm_run.s390_reset_flags: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol) == 32, "kvm_run.s390_ucontrol: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol.trans_exc_code) == 32, "kvm_run.s390_ucontrol.trans_exc_code: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol.pgm_code) == 40, "kvm_run.s390_ucontrol.pgm_code: offset differs from C");
-static_assert(offsetof(kvm_run, dcr) == 32, "kvm_run.dcr: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.dcrn) == 32, "kvm_run.dcr.dcrn: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.data) == 36, "kvm_run.dcr.data: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.is_write) == 40, "kvm_run.dcr.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, internal) == 32, "kvm_run.internal: offset differs from C");
-static_assert(offsetof(kvm_run, internal.suberror) == 32, "kvm_run.internal.suberror: offset differs from C");
-static_assert(offsetof(kvm_run, internal.ndata) == 36, "kvm_run.internal.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, internal.data) == 40, "kvm_run.internal.data: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure) == 32, "kvm_run.emulation_failure: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.suberror) == 32, "kvm_run.emulation_failure.suberror: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.ndata) == 36, "kvm_run.emulation_failure.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.flags) == 40, "kvm_run.emulation_failure.flags: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.insn_size) == 48, "kvm_run.emulation_failure.insn_size: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.insn_bytes) == 49, "kvm_run.emulation_failure.insn_bytes: offset differs from C");
-static_assert(offsetof(kvm_run, osi) == 32, "kvm_run.osi: offset differs from C");
-static_assert(offsetof(kvm_run, osi.gprs) == 32, "kvm_run.osi.gprs: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall) == 32, "kvm_run.papr_hcall: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.nr) == 32, "kvm_run.papr_hcall.nr: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.ret) == 40, "kvm_run.papr_hcall.ret: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.args) == 48, "kvm_run.papr_hcall.args: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch) == 32, "kvm_run.s390_tsch: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.subchannel_id) == 32, "kvm_run.s390_tsch.subchannel_id: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.subchannel_nr) == 34, "kvm_run.s390_tsch.subchannel_nr: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.io_int_parm) == 36, "kvm_run.s390_tsch.io_int_parm: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.io_int_word) == 40, "kvm_run.s390_tsch.io_int_word: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.ipb) == 44, "kvm_run.s390_tsch.ipb: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.dequeued) == 48, "kvm_run.s390_tsch.dequeued: offset differs from C");
-static_assert(offsetof(kvm_run, epr) == 32, "kvm_run.epr: offset differs from C");
-static_assert(offsetof(kvm_run, epr.epr) == 32, "kvm_run.epr.epr: offset differs from C");
-static_assert(offsetof(kvm_run, system_event) == 32, "kvm_run.system_event: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.type) == 32, "kvm_run.system_event.type: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.ndata) == 36, "kvm_run.system_event.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.flags) == 40, "kvm_run.system_event.flags: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.data) == 40, "kvm_run.system_event.data: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi) == 32, "kvm_run.s390_stsi: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.addr) == 32, "kvm_run.s390_stsi.addr: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.ar) == 40, "kvm_run.s390_stsi.ar: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.reserved) == 41, "kvm_run.s390_stsi.reserved: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.fc) == 42, "kvm_run.s390_stsi.fc: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.sel1) == 43, "kvm_run.s390_stsi.sel1: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.sel2) == 44, "kvm_run.s390_stsi.sel2: offset differs from C");
-static_assert(offsetof(kvm_run, eoi) == 32, "kvm_run.eoi: offset differs from C");
-static_assert(offsetof(kvm_run, eoi.vector) == 32, "kvm_run.eoi.vector: offset differs from C");
-static_assert(offsetof(kvm_run, hyperv) == 32, "kvm_run.hyperv: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv) == 32, "kvm_run.arm_nisv: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv.esr_iss) == 32, "kvm_run.arm_nisv.esr_iss: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv.fault_ipa) == 40, "kvm_run.arm_nisv.fault_ipa: offset differs from C");
-static_assert(offsetof(kvm_run, msr) == 32, "kvm_run.msr: offset differs from C");
-static_assert(offsetof(kvm_run, msr.error) == 32, "kvm_run.msr.error: offset differs from C");
-static_assert(offsetof(kvm_run, msr.pad) == 33, "kvm_run.msr.pad: offset differs from C");
-static_assert(offsetof(kvm_run, msr.reason) == 40, "kvm_run.msr.reason: offset differs from C");
-static_assert(offsetof(kvm_run, msr.index) == 44, "kvm_run.msr.index: offset differs from C");
-static_assert(offsetof(kvm_run, msr.data) == 48, "kvm_run.msr.data: offset differs from C");
-static_assert(offsetof(kvm_run, xen) == 32, "kvm_run.xen: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi) == 32, "kvm_run.riscv_sbi: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.extension_id) == 32, "kvm_run.riscv_sbi.extension_id: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.function_id) == 40, "kvm_run.riscv_sbi.function_id: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.args) == 48, "kvm_run.riscv_sbi.args: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.ret) == 96, "kvm_run.riscv_sbi.ret: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr) == 32, "kvm_run.riscv_csr: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.csr_num) == 32, "kvm_run.riscv_csr.csr_num: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.new_value) == 40, "kvm_run.riscv_csr.new_value: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.write_mask) == 48, "kvm_run.riscv_csr.write_mask: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.ret_value) == 56, "kvm_run.riscv_csr.ret_value: offset differs from C");
-static_assert(offsetof(kvm_run, notify) == 32, "kvm_run.notify: offset differs from C");
-static_assert(offsetof(kvm_run, notify.flags) == 32, "kvm_run.notify.flags: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault) == 32, "kvm_run.memory_fault: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.flags) == 32, "kvm_run.memory_fault.flags: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.gpa) == 40, "kvm_run.memory_fault.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.size) == 48, "kvm_run.memory_fault.size: offset differs from C");
-static_assert(offsetof(kvm_run, tdx) == 32, "kvm_run.tdx: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.flags) == 32, "kvm_run.tdx.flags: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.nr) == 40, "kvm_run.tdx.nr: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown) == 48, "kvm_run.tdx.unknown: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown.ret) == 48, "kvm_run.tdx.unknown.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown.data) == 56, "kvm_run.tdx.unknown.data: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote) == 48, "kvm_run.tdx.get_quote: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.ret) == 48, "kvm_run.tdx.get_quote.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.gpa) == 56, "kvm_run.tdx.get_quote.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.size) == 64, "kvm_run.tdx.get_quote.size: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info) == 48, "kvm_run.tdx.get_tdvmcall_info: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.ret) == 48, "kvm_run.tdx.get_tdvmcall_info.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.leaf) == 56, "kvm_run.tdx.get_tdvmcall_info.leaf: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r11) == 64, "kvm_run.tdx.get_tdvmcall_info.r11: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r12) == 72, "kvm_run.tdx.get_tdvmcall_info.r12: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r13) == 80, "kvm_run.tdx.get_tdvmcall_info.r13: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r14) == 88, "kvm_run.tdx.get_tdvmcall_info.r14: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify) == 48, "kvm_run.tdx.setup_event_notify: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify.ret) == 48, "kvm_run.tdx.setup_event_notify.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify.vector) == 56, "kvm_run.tdx.setup_event_notify.vector: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea) == 32, "kvm_run.arm_sea: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.flags) == 32, "kvm_run.arm_sea.flags: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.esr) == 40, "kvm_run.arm_sea.esr: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.gva) == 48, "kvm_run.arm_sea.gva: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.gpa) == 56, "kvm_run.arm_sea.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, snp_req_certs) == 32, "kvm_run.snp_req_certs: offset differs from C");
-static_assert(offsetof(kvm_run, padding) == 32, "kvm_run.padding: offset differs from C");
-static_assert(offsetof(kvm_run, kvm_valid_regs) == 288, "kvm_run.kvm_valid_regs: offset differs from C");
-static_assert(offsetof(kvm_run, kvm_dirty_regs) == 296, "kvm_run.kvm_dirty_regs: offset differs from C");
-static_assert(offsetof(kvm_run, s) == 304, "kvm_run.s: offset differs from C");
-static_assert(offsetof(kvm_run, s.regs) == 304, "kvm_run.s.regs: offset differs from C");
-static_assert(offsetof(kvm_run, s.padding) == 304, "kvm_run.s.padding: offset differs from C");
 
 // struct kvm_coalesced_mmio_zone (linux/kvm.h:514)
 struct kvm_coalesced_mmio_zone {
@@ -820,12 +486,6 @@ struct kvm_coalesced_mmio_zone {
     std::uint32_t pio;
   };
 };
-static_assert(sizeof(kvm_coalesced_mmio_zone) == 16, "kvm_coalesced_mmio_zone: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio_zone) == 8, "kvm_coalesced_mmio_zone: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, addr) == 0, "kvm_coalesced_mmio_zone.addr: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, size) == 8, "kvm_coalesced_mmio_zone.size: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, pad) == 12, "kvm_coalesced_mmio_zone.pad: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, pio) == 12, "kvm_coalesced_mmio_zone.pio: offset differs from C");
 
 // struct kvm_coalesced_mmio (linux/kvm.h:523)
 struct kvm_coalesced_mmio {
@@ -837,13 +497,6 @@ struct kvm_coalesced_mmio {
   };
   std::uint8_t data[8];
 };
-static_assert(sizeof(kvm_coalesced_mmio) == 24, "kvm_coalesced_mmio: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio) == 8, "kvm_coalesced_mmio: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, phys_addr) == 0, "kvm_coalesced_mmio.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, len) == 8, "kvm_coalesced_mmio.len: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, pad) == 12, "kvm_coalesced_mmio.pad: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, pio) == 12, "kvm_coalesced_mmio.pio: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, data) == 16, "kvm_coalesced_mmio.data: offset differs from C");
 
 // struct kvm_coalesced_mmio_ring (linux/kvm.h:533)
 struct kvm_coalesced_mmio_ring {
@@ -852,11 +505,6 @@ struct kvm_coalesced_mmio_ring {
   // __empty_coalesced_mmio: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_coalesced_mmio coalesced_mmio[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, first) == 0, "kvm_coalesced_mmio_ring.first: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, last) == 4, "kvm_coalesced_mmio_ring.last: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, coalesced_mmio) == 8, "kvm_coalesced_mmio_ring.coalesced_mmio: offset differs from C");
 
 // struct kvm_translation (linux/kvm.h:543)
 struct kvm_translation {
@@ -867,22 +515,11 @@ struct kvm_translation {
   std::uint8_t usermode;
   std::uint8_t pad[5];
 };
-static_assert(sizeof(kvm_translation) == 24, "kvm_translation: size differs from C");
-static_assert(alignof(kvm_translation) == 8, "kvm_translation: alignment differs from C");
-static_assert(offsetof(kvm_translation, linear_address) == 0, "kvm_translation.linear_address: offset differs from C");
-static_assert(offsetof(kvm_translation, physical_address) == 8, "kvm_translation.physical_address: offset differs from C");
-static_assert(offsetof(kvm_translation, valid) == 16, "kvm_translation.valid: offset differs from C");
-static_assert(offsetof(kvm_translation, writeable) == 17, "kvm_translation.writeable: offset differs from C");
-static_assert(offsetof(kvm_translation, usermode) == 18, "kvm_translation.usermode: offset differs from C");
-static_assert(offsetof(kvm_translation, pad) == 19, "kvm_translation.pad: offset differs from C");
 
 // struct kvm_interrupt (linux/kvm.h:556)
 struct kvm_interrupt {
   std::uint32_t irq;
 };
-static_assert(sizeof(kvm_interrupt) == 4, "kvm_interrupt: size differs from C");
-static_assert(alignof(kvm_interrupt) == 4, "kvm_interrupt: alignment differs from C");
-static_assert(offsetof(kvm_interrupt, irq) == 0, "kvm_interrupt.irq: offset differs from C");
 
 // struct kvm_dirty_log (linux/kvm.h:562)
 struct kvm_dirty_log {
@@ -893,12 +530,6 @@ struct kvm_dirty_log {
     std::uint64_t padding2;
   };
 };
-static_assert(sizeof(kvm_dirty_log) == 16, "kvm_dirty_log: size differs from C");
-static_assert(alignof(kvm_dirty_log) == 8, "kvm_dirty_log: alignment differs from C");
-static_assert(offsetof(kvm_dirty_log, slot) == 0, "kvm_dirty_log.slot: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, padding1) == 4, "kvm_dirty_log.padding1: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, dirty_bitmap) == 8, "kvm_dirty_log.dirty_bitmap: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, padding2) == 8, "kvm_dirty_log.padding2: offset differs from C");
 
 // struct kvm_clear_dirty_log (linux/kvm.h:572)
 struct kvm_clear_dirty_log {
@@ -910,13 +541,6 @@ struct kvm_clear_dirty_log {
     std::uint64_t padding2;
   };
 };
-static_assert(sizeof(kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log: size differs from C");
-static_assert(alignof(kvm_clear_dirty_log) == 8, "kvm_clear_dirty_log: alignment differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, slot) == 0, "kvm_clear_dirty_log.slot: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, num_pages) == 4, "kvm_clear_dirty_log.num_pages: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, first_page) == 8, "kvm_clear_dirty_log.first_page: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, dirty_bitmap) == 16, "kvm_clear_dirty_log.dirty_bitmap: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, padding2) == 16, "kvm_clear_dirty_log.padding2: offset differs from C");
 
 // struct kvm_signal_mask (linux/kvm.h:583)
 struct kvm_signal_mask {
@@ -924,10 +548,6 @@ struct kvm_signal_mask {
   // __empty_sigset: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint8_t sigset[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_signal_mask) == 4, "kvm_signal_mask: size differs from C");
-static_assert(alignof(kvm_signal_mask) == 4, "kvm_signal_mask: alignment differs from C");
-static_assert(offsetof(kvm_signal_mask, len) == 0, "kvm_signal_mask.len: offset differs from C");
-static_assert(offsetof(kvm_signal_mask, sigset) == 4, "kvm_signal_mask.sigset: offset differs from C");
 
 // struct kvm_tpr_access_ctl (linux/kvm.h:589)
 struct kvm_tpr_access_ctl {
@@ -935,27 +555,16 @@ struct kvm_tpr_access_ctl {
   std::uint32_t flags;
   std::uint32_t reserved[8];
 };
-static_assert(sizeof(kvm_tpr_access_ctl) == 40, "kvm_tpr_access_ctl: size differs from C");
-static_assert(alignof(kvm_tpr_access_ctl) == 4, "kvm_tpr_access_ctl: alignment differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, enabled) == 0, "kvm_tpr_access_ctl.enabled: offset differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, flags) == 4, "kvm_tpr_access_ctl.flags: offset differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, reserved) == 8, "kvm_tpr_access_ctl.reserved: offset differs from C");
 
 // struct kvm_vapic_addr (linux/kvm.h:596)
 struct kvm_vapic_addr {
   std::uint64_t vapic_addr;
 };
-static_assert(sizeof(kvm_vapic_addr) == 8, "kvm_vapic_addr: size differs from C");
-static_assert(alignof(kvm_vapic_addr) == 8, "kvm_vapic_addr: alignment differs from C");
-static_assert(offsetof(kvm_vapic_addr, vapic_addr) == 0, "kvm_vapic_addr.vapic_addr: offset differs from C");
 
 // struct kvm_mp_state (linux/kvm.h:615)
 struct kvm_mp_state {
   std::uint32_t mp_state;
 };
-static_assert(sizeof(kvm_mp_state) == 4, "kvm_mp_state: size differs from C");
-static_assert(alignof(kvm_mp_state) == 4, "kvm_mp_state: alignment differs from C");
-static_assert(offsetof(kvm_mp_state, mp_state) == 0, "kvm_mp_state.mp_state: offset differs from C");
 
 // struct kvm_guest_debug (linux/kvm.h:624)
 struct kvm_guest_debug {
@@ -963,10 +572,6 @@ struct kvm_guest_debug {
   std::uint32_t pad;
   // arch: member of an empty struct type: zero-sized in C, impossible in C++; omitted
 };
-static_assert(sizeof(kvm_guest_debug) == 8, "kvm_guest_debug: size differs from C");
-static_assert(alignof(kvm_guest_debug) == 4, "kvm_guest_debug: alignment differs from C");
-static_assert(offsetof(kvm_guest_debug, control) == 0, "kvm_guest_debug.control: offset differs from C");
-static_assert(offsetof(kvm_guest_debug, pad) == 4, "kvm_guest_debug.pad: offset differs from C");
 
 // struct kvm_ioeventfd (linux/kvm.h:647)
 struct kvm_ioeventfd {
@@ -977,14 +582,6 @@ struct kvm_ioeventfd {
   std::uint32_t flags;
   std::uint8_t pad[36];
 };
-static_assert(sizeof(kvm_ioeventfd) == 64, "kvm_ioeventfd: size differs from C");
-static_assert(alignof(kvm_ioeventfd) == 8, "kvm_ioeventfd: alignment differs from C");
-static_assert(offsetof(kvm_ioeventfd, datamatch) == 0, "kvm_ioeventfd.datamatch: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, addr) == 8, "kvm_ioeventfd.addr: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, len) == 16, "kvm_ioeventfd.len: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, fd) == 20, "kvm_ioeventfd.fd: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, flags) == 24, "kvm_ioeventfd.flags: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, pad) == 28, "kvm_ioeventfd.pad: offset differs from C");
 
 // struct kvm_enable_cap (linux/kvm.h:663)
 struct kvm_enable_cap {
@@ -993,22 +590,12 @@ struct kvm_enable_cap {
   std::uint64_t args[4];
   std::uint8_t pad[64];
 };
-static_assert(sizeof(kvm_enable_cap) == 104, "kvm_enable_cap: size differs from C");
-static_assert(alignof(kvm_enable_cap) == 8, "kvm_enable_cap: alignment differs from C");
-static_assert(offsetof(kvm_enable_cap, cap) == 0, "kvm_enable_cap.cap: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, flags) == 4, "kvm_enable_cap.flags: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, args) == 8, "kvm_enable_cap.args: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, pad) == 40, "kvm_enable_cap.pad: offset differs from C");
 
 // struct kvm_irq_routing_irqchip (linux/kvm.h:992)
 struct kvm_irq_routing_irqchip {
   std::uint32_t irqchip;
   std::uint32_t pin;
 };
-static_assert(sizeof(kvm_irq_routing_irqchip) == 8, "kvm_irq_routing_irqchip: size differs from C");
-static_assert(alignof(kvm_irq_routing_irqchip) == 4, "kvm_irq_routing_irqchip: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_irqchip, irqchip) == 0, "kvm_irq_routing_irqchip.irqchip: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_irqchip, pin) == 4, "kvm_irq_routing_irqchip.pin: offset differs from C");
 
 // struct kvm_irq_routing_msi (linux/kvm.h:997)
 struct kvm_irq_routing_msi {
@@ -1020,13 +607,6 @@ struct kvm_irq_routing_msi {
     std::uint32_t devid;
   };
 };
-static_assert(sizeof(kvm_irq_routing_msi) == 16, "kvm_irq_routing_msi: size differs from C");
-static_assert(alignof(kvm_irq_routing_msi) == 4, "kvm_irq_routing_msi: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, address_lo) == 0, "kvm_irq_routing_msi.address_lo: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, address_hi) == 4, "kvm_irq_routing_msi.address_hi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, data) == 8, "kvm_irq_routing_msi.data: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, pad) == 12, "kvm_irq_routing_msi.pad: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, devid) == 12, "kvm_irq_routing_msi.devid: offset differs from C");
 
 // struct kvm_irq_routing_s390_adapter (linux/kvm.h:1007)
 struct kvm_irq_routing_s390_adapter {
@@ -1036,23 +616,12 @@ struct kvm_irq_routing_s390_adapter {
   std::uint32_t summary_offset;
   std::uint32_t adapter_id;
 };
-static_assert(sizeof(kvm_irq_routing_s390_adapter) == 32, "kvm_irq_routing_s390_adapter: size differs from C");
-static_assert(alignof(kvm_irq_routing_s390_adapter) == 8, "kvm_irq_routing_s390_adapter: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, ind_addr) == 0, "kvm_irq_routing_s390_adapter.ind_addr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, summary_addr) == 8, "kvm_irq_routing_s390_adapter.summary_addr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, ind_offset) == 16, "kvm_irq_routing_s390_adapter.ind_offset: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, summary_offset) == 24, "kvm_irq_routing_s390_adapter.summary_offset: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, adapter_id) == 28, "kvm_irq_routing_s390_adapter.adapter_id: offset differs from C");
 
 // struct kvm_irq_routing_hv_sint (linux/kvm.h:1015)
 struct kvm_irq_routing_hv_sint {
   std::uint32_t vcpu;
   std::uint32_t sint;
 };
-static_assert(sizeof(kvm_irq_routing_hv_sint) == 8, "kvm_irq_routing_hv_sint: size differs from C");
-static_assert(alignof(kvm_irq_routing_hv_sint) == 4, "kvm_irq_routing_hv_sint: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_hv_sint, vcpu) == 0, "kvm_irq_routing_hv_sint.vcpu: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_hv_sint, sint) == 4, "kvm_irq_routing_hv_sint.sint: offset differs from C");
 
 // struct kvm_irq_routing_xen_evtchn (linux/kvm.h:1020)
 struct kvm_irq_routing_xen_evtchn {
@@ -1060,11 +629,6 @@ struct kvm_irq_routing_xen_evtchn {
   std::uint32_t vcpu;
   std::uint32_t priority;
 };
-static_assert(sizeof(kvm_irq_routing_xen_evtchn) == 12, "kvm_irq_routing_xen_evtchn: size differs from C");
-static_assert(alignof(kvm_irq_routing_xen_evtchn) == 4, "kvm_irq_routing_xen_evtchn: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, port) == 0, "kvm_irq_routing_xen_evtchn.port: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, vcpu) == 4, "kvm_irq_routing_xen_evtchn.vcpu: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, priority) == 8, "kvm_irq_routing_xen_evtchn.priority: offset differs from C");
 
 // struct kvm_irq_routing_entry (linux/kvm.h:1035)
 struct kvm_irq_routing_entry {
@@ -1081,19 +645,6 @@ struct kvm_irq_routing_entry {
     std::uint32_t pad[8];
   } u;
 };
-static_assert(sizeof(kvm_irq_routing_entry) == 48, "kvm_irq_routing_entry: size differs from C");
-static_assert(alignof(kvm_irq_routing_entry) == 8, "kvm_irq_routing_entry: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, gsi) == 0, "kvm_irq_routing_entry.gsi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, type) == 4, "kvm_irq_routing_entry.type: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, flags) == 8, "kvm_irq_routing_entry.flags: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, pad) == 12, "kvm_irq_routing_entry.pad: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u) == 16, "kvm_irq_routing_entry.u: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.irqchip) == 16, "kvm_irq_routing_entry.u.irqchip: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.msi) == 16, "kvm_irq_routing_entry.u.msi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.adapter) == 16, "kvm_irq_routing_entry.u.adapter: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.hv_sint) == 16, "kvm_irq_routing_entry.u.hv_sint: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.xen_evtchn) == 16, "kvm_irq_routing_entry.u.xen_evtchn: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.pad) == 16, "kvm_irq_routing_entry.u.pad: offset differs from C");
 
 // struct kvm_irq_routing (linux/kvm.h:1050)
 struct kvm_irq_routing {
@@ -1102,11 +653,6 @@ struct kvm_irq_routing {
   // __empty_entries: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_irq_routing_entry entries[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_irq_routing) == 8, "kvm_irq_routing: size differs from C");
-static_assert(alignof(kvm_irq_routing) == 8, "kvm_irq_routing: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing, nr) == 0, "kvm_irq_routing.nr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing, flags) == 4, "kvm_irq_routing.flags: offset differs from C");
-static_assert(offsetof(kvm_irq_routing, entries) == 8, "kvm_irq_routing.entries: offset differs from C");
 
 // struct kvm_irqfd (linux/kvm.h:1066)
 struct kvm_irqfd {
@@ -1116,13 +662,6 @@ struct kvm_irqfd {
   std::uint32_t resamplefd;
   std::uint8_t pad[16];
 };
-static_assert(sizeof(kvm_irqfd) == 32, "kvm_irqfd: size differs from C");
-static_assert(alignof(kvm_irqfd) == 4, "kvm_irqfd: alignment differs from C");
-static_assert(offsetof(kvm_irqfd, fd) == 0, "kvm_irqfd.fd: offset differs from C");
-static_assert(offsetof(kvm_irqfd, gsi) == 4, "kvm_irqfd.gsi: offset differs from C");
-static_assert(offsetof(kvm_irqfd, flags) == 8, "kvm_irqfd.flags: offset differs from C");
-static_assert(offsetof(kvm_irqfd, resamplefd) == 12, "kvm_irqfd.resamplefd: offset differs from C");
-static_assert(offsetof(kvm_irqfd, pad) == 16, "kvm_irqfd.pad: offset differs from C");
 
 // struct kvm_clock_data (linux/kvm.h:1081)
 struct kvm_clock_data {
@@ -1133,14 +672,6 @@ struct kvm_clock_data {
   std::uint64_t host_tsc;
   std::uint32_t pad[4];
 };
-static_assert(sizeof(kvm_clock_data) == 48, "kvm_clock_data: size differs from C");
-static_assert(alignof(kvm_clock_data) == 8, "kvm_clock_data: alignment differs from C");
-static_assert(offsetof(kvm_clock_data, clock) == 0, "kvm_clock_data.clock: offset differs from C");
-static_assert(offsetof(kvm_clock_data, flags) == 8, "kvm_clock_data.flags: offset differs from C");
-static_assert(offsetof(kvm_clock_data, pad0) == 12, "kvm_clock_data.pad0: offset differs from C");
-static_assert(offsetof(kvm_clock_data, realtime) == 16, "kvm_clock_data.realtime: offset differs from C");
-static_assert(offsetof(kvm_clock_data, host_tsc) == 24, "kvm_clock_data.host_tsc: offset differs from C");
-static_assert(offsetof(kvm_clock_data, pad) == 32, "kvm_clock_data.pad: offset differs from C");
 
 // struct kvm_config_tlb (linux/kvm.h:1095)
 struct kvm_config_tlb {
@@ -1149,22 +680,12 @@ struct kvm_config_tlb {
   std::uint32_t mmu_type;
   std::uint32_t array_len;
 };
-static_assert(sizeof(kvm_config_tlb) == 24, "kvm_config_tlb: size differs from C");
-static_assert(alignof(kvm_config_tlb) == 8, "kvm_config_tlb: alignment differs from C");
-static_assert(offsetof(kvm_config_tlb, params) == 0, "kvm_config_tlb.params: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, array) == 8, "kvm_config_tlb.array: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, mmu_type) == 16, "kvm_config_tlb.mmu_type: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, array_len) == 20, "kvm_config_tlb.array_len: offset differs from C");
 
 // struct kvm_dirty_tlb (linux/kvm.h:1102)
 struct kvm_dirty_tlb {
   std::uint64_t bitmap;
   std::uint32_t num_dirty;
 };
-static_assert(sizeof(kvm_dirty_tlb) == 16, "kvm_dirty_tlb: size differs from C");
-static_assert(alignof(kvm_dirty_tlb) == 8, "kvm_dirty_tlb: alignment differs from C");
-static_assert(offsetof(kvm_dirty_tlb, bitmap) == 0, "kvm_dirty_tlb.bitmap: offset differs from C");
-static_assert(offsetof(kvm_dirty_tlb, num_dirty) == 8, "kvm_dirty_tlb.num_dirty: offset differs from C");
 
 // struct kvm_reg_list (linux/kvm.h:1142)
 struct kvm_reg_list {
@@ -1172,20 +693,12 @@ struct kvm_reg_list {
   // __empty_reg: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint64_t reg[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_reg_list) == 8, "kvm_reg_list: size differs from C");
-static_assert(alignof(kvm_reg_list) == 8, "kvm_reg_list: alignment differs from C");
-static_assert(offsetof(kvm_reg_list, n) == 0, "kvm_reg_list.n: offset differs from C");
-static_assert(offsetof(kvm_reg_list, reg) == 8, "kvm_reg_list.reg: offset differs from C");
 
 // struct kvm_one_reg (linux/kvm.h:1147)
 struct kvm_one_reg {
   std::uint64_t id;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_one_reg) == 16, "kvm_one_reg: size differs from C");
-static_assert(alignof(kvm_one_reg) == 8, "kvm_one_reg: alignment differs from C");
-static_assert(offsetof(kvm_one_reg, id) == 0, "kvm_one_reg.id: offset differs from C");
-static_assert(offsetof(kvm_one_reg, addr) == 8, "kvm_one_reg.addr: offset differs from C");
 
 // struct kvm_msi (linux/kvm.h:1153)
 struct kvm_msi {
@@ -1196,24 +709,12 @@ struct kvm_msi {
   std::uint32_t devid;
   std::uint8_t pad[12];
 };
-static_assert(sizeof(kvm_msi) == 32, "kvm_msi: size differs from C");
-static_assert(alignof(kvm_msi) == 4, "kvm_msi: alignment differs from C");
-static_assert(offsetof(kvm_msi, address_lo) == 0, "kvm_msi.address_lo: offset differs from C");
-static_assert(offsetof(kvm_msi, address_hi) == 4, "kvm_msi.address_hi: offset differs from C");
-static_assert(offsetof(kvm_msi, data) == 8, "kvm_msi.data: offset differs from C");
-static_assert(offsetof(kvm_msi, flags) == 12, "kvm_msi.flags: offset differs from C");
-static_assert(offsetof(kvm_msi, devid) == 16, "kvm_msi.devid: offset differs from C");
-static_assert(offsetof(kvm_msi, pad) == 20, "kvm_msi.pad: offset differs from C");
 
 // struct kvm_arm_device_addr (linux/kvm.h:1162)
 struct kvm_arm_device_addr {
   std::uint64_t id;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_arm_device_addr) == 16, "kvm_arm_device_addr: size differs from C");
-static_assert(alignof(kvm_arm_device_addr) == 8, "kvm_arm_device_addr: alignment differs from C");
-static_assert(offsetof(kvm_arm_device_addr, id) == 0, "kvm_arm_device_addr.id: offset differs from C");
-static_assert(offsetof(kvm_arm_device_addr, addr) == 8, "kvm_arm_device_addr.addr: offset differs from C");
 
 // struct kvm_create_device (linux/kvm.h:1172)
 struct kvm_create_device {
@@ -1221,11 +722,6 @@ struct kvm_create_device {
   std::uint32_t fd;
   std::uint32_t flags;
 };
-static_assert(sizeof(kvm_create_device) == 12, "kvm_create_device: size differs from C");
-static_assert(alignof(kvm_create_device) == 4, "kvm_create_device: alignment differs from C");
-static_assert(offsetof(kvm_create_device, type) == 0, "kvm_create_device.type: offset differs from C");
-static_assert(offsetof(kvm_create_device, fd) == 4, "kvm_create_device.fd: offset differs from C");
-static_assert(offsetof(kvm_create_device, flags) == 8, "kvm_create_device.flags: offset differs from C");
 
 // struct kvm_device_attr (linux/kvm.h:1178)
 struct kvm_device_attr {
@@ -1234,22 +730,12 @@ struct kvm_device_attr {
   std::uint64_t attr;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_device_attr) == 24, "kvm_device_attr: size differs from C");
-static_assert(alignof(kvm_device_attr) == 8, "kvm_device_attr: alignment differs from C");
-static_assert(offsetof(kvm_device_attr, flags) == 0, "kvm_device_attr.flags: offset differs from C");
-static_assert(offsetof(kvm_device_attr, group) == 4, "kvm_device_attr.group: offset differs from C");
-static_assert(offsetof(kvm_device_attr, attr) == 8, "kvm_device_attr.attr: offset differs from C");
-static_assert(offsetof(kvm_device_attr, addr) == 16, "kvm_device_attr.addr: offset differs from C");
 
 // struct kvm_vfio_spapr_tce (linux/kvm.h:1235)
 struct kvm_vfio_spapr_tce {
   std::int32_t groupfd;
   std::int32_t tablefd;
 };
-static_assert(sizeof(kvm_vfio_spapr_tce) == 8, "kvm_vfio_spapr_tce: size differs from C");
-static_assert(alignof(kvm_vfio_spapr_tce) == 4, "kvm_vfio_spapr_tce: alignment differs from C");
-static_assert(offsetof(kvm_vfio_spapr_tce, groupfd) == 0, "kvm_vfio_spapr_tce.groupfd: offset differs from C");
-static_assert(offsetof(kvm_vfio_spapr_tce, tablefd) == 4, "kvm_vfio_spapr_tce.tablefd: offset differs from C");
 
 // struct kvm_s390_keyop (linux/kvm.h:1243)
 struct kvm_s390_keyop {
@@ -1258,22 +744,12 @@ struct kvm_s390_keyop {
   std::uint8_t operation;
   std::uint8_t pad[6];
 };
-static_assert(sizeof(kvm_s390_keyop) == 16, "kvm_s390_keyop: size differs from C");
-static_assert(alignof(kvm_s390_keyop) == 8, "kvm_s390_keyop: alignment differs from C");
-static_assert(offsetof(kvm_s390_keyop, guest_addr) == 0, "kvm_s390_keyop.guest_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, key) == 8, "kvm_s390_keyop.key: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, operation) == 9, "kvm_s390_keyop.operation: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, pad) == 10, "kvm_s390_keyop.pad: offset differs from C");
 
 // struct kvm_enc_region (linux/kvm.h:1435)
 struct kvm_enc_region {
   std::uint64_t addr;
   std::uint64_t size;
 };
-static_assert(sizeof(kvm_enc_region) == 16, "kvm_enc_region: size differs from C");
-static_assert(alignof(kvm_enc_region) == 8, "kvm_enc_region: alignment differs from C");
-static_assert(offsetof(kvm_enc_region, addr) == 0, "kvm_enc_region.addr: offset differs from C");
-static_assert(offsetof(kvm_enc_region, size) == 8, "kvm_enc_region.size: offset differs from C");
 
 // struct kvm_dirty_gfn (linux/kvm.h:1531)
 struct kvm_dirty_gfn {
@@ -1281,11 +757,6 @@ struct kvm_dirty_gfn {
   std::uint32_t slot;
   std::uint64_t offset;
 };
-static_assert(sizeof(kvm_dirty_gfn) == 16, "kvm_dirty_gfn: size differs from C");
-static_assert(alignof(kvm_dirty_gfn) == 8, "kvm_dirty_gfn: alignment differs from C");
-static_assert(offsetof(kvm_dirty_gfn, flags) == 0, "kvm_dirty_gfn.flags: offset differs from C");
-static_assert(offsetof(kvm_dirty_gfn, slot) == 4, "kvm_dirty_gfn.slot: offset differs from C");
-static_assert(offsetof(kvm_dirty_gfn, offset) == 8, "kvm_dirty_gfn.offset: offset differs from C");
 
 // struct kvm_stats_header (linux/kvm.h:1561)
 struct kvm_stats_header {
@@ -1296,14 +767,6 @@ struct kvm_stats_header {
   std::uint32_t desc_offset;
   std::uint32_t data_offset;
 };
-static_assert(sizeof(kvm_stats_header) == 24, "kvm_stats_header: size differs from C");
-static_assert(alignof(kvm_stats_header) == 4, "kvm_stats_header: alignment differs from C");
-static_assert(offsetof(kvm_stats_header, flags) == 0, "kvm_stats_header.flags: offset differs from C");
-static_assert(offsetof(kvm_stats_header, name_size) == 4, "kvm_stats_header.name_size: offset differs from C");
-static_assert(offsetof(kvm_stats_header, num_desc) == 8, "kvm_stats_header.num_desc: offset differs from C");
-static_assert(offsetof(kvm_stats_header, id_offset) == 12, "kvm_stats_header.id_offset: offset differs from C");
-static_assert(offsetof(kvm_stats_header, desc_offset) == 16, "kvm_stats_header.desc_offset: offset differs from C");
-static_assert(offsetof(kvm_stats_header, data_offset) == 20, "kvm_stats_header.data_offset: offset differs from C");
 
 // struct kvm_stats_desc (linux/kvm.h:1607)
 struct kvm_stats_desc {
@@ -1315,14 +778,6 @@ struct kvm_stats_desc {
   // __empty_name: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   char name[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_stats_desc) == 16, "kvm_stats_desc: size differs from C");
-static_assert(alignof(kvm_stats_desc) == 4, "kvm_stats_desc: alignment differs from C");
-static_assert(offsetof(kvm_stats_desc, flags) == 0, "kvm_stats_desc.flags: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, exponent) == 4, "kvm_stats_desc.exponent: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, size) == 6, "kvm_stats_desc.size: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, offset) == 8, "kvm_stats_desc.offset: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, bucket_size) == 12, "kvm_stats_desc.bucket_size: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, name) == 16, "kvm_stats_desc.name: offset differs from C");
 
 // struct kvm_memory_attributes (linux/kvm.h:1634)
 struct kvm_memory_attributes {
@@ -1331,12 +786,6 @@ struct kvm_memory_attributes {
   std::uint64_t attributes;
   std::uint64_t flags;
 };
-static_assert(sizeof(kvm_memory_attributes) == 32, "kvm_memory_attributes: size differs from C");
-static_assert(alignof(kvm_memory_attributes) == 8, "kvm_memory_attributes: alignment differs from C");
-static_assert(offsetof(kvm_memory_attributes, address) == 0, "kvm_memory_attributes.address: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, size) == 8, "kvm_memory_attributes.size: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, attributes) == 16, "kvm_memory_attributes.attributes: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, flags) == 24, "kvm_memory_attributes.flags: offset differs from C");
 
 // struct kvm_create_guest_memfd (linux/kvm.h:1647)
 struct kvm_create_guest_memfd {
@@ -1344,11 +793,6 @@ struct kvm_create_guest_memfd {
   std::uint64_t flags;
   std::uint64_t reserved[6];
 };
-static_assert(sizeof(kvm_create_guest_memfd) == 64, "kvm_create_guest_memfd: size differs from C");
-static_assert(alignof(kvm_create_guest_memfd) == 8, "kvm_create_guest_memfd: alignment differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, size) == 0, "kvm_create_guest_memfd.size: offset differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, flags) == 8, "kvm_create_guest_memfd.flags: offset differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, reserved) == 16, "kvm_create_guest_memfd.reserved: offset differs from C");
 
 // struct kvm_pre_fault_memory (linux/kvm.h:1655)
 struct kvm_pre_fault_memory {
@@ -1357,12 +801,6 @@ struct kvm_pre_fault_memory {
   std::uint64_t flags;
   std::uint64_t padding[5];
 };
-static_assert(sizeof(kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory: size differs from C");
-static_assert(alignof(kvm_pre_fault_memory) == 8, "kvm_pre_fault_memory: alignment differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, gpa) == 0, "kvm_pre_fault_memory.gpa: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, size) == 8, "kvm_pre_fault_memory.size: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, flags) == 16, "kvm_pre_fault_memory.flags: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, padding) == 24, "kvm_pre_fault_memory.padding: offset differs from C");
 
 }  // namespace kvm::abi
 

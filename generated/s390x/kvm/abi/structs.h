@@ -3,10 +3,14 @@
 // Regenerate with `bazel run //generator:regenerate`; change generator/ or templates/ instead.
 
 // The 91 named structs and unions of linux/kvm.h and asm/kvm.h with the C layout,
-// field for field. Every record is followed by static_asserts of its size, alignment and
-// the offset of every named field, with the values clang computed for the C header
-// (s390x-linux-gnu). Zero-length and flexible arrays are GNU extensions in C++, accepted by
-// g++ and clang; constructs C++ cannot express are noted where they occur.
+// field for field. Zero-length and flexible arrays are GNU extensions in C++, accepted by g++
+// and clang; constructs C++ cannot express are noted where they occur.
+//
+// The layout asserts (the size, alignment and offset of every named field of every record, as
+// clang computed them for the C header, s390x-linux-gnu) are in kvm/abi/layout.h, so that they are
+// compiled once per build rather than in every translation unit: kvm/abi/layout_check.cc
+// includes it, and the `kvm_abi` library (Bazel and CMake) compiles that file. A build that
+// vendors these headers compiles layout_check.cc too.
 #pragma once
 
 #include <cstddef>
@@ -25,7 +29,6 @@
 #pragma GCC diagnostic ignored "-Wflexible-array-extensions"
 #pragma GCC diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
 #endif
-#pragma GCC diagnostic ignored "-Winvalid-offsetof"
 
 namespace kvm::abi {
 
@@ -37,13 +40,6 @@ struct kvm_s390_skeys {
   std::uint32_t flags;
   std::uint32_t reserved[9];
 };
-static_assert(sizeof(kvm_s390_skeys) == 64, "kvm_s390_skeys: size differs from C");
-static_assert(alignof(kvm_s390_skeys) == 8, "kvm_s390_skeys: alignment differs from C");
-static_assert(offsetof(kvm_s390_skeys, start_gfn) == 0, "kvm_s390_skeys.start_gfn: offset differs from C");
-static_assert(offsetof(kvm_s390_skeys, count) == 8, "kvm_s390_skeys.count: offset differs from C");
-static_assert(offsetof(kvm_s390_skeys, skeydata_addr) == 16, "kvm_s390_skeys.skeydata_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_skeys, flags) == 24, "kvm_s390_skeys.flags: offset differs from C");
-static_assert(offsetof(kvm_s390_skeys, reserved) == 28, "kvm_s390_skeys.reserved: offset differs from C");
 
 // struct kvm_s390_cmma_log (asm/kvm.h:42)
 struct kvm_s390_cmma_log {
@@ -56,14 +52,6 @@ struct kvm_s390_cmma_log {
   };
   std::uint64_t values;
 };
-static_assert(sizeof(kvm_s390_cmma_log) == 32, "kvm_s390_cmma_log: size differs from C");
-static_assert(alignof(kvm_s390_cmma_log) == 8, "kvm_s390_cmma_log: alignment differs from C");
-static_assert(offsetof(kvm_s390_cmma_log, start_gfn) == 0, "kvm_s390_cmma_log.start_gfn: offset differs from C");
-static_assert(offsetof(kvm_s390_cmma_log, count) == 8, "kvm_s390_cmma_log.count: offset differs from C");
-static_assert(offsetof(kvm_s390_cmma_log, flags) == 12, "kvm_s390_cmma_log.flags: offset differs from C");
-static_assert(offsetof(kvm_s390_cmma_log, remaining) == 16, "kvm_s390_cmma_log.remaining: offset differs from C");
-static_assert(offsetof(kvm_s390_cmma_log, mask) == 16, "kvm_s390_cmma_log.mask: offset differs from C");
-static_assert(offsetof(kvm_s390_cmma_log, values) == 24, "kvm_s390_cmma_log.values: offset differs from C");
 
 // struct kvm_s390_mem_op (asm/kvm.h:60)
 struct kvm_s390_mem_op {
@@ -83,29 +71,12 @@ struct kvm_s390_mem_op {
     std::uint8_t reserved[32];
   };
 };
-static_assert(sizeof(kvm_s390_mem_op) == 64, "kvm_s390_mem_op: size differs from C");
-static_assert(alignof(kvm_s390_mem_op) == 8, "kvm_s390_mem_op: alignment differs from C");
-static_assert(offsetof(kvm_s390_mem_op, gaddr) == 0, "kvm_s390_mem_op.gaddr: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, flags) == 8, "kvm_s390_mem_op.flags: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, size) == 16, "kvm_s390_mem_op.size: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, op) == 20, "kvm_s390_mem_op.op: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, buf) == 24, "kvm_s390_mem_op.buf: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, ar) == 32, "kvm_s390_mem_op.ar: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, key) == 33, "kvm_s390_mem_op.key: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, pad1) == 34, "kvm_s390_mem_op.pad1: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, old_addr) == 40, "kvm_s390_mem_op.old_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, sida_offset) == 32, "kvm_s390_mem_op.sida_offset: offset differs from C");
-static_assert(offsetof(kvm_s390_mem_op, reserved) == 32, "kvm_s390_mem_op.reserved: offset differs from C");
 
 // struct kvm_s390_psw (asm/kvm.h:96)
 struct kvm_s390_psw {
   std::uint64_t mask;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_s390_psw) == 16, "kvm_s390_psw: size differs from C");
-static_assert(alignof(kvm_s390_psw) == 8, "kvm_s390_psw: alignment differs from C");
-static_assert(offsetof(kvm_s390_psw, mask) == 0, "kvm_s390_psw.mask: offset differs from C");
-static_assert(offsetof(kvm_s390_psw, addr) == 8, "kvm_s390_psw.addr: offset differs from C");
 
 // struct kvm_s390_interrupt (asm/kvm.h:126)
 struct kvm_s390_interrupt {
@@ -113,11 +84,6 @@ struct kvm_s390_interrupt {
   std::uint32_t parm;
   std::uint64_t parm64;
 };
-static_assert(sizeof(kvm_s390_interrupt) == 16, "kvm_s390_interrupt: size differs from C");
-static_assert(alignof(kvm_s390_interrupt) == 8, "kvm_s390_interrupt: alignment differs from C");
-static_assert(offsetof(kvm_s390_interrupt, type) == 0, "kvm_s390_interrupt.type: offset differs from C");
-static_assert(offsetof(kvm_s390_interrupt, parm) == 4, "kvm_s390_interrupt.parm: offset differs from C");
-static_assert(offsetof(kvm_s390_interrupt, parm64) == 8, "kvm_s390_interrupt.parm64: offset differs from C");
 
 // struct kvm_s390_io_info (asm/kvm.h:132)
 struct kvm_s390_io_info {
@@ -126,12 +92,6 @@ struct kvm_s390_io_info {
   std::uint32_t io_int_parm;
   std::uint32_t io_int_word;
 };
-static_assert(sizeof(kvm_s390_io_info) == 12, "kvm_s390_io_info: size differs from C");
-static_assert(alignof(kvm_s390_io_info) == 4, "kvm_s390_io_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_io_info, subchannel_id) == 0, "kvm_s390_io_info.subchannel_id: offset differs from C");
-static_assert(offsetof(kvm_s390_io_info, subchannel_nr) == 2, "kvm_s390_io_info.subchannel_nr: offset differs from C");
-static_assert(offsetof(kvm_s390_io_info, io_int_parm) == 4, "kvm_s390_io_info.io_int_parm: offset differs from C");
-static_assert(offsetof(kvm_s390_io_info, io_int_word) == 8, "kvm_s390_io_info.io_int_word: offset differs from C");
 
 // struct kvm_s390_ext_info (asm/kvm.h:139)
 struct kvm_s390_ext_info {
@@ -139,11 +99,6 @@ struct kvm_s390_ext_info {
   std::uint32_t pad;
   std::uint64_t ext_params2;
 };
-static_assert(sizeof(kvm_s390_ext_info) == 16, "kvm_s390_ext_info: size differs from C");
-static_assert(alignof(kvm_s390_ext_info) == 8, "kvm_s390_ext_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_ext_info, ext_params) == 0, "kvm_s390_ext_info.ext_params: offset differs from C");
-static_assert(offsetof(kvm_s390_ext_info, pad) == 4, "kvm_s390_ext_info.pad: offset differs from C");
-static_assert(offsetof(kvm_s390_ext_info, ext_params2) == 8, "kvm_s390_ext_info.ext_params2: offset differs from C");
 
 // struct kvm_s390_pgm_info (asm/kvm.h:145)
 struct kvm_s390_pgm_info {
@@ -161,53 +116,26 @@ struct kvm_s390_pgm_info {
   std::uint8_t flags;
   std::uint8_t pad[2];
 };
-static_assert(sizeof(kvm_s390_pgm_info) == 40, "kvm_s390_pgm_info: size differs from C");
-static_assert(alignof(kvm_s390_pgm_info) == 8, "kvm_s390_pgm_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, trans_exc_code) == 0, "kvm_s390_pgm_info.trans_exc_code: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, mon_code) == 8, "kvm_s390_pgm_info.mon_code: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, per_address) == 16, "kvm_s390_pgm_info.per_address: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, data_exc_code) == 24, "kvm_s390_pgm_info.data_exc_code: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, code) == 28, "kvm_s390_pgm_info.code: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, mon_class_nr) == 30, "kvm_s390_pgm_info.mon_class_nr: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, per_code) == 32, "kvm_s390_pgm_info.per_code: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, per_atmid) == 33, "kvm_s390_pgm_info.per_atmid: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, exc_access_id) == 34, "kvm_s390_pgm_info.exc_access_id: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, per_access_id) == 35, "kvm_s390_pgm_info.per_access_id: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, op_access_id) == 36, "kvm_s390_pgm_info.op_access_id: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, flags) == 37, "kvm_s390_pgm_info.flags: offset differs from C");
-static_assert(offsetof(kvm_s390_pgm_info, pad) == 38, "kvm_s390_pgm_info.pad: offset differs from C");
 
 // struct kvm_s390_prefix_info (asm/kvm.h:166)
 struct kvm_s390_prefix_info {
   std::uint32_t address;
 };
-static_assert(sizeof(kvm_s390_prefix_info) == 4, "kvm_s390_prefix_info: size differs from C");
-static_assert(alignof(kvm_s390_prefix_info) == 4, "kvm_s390_prefix_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_prefix_info, address) == 0, "kvm_s390_prefix_info.address: offset differs from C");
 
 // struct kvm_s390_extcall_info (asm/kvm.h:170)
 struct kvm_s390_extcall_info {
   std::uint16_t code;
 };
-static_assert(sizeof(kvm_s390_extcall_info) == 2, "kvm_s390_extcall_info: size differs from C");
-static_assert(alignof(kvm_s390_extcall_info) == 2, "kvm_s390_extcall_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_extcall_info, code) == 0, "kvm_s390_extcall_info.code: offset differs from C");
 
 // struct kvm_s390_emerg_info (asm/kvm.h:174)
 struct kvm_s390_emerg_info {
   std::uint16_t code;
 };
-static_assert(sizeof(kvm_s390_emerg_info) == 2, "kvm_s390_emerg_info: size differs from C");
-static_assert(alignof(kvm_s390_emerg_info) == 2, "kvm_s390_emerg_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_emerg_info, code) == 0, "kvm_s390_emerg_info.code: offset differs from C");
 
 // struct kvm_s390_stop_info (asm/kvm.h:179)
 struct kvm_s390_stop_info {
   std::uint32_t flags;
 };
-static_assert(sizeof(kvm_s390_stop_info) == 4, "kvm_s390_stop_info: size differs from C");
-static_assert(alignof(kvm_s390_stop_info) == 4, "kvm_s390_stop_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_stop_info, flags) == 0, "kvm_s390_stop_info.flags: offset differs from C");
 
 // struct kvm_s390_mchk_info (asm/kvm.h:183)
 struct kvm_s390_mchk_info {
@@ -218,14 +146,6 @@ struct kvm_s390_mchk_info {
   std::uint32_t pad;
   std::uint8_t fixed_logout[16];
 };
-static_assert(sizeof(kvm_s390_mchk_info) == 48, "kvm_s390_mchk_info: size differs from C");
-static_assert(alignof(kvm_s390_mchk_info) == 8, "kvm_s390_mchk_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_mchk_info, cr14) == 0, "kvm_s390_mchk_info.cr14: offset differs from C");
-static_assert(offsetof(kvm_s390_mchk_info, mcic) == 8, "kvm_s390_mchk_info.mcic: offset differs from C");
-static_assert(offsetof(kvm_s390_mchk_info, failing_storage_address) == 16, "kvm_s390_mchk_info.failing_storage_address: offset differs from C");
-static_assert(offsetof(kvm_s390_mchk_info, ext_damage_code) == 24, "kvm_s390_mchk_info.ext_damage_code: offset differs from C");
-static_assert(offsetof(kvm_s390_mchk_info, pad) == 28, "kvm_s390_mchk_info.pad: offset differs from C");
-static_assert(offsetof(kvm_s390_mchk_info, fixed_logout) == 32, "kvm_s390_mchk_info.fixed_logout: offset differs from C");
 
 // struct kvm_s390_irq (asm/kvm.h:192)
 struct kvm_s390_irq {
@@ -242,19 +162,6 @@ struct kvm_s390_irq {
     char reserved[64];
   } u;
 };
-static_assert(sizeof(kvm_s390_irq) == 72, "kvm_s390_irq: size differs from C");
-static_assert(alignof(kvm_s390_irq) == 8, "kvm_s390_irq: alignment differs from C");
-static_assert(offsetof(kvm_s390_irq, type) == 0, "kvm_s390_irq.type: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u) == 8, "kvm_s390_irq.u: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.io) == 8, "kvm_s390_irq.u.io: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.ext) == 8, "kvm_s390_irq.u.ext: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.pgm) == 8, "kvm_s390_irq.u.pgm: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.emerg) == 8, "kvm_s390_irq.u.emerg: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.extcall) == 8, "kvm_s390_irq.u.extcall: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.prefix) == 8, "kvm_s390_irq.u.prefix: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.stop) == 8, "kvm_s390_irq.u.stop: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.mchk) == 8, "kvm_s390_irq.u.mchk: offset differs from C");
-static_assert(offsetof(kvm_s390_irq, u.reserved) == 8, "kvm_s390_irq.u.reserved: offset differs from C");
 
 // struct kvm_s390_irq_state (asm/kvm.h:207)
 struct kvm_s390_irq_state {
@@ -263,12 +170,6 @@ struct kvm_s390_irq_state {
   std::uint32_t len;
   std::uint32_t reserved[4];
 };
-static_assert(sizeof(kvm_s390_irq_state) == 32, "kvm_s390_irq_state: size differs from C");
-static_assert(alignof(kvm_s390_irq_state) == 8, "kvm_s390_irq_state: alignment differs from C");
-static_assert(offsetof(kvm_s390_irq_state, buf) == 0, "kvm_s390_irq_state.buf: offset differs from C");
-static_assert(offsetof(kvm_s390_irq_state, flags) == 8, "kvm_s390_irq_state.flags: offset differs from C");
-static_assert(offsetof(kvm_s390_irq_state, len) == 12, "kvm_s390_irq_state.len: offset differs from C");
-static_assert(offsetof(kvm_s390_irq_state, reserved) == 16, "kvm_s390_irq_state.reserved: offset differs from C");
 
 // struct kvm_s390_ucas_mapping (asm/kvm.h:214)
 struct kvm_s390_ucas_mapping {
@@ -276,21 +177,12 @@ struct kvm_s390_ucas_mapping {
   std::uint64_t vcpu_addr;
   std::uint64_t length;
 };
-static_assert(sizeof(kvm_s390_ucas_mapping) == 24, "kvm_s390_ucas_mapping: size differs from C");
-static_assert(alignof(kvm_s390_ucas_mapping) == 8, "kvm_s390_ucas_mapping: alignment differs from C");
-static_assert(offsetof(kvm_s390_ucas_mapping, user_addr) == 0, "kvm_s390_ucas_mapping.user_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_ucas_mapping, vcpu_addr) == 8, "kvm_s390_ucas_mapping.vcpu_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_ucas_mapping, length) == 16, "kvm_s390_ucas_mapping.length: offset differs from C");
 
 // struct kvm_s390_pv_sec_parm (asm/kvm.h:220)
 struct kvm_s390_pv_sec_parm {
   std::uint64_t origin;
   std::uint64_t length;
 };
-static_assert(sizeof(kvm_s390_pv_sec_parm) == 16, "kvm_s390_pv_sec_parm: size differs from C");
-static_assert(alignof(kvm_s390_pv_sec_parm) == 8, "kvm_s390_pv_sec_parm: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_sec_parm, origin) == 0, "kvm_s390_pv_sec_parm.origin: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_sec_parm, length) == 8, "kvm_s390_pv_sec_parm.length: offset differs from C");
 
 // struct kvm_s390_pv_unp (asm/kvm.h:225)
 struct kvm_s390_pv_unp {
@@ -298,11 +190,6 @@ struct kvm_s390_pv_unp {
   std::uint64_t size;
   std::uint64_t tweak;
 };
-static_assert(sizeof(kvm_s390_pv_unp) == 24, "kvm_s390_pv_unp: size differs from C");
-static_assert(alignof(kvm_s390_pv_unp) == 8, "kvm_s390_pv_unp: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_unp, addr) == 0, "kvm_s390_pv_unp.addr: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_unp, size) == 8, "kvm_s390_pv_unp.size: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_unp, tweak) == 16, "kvm_s390_pv_unp.tweak: offset differs from C");
 
 // struct kvm_s390_pv_dmp (asm/kvm.h:238)
 struct kvm_s390_pv_dmp {
@@ -312,13 +199,6 @@ struct kvm_s390_pv_dmp {
   std::uint64_t gaddr;
   std::uint64_t reserved[4];
 };
-static_assert(sizeof(kvm_s390_pv_dmp) == 64, "kvm_s390_pv_dmp: size differs from C");
-static_assert(alignof(kvm_s390_pv_dmp) == 8, "kvm_s390_pv_dmp: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_dmp, subcmd) == 0, "kvm_s390_pv_dmp.subcmd: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_dmp, buff_addr) == 8, "kvm_s390_pv_dmp.buff_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_dmp, buff_len) == 16, "kvm_s390_pv_dmp.buff_len: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_dmp, gaddr) == 24, "kvm_s390_pv_dmp.gaddr: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_dmp, reserved) == 32, "kvm_s390_pv_dmp.reserved: offset differs from C");
 
 // struct kvm_s390_pv_info_dump (asm/kvm.h:251)
 struct kvm_s390_pv_info_dump {
@@ -326,11 +206,6 @@ struct kvm_s390_pv_info_dump {
   std::uint64_t dump_config_mem_buffer_per_1m;
   std::uint64_t dump_config_finalize_len;
 };
-static_assert(sizeof(kvm_s390_pv_info_dump) == 24, "kvm_s390_pv_info_dump: size differs from C");
-static_assert(alignof(kvm_s390_pv_info_dump) == 8, "kvm_s390_pv_info_dump: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_info_dump, dump_cpu_buffer_len) == 0, "kvm_s390_pv_info_dump.dump_cpu_buffer_len: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_dump, dump_config_mem_buffer_per_1m) == 8, "kvm_s390_pv_info_dump.dump_config_mem_buffer_per_1m: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_dump, dump_config_finalize_len) == 16, "kvm_s390_pv_info_dump.dump_config_finalize_len: offset differs from C");
 
 // struct kvm_s390_pv_info_vm (asm/kvm.h:257)
 struct kvm_s390_pv_info_vm {
@@ -340,13 +215,6 @@ struct kvm_s390_pv_info_vm {
   std::uint64_t max_guest_addr;
   std::uint64_t feature_indication;
 };
-static_assert(sizeof(kvm_s390_pv_info_vm) == 64, "kvm_s390_pv_info_vm: size differs from C");
-static_assert(alignof(kvm_s390_pv_info_vm) == 8, "kvm_s390_pv_info_vm: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_info_vm, inst_calls_list) == 0, "kvm_s390_pv_info_vm.inst_calls_list: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_vm, max_cpus) == 32, "kvm_s390_pv_info_vm.max_cpus: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_vm, max_guests) == 40, "kvm_s390_pv_info_vm.max_guests: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_vm, max_guest_addr) == 48, "kvm_s390_pv_info_vm.max_guest_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_vm, feature_indication) == 56, "kvm_s390_pv_info_vm.feature_indication: offset differs from C");
 
 // struct kvm_s390_pv_info_header (asm/kvm.h:265)
 struct kvm_s390_pv_info_header {
@@ -355,12 +223,6 @@ struct kvm_s390_pv_info_header {
   std::uint32_t len_written;
   std::uint32_t reserved;
 };
-static_assert(sizeof(kvm_s390_pv_info_header) == 16, "kvm_s390_pv_info_header: size differs from C");
-static_assert(alignof(kvm_s390_pv_info_header) == 4, "kvm_s390_pv_info_header: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_info_header, id) == 0, "kvm_s390_pv_info_header.id: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_header, len_max) == 4, "kvm_s390_pv_info_header.len_max: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_header, len_written) == 8, "kvm_s390_pv_info_header.len_written: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info_header, reserved) == 12, "kvm_s390_pv_info_header.reserved: offset differs from C");
 
 // struct kvm_s390_pv_info (asm/kvm.h:272)
 struct kvm_s390_pv_info {
@@ -370,11 +232,6 @@ struct kvm_s390_pv_info {
     kvm_s390_pv_info_vm vm;
   };
 };
-static_assert(sizeof(kvm_s390_pv_info) == 80, "kvm_s390_pv_info: size differs from C");
-static_assert(alignof(kvm_s390_pv_info) == 8, "kvm_s390_pv_info: alignment differs from C");
-static_assert(offsetof(kvm_s390_pv_info, header) == 0, "kvm_s390_pv_info.header: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info, dump) == 16, "kvm_s390_pv_info.dump: offset differs from C");
-static_assert(offsetof(kvm_s390_pv_info, vm) == 16, "kvm_s390_pv_info.vm: offset differs from C");
 
 // struct kvm_pv_cmd (asm/kvm.h:294)
 struct kvm_pv_cmd {
@@ -385,14 +242,6 @@ struct kvm_pv_cmd {
   std::uint32_t flags;
   std::uint32_t reserved[3];
 };
-static_assert(sizeof(kvm_pv_cmd) == 32, "kvm_pv_cmd: size differs from C");
-static_assert(alignof(kvm_pv_cmd) == 8, "kvm_pv_cmd: alignment differs from C");
-static_assert(offsetof(kvm_pv_cmd, cmd) == 0, "kvm_pv_cmd.cmd: offset differs from C");
-static_assert(offsetof(kvm_pv_cmd, rc) == 4, "kvm_pv_cmd.rc: offset differs from C");
-static_assert(offsetof(kvm_pv_cmd, rrc) == 6, "kvm_pv_cmd.rrc: offset differs from C");
-static_assert(offsetof(kvm_pv_cmd, data) == 8, "kvm_pv_cmd.data: offset differs from C");
-static_assert(offsetof(kvm_pv_cmd, flags) == 16, "kvm_pv_cmd.flags: offset differs from C");
-static_assert(offsetof(kvm_pv_cmd, reserved) == 20, "kvm_pv_cmd.reserved: offset differs from C");
 
 // struct kvm_s390_zpci_op (asm/kvm.h:303)
 struct kvm_s390_zpci_op {
@@ -412,21 +261,6 @@ struct kvm_s390_zpci_op {
     std::uint64_t reserved[8];
   } u;
 };
-static_assert(sizeof(kvm_s390_zpci_op) == 72, "kvm_s390_zpci_op: size differs from C");
-static_assert(alignof(kvm_s390_zpci_op) == 8, "kvm_s390_zpci_op: alignment differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, fh) == 0, "kvm_s390_zpci_op.fh: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, op) == 4, "kvm_s390_zpci_op.op: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, pad) == 5, "kvm_s390_zpci_op.pad: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u) == 8, "kvm_s390_zpci_op.u: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen) == 8, "kvm_s390_zpci_op.u.reg_aen: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.ibv) == 8, "kvm_s390_zpci_op.u.reg_aen.ibv: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.sb) == 16, "kvm_s390_zpci_op.u.reg_aen.sb: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.flags) == 24, "kvm_s390_zpci_op.u.reg_aen.flags: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.noi) == 28, "kvm_s390_zpci_op.u.reg_aen.noi: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.isc) == 32, "kvm_s390_zpci_op.u.reg_aen.isc: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.sbo) == 33, "kvm_s390_zpci_op.u.reg_aen.sbo: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reg_aen.pad) == 34, "kvm_s390_zpci_op.u.reg_aen.pad: offset differs from C");
-static_assert(offsetof(kvm_s390_zpci_op, u.reserved) == 8, "kvm_s390_zpci_op.u.reserved: offset differs from C");
 
 // struct kvm_s390_io_adapter (asm/kvm.h:352)
 struct kvm_s390_io_adapter {
@@ -436,33 +270,18 @@ struct kvm_s390_io_adapter {
   std::uint8_t swap;
   std::uint8_t flags;
 };
-static_assert(sizeof(kvm_s390_io_adapter) == 8, "kvm_s390_io_adapter: size differs from C");
-static_assert(alignof(kvm_s390_io_adapter) == 4, "kvm_s390_io_adapter: alignment differs from C");
-static_assert(offsetof(kvm_s390_io_adapter, id) == 0, "kvm_s390_io_adapter.id: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter, isc) == 4, "kvm_s390_io_adapter.isc: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter, maskable) == 5, "kvm_s390_io_adapter.maskable: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter, swap) == 6, "kvm_s390_io_adapter.swap: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter, flags) == 7, "kvm_s390_io_adapter.flags: offset differs from C");
 
 // struct kvm_s390_ais_req (asm/kvm.h:362)
 struct kvm_s390_ais_req {
   std::uint8_t isc;
   std::uint16_t mode;
 };
-static_assert(sizeof(kvm_s390_ais_req) == 4, "kvm_s390_ais_req: size differs from C");
-static_assert(alignof(kvm_s390_ais_req) == 2, "kvm_s390_ais_req: alignment differs from C");
-static_assert(offsetof(kvm_s390_ais_req, isc) == 0, "kvm_s390_ais_req.isc: offset differs from C");
-static_assert(offsetof(kvm_s390_ais_req, mode) == 2, "kvm_s390_ais_req.mode: offset differs from C");
 
 // struct kvm_s390_ais_all (asm/kvm.h:367)
 struct kvm_s390_ais_all {
   std::uint8_t simm;
   std::uint8_t nimm;
 };
-static_assert(sizeof(kvm_s390_ais_all) == 2, "kvm_s390_ais_all: size differs from C");
-static_assert(alignof(kvm_s390_ais_all) == 1, "kvm_s390_ais_all: alignment differs from C");
-static_assert(offsetof(kvm_s390_ais_all, simm) == 0, "kvm_s390_ais_all.simm: offset differs from C");
-static_assert(offsetof(kvm_s390_ais_all, nimm) == 1, "kvm_s390_ais_all.nimm: offset differs from C");
 
 // struct kvm_s390_io_adapter_req (asm/kvm.h:376)
 struct kvm_s390_io_adapter_req {
@@ -472,23 +291,12 @@ struct kvm_s390_io_adapter_req {
   std::uint16_t pad0;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_s390_io_adapter_req) == 16, "kvm_s390_io_adapter_req: size differs from C");
-static_assert(alignof(kvm_s390_io_adapter_req) == 8, "kvm_s390_io_adapter_req: alignment differs from C");
-static_assert(offsetof(kvm_s390_io_adapter_req, id) == 0, "kvm_s390_io_adapter_req.id: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter_req, type) == 4, "kvm_s390_io_adapter_req.type: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter_req, mask) == 5, "kvm_s390_io_adapter_req.mask: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter_req, pad0) == 6, "kvm_s390_io_adapter_req.pad0: offset differs from C");
-static_assert(offsetof(kvm_s390_io_adapter_req, addr) == 8, "kvm_s390_io_adapter_req.addr: offset differs from C");
 
 // struct kvm_s390_vm_tod_clock (asm/kvm.h:404)
 struct kvm_s390_vm_tod_clock {
   std::uint8_t epoch_idx;
   std::uint64_t tod;
 };
-static_assert(sizeof(kvm_s390_vm_tod_clock) == 16, "kvm_s390_vm_tod_clock: size differs from C");
-static_assert(alignof(kvm_s390_vm_tod_clock) == 8, "kvm_s390_vm_tod_clock: alignment differs from C");
-static_assert(offsetof(kvm_s390_vm_tod_clock, epoch_idx) == 0, "kvm_s390_vm_tod_clock.epoch_idx: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_tod_clock, tod) == 8, "kvm_s390_vm_tod_clock.tod: offset differs from C");
 
 // struct kvm_s390_vm_cpu_processor (asm/kvm.h:412)
 struct kvm_s390_vm_cpu_processor {
@@ -497,12 +305,6 @@ struct kvm_s390_vm_cpu_processor {
   std::uint8_t pad[6];
   std::uint64_t fac_list[256];
 };
-static_assert(sizeof(kvm_s390_vm_cpu_processor) == 2064, "kvm_s390_vm_cpu_processor: size differs from C");
-static_assert(alignof(kvm_s390_vm_cpu_processor) == 8, "kvm_s390_vm_cpu_processor: alignment differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_processor, cpuid) == 0, "kvm_s390_vm_cpu_processor.cpuid: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_processor, ibc) == 8, "kvm_s390_vm_cpu_processor.ibc: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_processor, pad) == 10, "kvm_s390_vm_cpu_processor.pad: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_processor, fac_list) == 16, "kvm_s390_vm_cpu_processor.fac_list: offset differs from C");
 
 // struct kvm_s390_vm_cpu_machine (asm/kvm.h:421)
 struct kvm_s390_vm_cpu_machine {
@@ -512,21 +314,11 @@ struct kvm_s390_vm_cpu_machine {
   std::uint64_t fac_mask[256];
   std::uint64_t fac_list[256];
 };
-static_assert(sizeof(kvm_s390_vm_cpu_machine) == 4112, "kvm_s390_vm_cpu_machine: size differs from C");
-static_assert(alignof(kvm_s390_vm_cpu_machine) == 8, "kvm_s390_vm_cpu_machine: alignment differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_machine, cpuid) == 0, "kvm_s390_vm_cpu_machine.cpuid: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_machine, ibc) == 8, "kvm_s390_vm_cpu_machine.ibc: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_machine, pad) == 12, "kvm_s390_vm_cpu_machine.pad: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_machine, fac_mask) == 16, "kvm_s390_vm_cpu_machine.fac_mask: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_machine, fac_list) == 2064, "kvm_s390_vm_cpu_machine.fac_list: offset differs from C");
 
 // struct kvm_s390_vm_cpu_feat (asm/kvm.h:448)
 struct kvm_s390_vm_cpu_feat {
   std::uint64_t feat[16];
 };
-static_assert(sizeof(kvm_s390_vm_cpu_feat) == 128, "kvm_s390_vm_cpu_feat: size differs from C");
-static_assert(alignof(kvm_s390_vm_cpu_feat) == 8, "kvm_s390_vm_cpu_feat: alignment differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_feat, feat) == 0, "kvm_s390_vm_cpu_feat.feat: offset differs from C");
 
 // struct kvm_s390_vm_cpu_subfunc (asm/kvm.h:455)
 struct kvm_s390_vm_cpu_subfunc {
@@ -550,27 +342,6 @@ struct kvm_s390_vm_cpu_subfunc {
   std::uint8_t pfcr[16];
   std::uint8_t reserved[1712];
 };
-static_assert(sizeof(kvm_s390_vm_cpu_subfunc) == 2048, "kvm_s390_vm_cpu_subfunc: size differs from C");
-static_assert(alignof(kvm_s390_vm_cpu_subfunc) == 1, "kvm_s390_vm_cpu_subfunc: alignment differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, plo) == 0, "kvm_s390_vm_cpu_subfunc.plo: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, ptff) == 32, "kvm_s390_vm_cpu_subfunc.ptff: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kmac) == 48, "kvm_s390_vm_cpu_subfunc.kmac: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kmc) == 64, "kvm_s390_vm_cpu_subfunc.kmc: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, km) == 80, "kvm_s390_vm_cpu_subfunc.km: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kimd) == 96, "kvm_s390_vm_cpu_subfunc.kimd: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, klmd) == 112, "kvm_s390_vm_cpu_subfunc.klmd: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, pckmo) == 128, "kvm_s390_vm_cpu_subfunc.pckmo: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kmctr) == 144, "kvm_s390_vm_cpu_subfunc.kmctr: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kmf) == 160, "kvm_s390_vm_cpu_subfunc.kmf: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kmo) == 176, "kvm_s390_vm_cpu_subfunc.kmo: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, pcc) == 192, "kvm_s390_vm_cpu_subfunc.pcc: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, ppno) == 208, "kvm_s390_vm_cpu_subfunc.ppno: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kma) == 224, "kvm_s390_vm_cpu_subfunc.kma: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, kdsa) == 240, "kvm_s390_vm_cpu_subfunc.kdsa: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, sortl) == 256, "kvm_s390_vm_cpu_subfunc.sortl: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, dfltcc) == 288, "kvm_s390_vm_cpu_subfunc.dfltcc: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, pfcr) == 320, "kvm_s390_vm_cpu_subfunc.pfcr: offset differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_subfunc, reserved) == 336, "kvm_s390_vm_cpu_subfunc.reserved: offset differs from C");
 
 // struct kvm_s390_vm_cpu_uv_feat (asm/kvm.h:481)
 struct kvm_s390_vm_cpu_uv_feat {
@@ -584,37 +355,23 @@ struct kvm_s390_vm_cpu_uv_feat {
     std::uint64_t feat;
   };
 };
-static_assert(sizeof(kvm_s390_vm_cpu_uv_feat) == 8, "kvm_s390_vm_cpu_uv_feat: size differs from C");
-static_assert(alignof(kvm_s390_vm_cpu_uv_feat) == 8, "kvm_s390_vm_cpu_uv_feat: alignment differs from C");
-static_assert(offsetof(kvm_s390_vm_cpu_uv_feat, feat) == 0, "kvm_s390_vm_cpu_uv_feat.feat: offset differs from C");
 
 // struct kvm_regs (asm/kvm.h:507)
 struct kvm_regs {
   std::uint64_t gprs[16];
 };
-static_assert(sizeof(kvm_regs) == 128, "kvm_regs: size differs from C");
-static_assert(alignof(kvm_regs) == 8, "kvm_regs: alignment differs from C");
-static_assert(offsetof(kvm_regs, gprs) == 0, "kvm_regs.gprs: offset differs from C");
 
 // struct kvm_sregs (asm/kvm.h:513)
 struct kvm_sregs {
   std::uint32_t acrs[16];
   std::uint64_t crs[16];
 };
-static_assert(sizeof(kvm_sregs) == 192, "kvm_sregs: size differs from C");
-static_assert(alignof(kvm_sregs) == 8, "kvm_sregs: alignment differs from C");
-static_assert(offsetof(kvm_sregs, acrs) == 0, "kvm_sregs.acrs: offset differs from C");
-static_assert(offsetof(kvm_sregs, crs) == 64, "kvm_sregs.crs: offset differs from C");
 
 // struct kvm_fpu (asm/kvm.h:519)
 struct kvm_fpu {
   std::uint32_t fpc;
   std::uint64_t fprs[16];
 };
-static_assert(sizeof(kvm_fpu) == 136, "kvm_fpu: size differs from C");
-static_assert(alignof(kvm_fpu) == 8, "kvm_fpu: alignment differs from C");
-static_assert(offsetof(kvm_fpu, fpc) == 0, "kvm_fpu.fpc: offset differs from C");
-static_assert(offsetof(kvm_fpu, fprs) == 8, "kvm_fpu.fprs: offset differs from C");
 
 // struct kvm_debug_exit_arch (asm/kvm.h:530)
 struct kvm_debug_exit_arch {
@@ -622,11 +379,6 @@ struct kvm_debug_exit_arch {
   std::uint8_t type;
   std::uint8_t pad[7];
 };
-static_assert(sizeof(kvm_debug_exit_arch) == 16, "kvm_debug_exit_arch: size differs from C");
-static_assert(alignof(kvm_debug_exit_arch) == 8, "kvm_debug_exit_arch: alignment differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, addr) == 0, "kvm_debug_exit_arch.addr: offset differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, type) == 8, "kvm_debug_exit_arch.type: offset differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, pad) == 9, "kvm_debug_exit_arch.pad: offset differs from C");
 
 // struct kvm_hw_breakpoint (asm/kvm.h:536)
 struct kvm_hw_breakpoint {
@@ -636,13 +388,6 @@ struct kvm_hw_breakpoint {
   std::uint8_t type;
   std::uint8_t pad[7];
 };
-static_assert(sizeof(kvm_hw_breakpoint) == 32, "kvm_hw_breakpoint: size differs from C");
-static_assert(alignof(kvm_hw_breakpoint) == 8, "kvm_hw_breakpoint: alignment differs from C");
-static_assert(offsetof(kvm_hw_breakpoint, addr) == 0, "kvm_hw_breakpoint.addr: offset differs from C");
-static_assert(offsetof(kvm_hw_breakpoint, phys_addr) == 8, "kvm_hw_breakpoint.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_hw_breakpoint, len) == 16, "kvm_hw_breakpoint.len: offset differs from C");
-static_assert(offsetof(kvm_hw_breakpoint, type) == 24, "kvm_hw_breakpoint.type: offset differs from C");
-static_assert(offsetof(kvm_hw_breakpoint, pad) == 25, "kvm_hw_breakpoint.pad: offset differs from C");
 
 // struct kvm_guest_debug_arch (asm/kvm.h:545)
 struct kvm_guest_debug_arch {
@@ -650,11 +395,6 @@ struct kvm_guest_debug_arch {
   std::uint32_t pad;
   kvm_hw_breakpoint* hw_bp;
 };
-static_assert(sizeof(kvm_guest_debug_arch) == 16, "kvm_guest_debug_arch: size differs from C");
-static_assert(alignof(kvm_guest_debug_arch) == 8, "kvm_guest_debug_arch: alignment differs from C");
-static_assert(offsetof(kvm_guest_debug_arch, nr_hw_bp) == 0, "kvm_guest_debug_arch.nr_hw_bp: offset differs from C");
-static_assert(offsetof(kvm_guest_debug_arch, pad) == 4, "kvm_guest_debug_arch.pad: offset differs from C");
-static_assert(offsetof(kvm_guest_debug_arch, hw_bp) == 8, "kvm_guest_debug_arch.hw_bp: offset differs from C");
 
 // struct kvm_sync_regs (asm/kvm.h:578)
 struct kvm_sync_regs {
@@ -692,33 +432,6 @@ struct kvm_sync_regs {
     };
   };
 };
-static_assert(sizeof(kvm_sync_regs) == 1984, "kvm_sync_regs: size differs from C");
-static_assert(alignof(kvm_sync_regs) == 8, "kvm_sync_regs: alignment differs from C");
-static_assert(offsetof(kvm_sync_regs, prefix) == 0, "kvm_sync_regs.prefix: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, gprs) == 8, "kvm_sync_regs.gprs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, acrs) == 136, "kvm_sync_regs.acrs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, crs) == 200, "kvm_sync_regs.crs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, todpr) == 328, "kvm_sync_regs.todpr: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, cputm) == 336, "kvm_sync_regs.cputm: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, ckc) == 344, "kvm_sync_regs.ckc: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, pp) == 352, "kvm_sync_regs.pp: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, gbea) == 360, "kvm_sync_regs.gbea: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, pft) == 368, "kvm_sync_regs.pft: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, pfs) == 376, "kvm_sync_regs.pfs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, pfc) == 384, "kvm_sync_regs.pfc: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, vrs) == 392, "kvm_sync_regs.vrs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, fprs) == 392, "kvm_sync_regs.fprs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, reserved) == 904, "kvm_sync_regs.reserved: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, fpc) == 1416, "kvm_sync_regs.fpc: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, padding1) == 1421, "kvm_sync_regs.padding1: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, riccb) == 1472, "kvm_sync_regs.riccb: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, diag318) == 1536, "kvm_sync_regs.diag318: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, padding2) == 1544, "kvm_sync_regs.padding2: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, sdnx) == 1728, "kvm_sync_regs.sdnx: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, reserved1) == 1728, "kvm_sync_regs.reserved1: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, gscb) == 1744, "kvm_sync_regs.gscb: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, etoken) == 1776, "kvm_sync_regs.etoken: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, etoken_extension) == 1784, "kvm_sync_regs.etoken_extension: offset differs from C");
 
 // struct kvm_userspace_memory_region (linux/kvm.h:27)
 struct kvm_userspace_memory_region {
@@ -728,13 +441,6 @@ struct kvm_userspace_memory_region {
   std::uint64_t memory_size;
   std::uint64_t userspace_addr;
 };
-static_assert(sizeof(kvm_userspace_memory_region) == 32, "kvm_userspace_memory_region: size differs from C");
-static_assert(alignof(kvm_userspace_memory_region) == 8, "kvm_userspace_memory_region: alignment differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, slot) == 0, "kvm_userspace_memory_region.slot: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, flags) == 4, "kvm_userspace_memory_region.flags: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, guest_phys_addr) == 8, "kvm_userspace_memory_region.guest_phys_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, memory_size) == 16, "kvm_userspace_memory_region.memory_size: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, userspace_addr) == 24, "kvm_userspace_memory_region.userspace_addr: offset differs from C");
 
 // struct kvm_userspace_memory_region2 (linux/kvm.h:36)
 struct kvm_userspace_memory_region2 {
@@ -748,17 +454,6 @@ struct kvm_userspace_memory_region2 {
   std::uint32_t pad1;
   std::uint64_t pad2[14];
 };
-static_assert(sizeof(kvm_userspace_memory_region2) == 160, "kvm_userspace_memory_region2: size differs from C");
-static_assert(alignof(kvm_userspace_memory_region2) == 8, "kvm_userspace_memory_region2: alignment differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, slot) == 0, "kvm_userspace_memory_region2.slot: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, flags) == 4, "kvm_userspace_memory_region2.flags: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_phys_addr) == 8, "kvm_userspace_memory_region2.guest_phys_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, memory_size) == 16, "kvm_userspace_memory_region2.memory_size: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, userspace_addr) == 24, "kvm_userspace_memory_region2.userspace_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_memfd_offset) == 32, "kvm_userspace_memory_region2.guest_memfd_offset: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_memfd) == 40, "kvm_userspace_memory_region2.guest_memfd: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, pad1) == 44, "kvm_userspace_memory_region2.pad1: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, pad2) == 48, "kvm_userspace_memory_region2.pad2: offset differs from C");
 
 // struct kvm_irq_level (linux/kvm.h:58)
 struct kvm_irq_level {
@@ -768,11 +463,6 @@ struct kvm_irq_level {
   };
   std::uint32_t level;
 };
-static_assert(sizeof(kvm_irq_level) == 8, "kvm_irq_level: size differs from C");
-static_assert(alignof(kvm_irq_level) == 4, "kvm_irq_level: alignment differs from C");
-static_assert(offsetof(kvm_irq_level, irq) == 0, "kvm_irq_level.irq: offset differs from C");
-static_assert(offsetof(kvm_irq_level, status) == 0, "kvm_irq_level.status: offset differs from C");
-static_assert(offsetof(kvm_irq_level, level) == 4, "kvm_irq_level.level: offset differs from C");
 
 // struct kvm_irqchip (linux/kvm.h:73)
 struct kvm_irqchip {
@@ -782,22 +472,12 @@ struct kvm_irqchip {
     char dummy[512];
   } chip;
 };
-static_assert(sizeof(kvm_irqchip) == 520, "kvm_irqchip: size differs from C");
-static_assert(alignof(kvm_irqchip) == 4, "kvm_irqchip: alignment differs from C");
-static_assert(offsetof(kvm_irqchip, chip_id) == 0, "kvm_irqchip.chip_id: offset differs from C");
-static_assert(offsetof(kvm_irqchip, pad) == 4, "kvm_irqchip.pad: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip) == 8, "kvm_irqchip.chip: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip.dummy) == 8, "kvm_irqchip.chip.dummy: offset differs from C");
 
 // struct kvm_pit_config (linux/kvm.h:88)
 struct kvm_pit_config {
   std::uint32_t flags;
   std::uint32_t pad[15];
 };
-static_assert(sizeof(kvm_pit_config) == 64, "kvm_pit_config: size differs from C");
-static_assert(alignof(kvm_pit_config) == 4, "kvm_pit_config: alignment differs from C");
-static_assert(offsetof(kvm_pit_config, flags) == 0, "kvm_pit_config.flags: offset differs from C");
-static_assert(offsetof(kvm_pit_config, pad) == 4, "kvm_pit_config.pad: offset differs from C");
 
 // struct kvm_hyperv_exit (linux/kvm.h:95)
 struct kvm_hyperv_exit {
@@ -827,29 +507,6 @@ struct kvm_hyperv_exit {
     } syndbg;
   } u;
 };
-static_assert(sizeof(kvm_hyperv_exit) == 56, "kvm_hyperv_exit: size differs from C");
-static_assert(alignof(kvm_hyperv_exit) == 8, "kvm_hyperv_exit: alignment differs from C");
-static_assert(offsetof(kvm_hyperv_exit, type) == 0, "kvm_hyperv_exit.type: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, pad1) == 4, "kvm_hyperv_exit.pad1: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u) == 8, "kvm_hyperv_exit.u: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic) == 8, "kvm_hyperv_exit.u.synic: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.msr) == 8, "kvm_hyperv_exit.u.synic.msr: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.pad2) == 12, "kvm_hyperv_exit.u.synic.pad2: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.control) == 16, "kvm_hyperv_exit.u.synic.control: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.evt_page) == 24, "kvm_hyperv_exit.u.synic.evt_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.msg_page) == 32, "kvm_hyperv_exit.u.synic.msg_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall) == 8, "kvm_hyperv_exit.u.hcall: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.input) == 8, "kvm_hyperv_exit.u.hcall.input: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.result) == 16, "kvm_hyperv_exit.u.hcall.result: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.params) == 24, "kvm_hyperv_exit.u.hcall.params: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg) == 8, "kvm_hyperv_exit.u.syndbg: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.msr) == 8, "kvm_hyperv_exit.u.syndbg.msr: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.pad2) == 12, "kvm_hyperv_exit.u.syndbg.pad2: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.control) == 16, "kvm_hyperv_exit.u.syndbg.control: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.status) == 24, "kvm_hyperv_exit.u.syndbg.status: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.send_page) == 32, "kvm_hyperv_exit.u.syndbg.send_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.recv_page) == 40, "kvm_hyperv_exit.u.syndbg.recv_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.pending_page) == 48, "kvm_hyperv_exit.u.syndbg.pending_page: offset differs from C");
 
 // struct kvm_xen_exit (linux/kvm.h:126)
 struct kvm_xen_exit {
@@ -864,16 +521,6 @@ struct kvm_xen_exit {
     } hcall;
   } u;
 };
-static_assert(sizeof(kvm_xen_exit) == 80, "kvm_xen_exit: size differs from C");
-static_assert(alignof(kvm_xen_exit) == 8, "kvm_xen_exit: alignment differs from C");
-static_assert(offsetof(kvm_xen_exit, type) == 0, "kvm_xen_exit.type: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u) == 8, "kvm_xen_exit.u: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall) == 8, "kvm_xen_exit.u.hcall: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.longmode) == 8, "kvm_xen_exit.u.hcall.longmode: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.cpl) == 12, "kvm_xen_exit.u.hcall.cpl: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.input) == 16, "kvm_xen_exit.u.hcall.input: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.result) == 24, "kvm_xen_exit.u.hcall.result: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.params) == 32, "kvm_xen_exit.u.hcall.params: offset differs from C");
 
 // struct kvm_exit_snp_req_certs (linux/kvm.h:140)
 struct kvm_exit_snp_req_certs {
@@ -881,11 +528,6 @@ struct kvm_exit_snp_req_certs {
   std::uint64_t npages;
   std::uint64_t ret;
 };
-static_assert(sizeof(kvm_exit_snp_req_certs) == 24, "kvm_exit_snp_req_certs: size differs from C");
-static_assert(alignof(kvm_exit_snp_req_certs) == 8, "kvm_exit_snp_req_certs: alignment differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, gpa) == 0, "kvm_exit_snp_req_certs.gpa: offset differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, npages) == 8, "kvm_exit_snp_req_certs.npages: offset differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, ret) == 16, "kvm_exit_snp_req_certs.ret: offset differs from C");
 
 // struct kvm_run (linux/kvm.h:217)
 struct kvm_run {
@@ -1093,165 +735,6 @@ struct kvm_run {
     char padding[2048];
   } s;
 };
-static_assert(sizeof(kvm_run) == 2368, "kvm_run: size differs from C");
-static_assert(alignof(kvm_run) == 8, "kvm_run: alignment differs from C");
-static_assert(offsetof(kvm_run, request_interrupt_window) == 0, "kvm_run.request_interrupt_window: offset differs from C");
-static_assert(offsetof(kvm_run, immediate_exit) == 1, "kvm_run.immediate_exit: offset differs from C");
-static_assert(offsetof(kvm_run, padding1) == 2, "kvm_run.padding1: offset differs from C");
-static_assert(offsetof(kvm_run, exit_reason) == 8, "kvm_run.exit_reason: offset differs from C");
-static_assert(offsetof(kvm_run, ready_for_interrupt_injection) == 12, "kvm_run.ready_for_interrupt_injection: offset differs from C");
-static_assert(offsetof(kvm_run, if_flag) == 13, "kvm_run.if_flag: offset differs from C");
-static_assert(offsetof(kvm_run, flags) == 14, "kvm_run.flags: offset differs from C");
-static_assert(offsetof(kvm_run, cr8) == 16, "kvm_run.cr8: offset differs from C");
-static_assert(offsetof(kvm_run, apic_base) == 24, "kvm_run.apic_base: offset differs from C");
-static_assert(offsetof(kvm_run, psw_mask) == 32, "kvm_run.psw_mask: offset differs from C");
-static_assert(offsetof(kvm_run, psw_addr) == 40, "kvm_run.psw_addr: offset differs from C");
-static_assert(offsetof(kvm_run, hw) == 48, "kvm_run.hw: offset differs from C");
-static_assert(offsetof(kvm_run, hw.hardware_exit_reason) == 48, "kvm_run.hw.hardware_exit_reason: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry) == 48, "kvm_run.fail_entry: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry.hardware_entry_failure_reason) == 48, "kvm_run.fail_entry.hardware_entry_failure_reason: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry.cpu) == 56, "kvm_run.fail_entry.cpu: offset differs from C");
-static_assert(offsetof(kvm_run, ex) == 48, "kvm_run.ex: offset differs from C");
-static_assert(offsetof(kvm_run, ex.exception) == 48, "kvm_run.ex.exception: offset differs from C");
-static_assert(offsetof(kvm_run, ex.error_code) == 52, "kvm_run.ex.error_code: offset differs from C");
-static_assert(offsetof(kvm_run, io) == 48, "kvm_run.io: offset differs from C");
-static_assert(offsetof(kvm_run, io.direction) == 48, "kvm_run.io.direction: offset differs from C");
-static_assert(offsetof(kvm_run, io.size) == 49, "kvm_run.io.size: offset differs from C");
-static_assert(offsetof(kvm_run, io.port) == 50, "kvm_run.io.port: offset differs from C");
-static_assert(offsetof(kvm_run, io.count) == 52, "kvm_run.io.count: offset differs from C");
-static_assert(offsetof(kvm_run, io.data_offset) == 56, "kvm_run.io.data_offset: offset differs from C");
-static_assert(offsetof(kvm_run, debug) == 48, "kvm_run.debug: offset differs from C");
-static_assert(offsetof(kvm_run, debug.arch) == 48, "kvm_run.debug.arch: offset differs from C");
-static_assert(offsetof(kvm_run, mmio) == 48, "kvm_run.mmio: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.phys_addr) == 48, "kvm_run.mmio.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.data) == 56, "kvm_run.mmio.data: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.len) == 64, "kvm_run.mmio.len: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.is_write) == 68, "kvm_run.mmio.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io) == 48, "kvm_run.iocsr_io: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.phys_addr) == 48, "kvm_run.iocsr_io.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.data) == 56, "kvm_run.iocsr_io.data: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.len) == 64, "kvm_run.iocsr_io.len: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.is_write) == 68, "kvm_run.iocsr_io.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall) == 48, "kvm_run.hypercall: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.nr) == 48, "kvm_run.hypercall.nr: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.args) == 56, "kvm_run.hypercall.args: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.ret) == 104, "kvm_run.hypercall.ret: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.longmode) == 112, "kvm_run.hypercall.longmode: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.flags) == 112, "kvm_run.hypercall.flags: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access) == 48, "kvm_run.tpr_access: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.rip) == 48, "kvm_run.tpr_access.rip: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.is_write) == 56, "kvm_run.tpr_access.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.pad) == 60, "kvm_run.tpr_access.pad: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic) == 48, "kvm_run.s390_sieic: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.icptcode) == 48, "kvm_run.s390_sieic.icptcode: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.ipa) == 50, "kvm_run.s390_sieic.ipa: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.ipb) == 52, "kvm_run.s390_sieic.ipb: offset differs from C");
-static_assert(offsetof(kvm_run, s390_reset_flags) == 48, "kvm_run.s390_reset_flags: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol) == 48, "kvm_run.s390_ucontrol: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol.trans_exc_code) == 48, "kvm_run.s390_ucontrol.trans_exc_code: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol.pgm_code) == 56, "kvm_run.s390_ucontrol.pgm_code: offset differs from C");
-static_assert(offsetof(kvm_run, dcr) == 48, "kvm_run.dcr: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.dcrn) == 48, "kvm_run.dcr.dcrn: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.data) == 52, "kvm_run.dcr.data: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.is_write) == 56, "kvm_run.dcr.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, internal) == 48, "kvm_run.internal: offset differs from C");
-static_assert(offsetof(kvm_run, internal.suberror) == 48, "kvm_run.internal.suberror: offset differs from C");
-static_assert(offsetof(kvm_run, internal.ndata) == 52, "kvm_run.internal.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, internal.data) == 56, "kvm_run.internal.data: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure) == 48, "kvm_run.emulation_failure: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.suberror) == 48, "kvm_run.emulation_failure.suberror: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.ndata) == 52, "kvm_run.emulation_failure.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.flags) == 56, "kvm_run.emulation_failure.flags: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.insn_size) == 64, "kvm_run.emulation_failure.insn_size: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.insn_bytes) == 65, "kvm_run.emulation_failure.insn_bytes: offset differs from C");
-static_assert(offsetof(kvm_run, osi) == 48, "kvm_run.osi: offset differs from C");
-static_assert(offsetof(kvm_run, osi.gprs) == 48, "kvm_run.osi.gprs: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall) == 48, "kvm_run.papr_hcall: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.nr) == 48, "kvm_run.papr_hcall.nr: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.ret) == 56, "kvm_run.papr_hcall.ret: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.args) == 64, "kvm_run.papr_hcall.args: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch) == 48, "kvm_run.s390_tsch: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.subchannel_id) == 48, "kvm_run.s390_tsch.subchannel_id: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.subchannel_nr) == 50, "kvm_run.s390_tsch.subchannel_nr: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.io_int_parm) == 52, "kvm_run.s390_tsch.io_int_parm: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.io_int_word) == 56, "kvm_run.s390_tsch.io_int_word: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.ipb) == 60, "kvm_run.s390_tsch.ipb: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.dequeued) == 64, "kvm_run.s390_tsch.dequeued: offset differs from C");
-static_assert(offsetof(kvm_run, epr) == 48, "kvm_run.epr: offset differs from C");
-static_assert(offsetof(kvm_run, epr.epr) == 48, "kvm_run.epr.epr: offset differs from C");
-static_assert(offsetof(kvm_run, system_event) == 48, "kvm_run.system_event: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.type) == 48, "kvm_run.system_event.type: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.ndata) == 52, "kvm_run.system_event.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.flags) == 56, "kvm_run.system_event.flags: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.data) == 56, "kvm_run.system_event.data: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi) == 48, "kvm_run.s390_stsi: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.addr) == 48, "kvm_run.s390_stsi.addr: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.ar) == 56, "kvm_run.s390_stsi.ar: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.reserved) == 57, "kvm_run.s390_stsi.reserved: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.fc) == 58, "kvm_run.s390_stsi.fc: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.sel1) == 59, "kvm_run.s390_stsi.sel1: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.sel2) == 60, "kvm_run.s390_stsi.sel2: offset differs from C");
-static_assert(offsetof(kvm_run, eoi) == 48, "kvm_run.eoi: offset differs from C");
-static_assert(offsetof(kvm_run, eoi.vector) == 48, "kvm_run.eoi.vector: offset differs from C");
-static_assert(offsetof(kvm_run, hyperv) == 48, "kvm_run.hyperv: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv) == 48, "kvm_run.arm_nisv: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv.esr_iss) == 48, "kvm_run.arm_nisv.esr_iss: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv.fault_ipa) == 56, "kvm_run.arm_nisv.fault_ipa: offset differs from C");
-static_assert(offsetof(kvm_run, msr) == 48, "kvm_run.msr: offset differs from C");
-static_assert(offsetof(kvm_run, msr.error) == 48, "kvm_run.msr.error: offset differs from C");
-static_assert(offsetof(kvm_run, msr.pad) == 49, "kvm_run.msr.pad: offset differs from C");
-static_assert(offsetof(kvm_run, msr.reason) == 56, "kvm_run.msr.reason: offset differs from C");
-static_assert(offsetof(kvm_run, msr.index) == 60, "kvm_run.msr.index: offset differs from C");
-static_assert(offsetof(kvm_run, msr.data) == 64, "kvm_run.msr.data: offset differs from C");
-static_assert(offsetof(kvm_run, xen) == 48, "kvm_run.xen: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi) == 48, "kvm_run.riscv_sbi: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.extension_id) == 48, "kvm_run.riscv_sbi.extension_id: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.function_id) == 56, "kvm_run.riscv_sbi.function_id: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.args) == 64, "kvm_run.riscv_sbi.args: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.ret) == 112, "kvm_run.riscv_sbi.ret: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr) == 48, "kvm_run.riscv_csr: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.csr_num) == 48, "kvm_run.riscv_csr.csr_num: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.new_value) == 56, "kvm_run.riscv_csr.new_value: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.write_mask) == 64, "kvm_run.riscv_csr.write_mask: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.ret_value) == 72, "kvm_run.riscv_csr.ret_value: offset differs from C");
-static_assert(offsetof(kvm_run, notify) == 48, "kvm_run.notify: offset differs from C");
-static_assert(offsetof(kvm_run, notify.flags) == 48, "kvm_run.notify.flags: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault) == 48, "kvm_run.memory_fault: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.flags) == 48, "kvm_run.memory_fault.flags: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.gpa) == 56, "kvm_run.memory_fault.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.size) == 64, "kvm_run.memory_fault.size: offset differs from C");
-static_assert(offsetof(kvm_run, tdx) == 48, "kvm_run.tdx: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.flags) == 48, "kvm_run.tdx.flags: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.nr) == 56, "kvm_run.tdx.nr: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown) == 64, "kvm_run.tdx.unknown: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown.ret) == 64, "kvm_run.tdx.unknown.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown.data) == 72, "kvm_run.tdx.unknown.data: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote) == 64, "kvm_run.tdx.get_quote: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.ret) == 64, "kvm_run.tdx.get_quote.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.gpa) == 72, "kvm_run.tdx.get_quote.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.size) == 80, "kvm_run.tdx.get_quote.size: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info) == 64, "kvm_run.tdx.get_tdvmcall_info: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.ret) == 64, "kvm_run.tdx.get_tdvmcall_info.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.leaf) == 72, "kvm_run.tdx.get_tdvmcall_info.leaf: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r11) == 80, "kvm_run.tdx.get_tdvmcall_info.r11: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r12) == 88, "kvm_run.tdx.get_tdvmcall_info.r12: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r13) == 96, "kvm_run.tdx.get_tdvmcall_info.r13: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r14) == 104, "kvm_run.tdx.get_tdvmcall_info.r14: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify) == 64, "kvm_run.tdx.setup_event_notify: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify.ret) == 64, "kvm_run.tdx.setup_event_notify.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify.vector) == 72, "kvm_run.tdx.setup_event_notify.vector: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea) == 48, "kvm_run.arm_sea: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.flags) == 48, "kvm_run.arm_sea.flags: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.esr) == 56, "kvm_run.arm_sea.esr: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.gva) == 64, "kvm_run.arm_sea.gva: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.gpa) == 72, "kvm_run.arm_sea.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, snp_req_certs) == 48, "kvm_run.snp_req_certs: offset differs from C");
-static_assert(offsetof(kvm_run, padding) == 48, "kvm_run.padding: offset differs from C");
-static_assert(offsetof(kvm_run, kvm_valid_regs) == 304, "kvm_run.kvm_valid_regs: offset differs from C");
-static_assert(offsetof(kvm_run, kvm_dirty_regs) == 312, "kvm_run.kvm_dirty_regs: offset differs from C");
-static_assert(offsetof(kvm_run, s) == 320, "kvm_run.s: offset differs from C");
-static_assert(offsetof(kvm_run, s.regs) == 320, "kvm_run.s.regs: offset differs from C");
-static_assert(offsetof(kvm_run, s.padding) == 320, "kvm_run.s.padding: offset differs from C");
 
 // struct kvm_coalesced_mmio_zone (linux/kvm.h:514)
 struct kvm_coalesced_mmio_zone {
@@ -1262,12 +745,6 @@ struct kvm_coalesced_mmio_zone {
     std::uint32_t pio;
   };
 };
-static_assert(sizeof(kvm_coalesced_mmio_zone) == 16, "kvm_coalesced_mmio_zone: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio_zone) == 8, "kvm_coalesced_mmio_zone: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, addr) == 0, "kvm_coalesced_mmio_zone.addr: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, size) == 8, "kvm_coalesced_mmio_zone.size: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, pad) == 12, "kvm_coalesced_mmio_zone.pad: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, pio) == 12, "kvm_coalesced_mmio_zone.pio: offset differs from C");
 
 // struct kvm_coalesced_mmio (linux/kvm.h:523)
 struct kvm_coalesced_mmio {
@@ -1279,13 +756,6 @@ struct kvm_coalesced_mmio {
   };
   std::uint8_t data[8];
 };
-static_assert(sizeof(kvm_coalesced_mmio) == 24, "kvm_coalesced_mmio: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio) == 8, "kvm_coalesced_mmio: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, phys_addr) == 0, "kvm_coalesced_mmio.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, len) == 8, "kvm_coalesced_mmio.len: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, pad) == 12, "kvm_coalesced_mmio.pad: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, pio) == 12, "kvm_coalesced_mmio.pio: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, data) == 16, "kvm_coalesced_mmio.data: offset differs from C");
 
 // struct kvm_coalesced_mmio_ring (linux/kvm.h:533)
 struct kvm_coalesced_mmio_ring {
@@ -1294,11 +764,6 @@ struct kvm_coalesced_mmio_ring {
   // __empty_coalesced_mmio: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_coalesced_mmio coalesced_mmio[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, first) == 0, "kvm_coalesced_mmio_ring.first: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, last) == 4, "kvm_coalesced_mmio_ring.last: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, coalesced_mmio) == 8, "kvm_coalesced_mmio_ring.coalesced_mmio: offset differs from C");
 
 // struct kvm_translation (linux/kvm.h:543)
 struct kvm_translation {
@@ -1309,22 +774,11 @@ struct kvm_translation {
   std::uint8_t usermode;
   std::uint8_t pad[5];
 };
-static_assert(sizeof(kvm_translation) == 24, "kvm_translation: size differs from C");
-static_assert(alignof(kvm_translation) == 8, "kvm_translation: alignment differs from C");
-static_assert(offsetof(kvm_translation, linear_address) == 0, "kvm_translation.linear_address: offset differs from C");
-static_assert(offsetof(kvm_translation, physical_address) == 8, "kvm_translation.physical_address: offset differs from C");
-static_assert(offsetof(kvm_translation, valid) == 16, "kvm_translation.valid: offset differs from C");
-static_assert(offsetof(kvm_translation, writeable) == 17, "kvm_translation.writeable: offset differs from C");
-static_assert(offsetof(kvm_translation, usermode) == 18, "kvm_translation.usermode: offset differs from C");
-static_assert(offsetof(kvm_translation, pad) == 19, "kvm_translation.pad: offset differs from C");
 
 // struct kvm_interrupt (linux/kvm.h:556)
 struct kvm_interrupt {
   std::uint32_t irq;
 };
-static_assert(sizeof(kvm_interrupt) == 4, "kvm_interrupt: size differs from C");
-static_assert(alignof(kvm_interrupt) == 4, "kvm_interrupt: alignment differs from C");
-static_assert(offsetof(kvm_interrupt, irq) == 0, "kvm_interrupt.irq: offset differs from C");
 
 // struct kvm_dirty_log (linux/kvm.h:562)
 struct kvm_dirty_log {
@@ -1335,12 +789,6 @@ struct kvm_dirty_log {
     std::uint64_t padding2;
   };
 };
-static_assert(sizeof(kvm_dirty_log) == 16, "kvm_dirty_log: size differs from C");
-static_assert(alignof(kvm_dirty_log) == 8, "kvm_dirty_log: alignment differs from C");
-static_assert(offsetof(kvm_dirty_log, slot) == 0, "kvm_dirty_log.slot: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, padding1) == 4, "kvm_dirty_log.padding1: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, dirty_bitmap) == 8, "kvm_dirty_log.dirty_bitmap: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, padding2) == 8, "kvm_dirty_log.padding2: offset differs from C");
 
 // struct kvm_clear_dirty_log (linux/kvm.h:572)
 struct kvm_clear_dirty_log {
@@ -1352,13 +800,6 @@ struct kvm_clear_dirty_log {
     std::uint64_t padding2;
   };
 };
-static_assert(sizeof(kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log: size differs from C");
-static_assert(alignof(kvm_clear_dirty_log) == 8, "kvm_clear_dirty_log: alignment differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, slot) == 0, "kvm_clear_dirty_log.slot: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, num_pages) == 4, "kvm_clear_dirty_log.num_pages: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, first_page) == 8, "kvm_clear_dirty_log.first_page: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, dirty_bitmap) == 16, "kvm_clear_dirty_log.dirty_bitmap: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, padding2) == 16, "kvm_clear_dirty_log.padding2: offset differs from C");
 
 // struct kvm_signal_mask (linux/kvm.h:583)
 struct kvm_signal_mask {
@@ -1366,10 +807,6 @@ struct kvm_signal_mask {
   // __empty_sigset: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint8_t sigset[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_signal_mask) == 4, "kvm_signal_mask: size differs from C");
-static_assert(alignof(kvm_signal_mask) == 4, "kvm_signal_mask: alignment differs from C");
-static_assert(offsetof(kvm_signal_mask, len) == 0, "kvm_signal_mask.len: offset differs from C");
-static_assert(offsetof(kvm_signal_mask, sigset) == 4, "kvm_signal_mask.sigset: offset differs from C");
 
 // struct kvm_tpr_access_ctl (linux/kvm.h:589)
 struct kvm_tpr_access_ctl {
@@ -1377,27 +814,16 @@ struct kvm_tpr_access_ctl {
   std::uint32_t flags;
   std::uint32_t reserved[8];
 };
-static_assert(sizeof(kvm_tpr_access_ctl) == 40, "kvm_tpr_access_ctl: size differs from C");
-static_assert(alignof(kvm_tpr_access_ctl) == 4, "kvm_tpr_access_ctl: alignment differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, enabled) == 0, "kvm_tpr_access_ctl.enabled: offset differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, flags) == 4, "kvm_tpr_access_ctl.flags: offset differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, reserved) == 8, "kvm_tpr_access_ctl.reserved: offset differs from C");
 
 // struct kvm_vapic_addr (linux/kvm.h:596)
 struct kvm_vapic_addr {
   std::uint64_t vapic_addr;
 };
-static_assert(sizeof(kvm_vapic_addr) == 8, "kvm_vapic_addr: size differs from C");
-static_assert(alignof(kvm_vapic_addr) == 8, "kvm_vapic_addr: alignment differs from C");
-static_assert(offsetof(kvm_vapic_addr, vapic_addr) == 0, "kvm_vapic_addr.vapic_addr: offset differs from C");
 
 // struct kvm_mp_state (linux/kvm.h:615)
 struct kvm_mp_state {
   std::uint32_t mp_state;
 };
-static_assert(sizeof(kvm_mp_state) == 4, "kvm_mp_state: size differs from C");
-static_assert(alignof(kvm_mp_state) == 4, "kvm_mp_state: alignment differs from C");
-static_assert(offsetof(kvm_mp_state, mp_state) == 0, "kvm_mp_state.mp_state: offset differs from C");
 
 // struct kvm_guest_debug (linux/kvm.h:624)
 struct kvm_guest_debug {
@@ -1405,11 +831,6 @@ struct kvm_guest_debug {
   std::uint32_t pad;
   kvm_guest_debug_arch arch;
 };
-static_assert(sizeof(kvm_guest_debug) == 24, "kvm_guest_debug: size differs from C");
-static_assert(alignof(kvm_guest_debug) == 8, "kvm_guest_debug: alignment differs from C");
-static_assert(offsetof(kvm_guest_debug, control) == 0, "kvm_guest_debug.control: offset differs from C");
-static_assert(offsetof(kvm_guest_debug, pad) == 4, "kvm_guest_debug.pad: offset differs from C");
-static_assert(offsetof(kvm_guest_debug, arch) == 8, "kvm_guest_debug.arch: offset differs from C");
 
 // struct kvm_ioeventfd (linux/kvm.h:647)
 struct kvm_ioeventfd {
@@ -1420,14 +841,6 @@ struct kvm_ioeventfd {
   std::uint32_t flags;
   std::uint8_t pad[36];
 };
-static_assert(sizeof(kvm_ioeventfd) == 64, "kvm_ioeventfd: size differs from C");
-static_assert(alignof(kvm_ioeventfd) == 8, "kvm_ioeventfd: alignment differs from C");
-static_assert(offsetof(kvm_ioeventfd, datamatch) == 0, "kvm_ioeventfd.datamatch: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, addr) == 8, "kvm_ioeventfd.addr: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, len) == 16, "kvm_ioeventfd.len: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, fd) == 20, "kvm_ioeventfd.fd: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, flags) == 24, "kvm_ioeventfd.flags: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, pad) == 28, "kvm_ioeventfd.pad: offset differs from C");
 
 // struct kvm_enable_cap (linux/kvm.h:663)
 struct kvm_enable_cap {
@@ -1436,22 +849,12 @@ struct kvm_enable_cap {
   std::uint64_t args[4];
   std::uint8_t pad[64];
 };
-static_assert(sizeof(kvm_enable_cap) == 104, "kvm_enable_cap: size differs from C");
-static_assert(alignof(kvm_enable_cap) == 8, "kvm_enable_cap: alignment differs from C");
-static_assert(offsetof(kvm_enable_cap, cap) == 0, "kvm_enable_cap.cap: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, flags) == 4, "kvm_enable_cap.flags: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, args) == 8, "kvm_enable_cap.args: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, pad) == 40, "kvm_enable_cap.pad: offset differs from C");
 
 // struct kvm_irq_routing_irqchip (linux/kvm.h:992)
 struct kvm_irq_routing_irqchip {
   std::uint32_t irqchip;
   std::uint32_t pin;
 };
-static_assert(sizeof(kvm_irq_routing_irqchip) == 8, "kvm_irq_routing_irqchip: size differs from C");
-static_assert(alignof(kvm_irq_routing_irqchip) == 4, "kvm_irq_routing_irqchip: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_irqchip, irqchip) == 0, "kvm_irq_routing_irqchip.irqchip: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_irqchip, pin) == 4, "kvm_irq_routing_irqchip.pin: offset differs from C");
 
 // struct kvm_irq_routing_msi (linux/kvm.h:997)
 struct kvm_irq_routing_msi {
@@ -1463,13 +866,6 @@ struct kvm_irq_routing_msi {
     std::uint32_t devid;
   };
 };
-static_assert(sizeof(kvm_irq_routing_msi) == 16, "kvm_irq_routing_msi: size differs from C");
-static_assert(alignof(kvm_irq_routing_msi) == 4, "kvm_irq_routing_msi: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, address_lo) == 0, "kvm_irq_routing_msi.address_lo: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, address_hi) == 4, "kvm_irq_routing_msi.address_hi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, data) == 8, "kvm_irq_routing_msi.data: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, pad) == 12, "kvm_irq_routing_msi.pad: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, devid) == 12, "kvm_irq_routing_msi.devid: offset differs from C");
 
 // struct kvm_irq_routing_s390_adapter (linux/kvm.h:1007)
 struct kvm_irq_routing_s390_adapter {
@@ -1479,23 +875,12 @@ struct kvm_irq_routing_s390_adapter {
   std::uint32_t summary_offset;
   std::uint32_t adapter_id;
 };
-static_assert(sizeof(kvm_irq_routing_s390_adapter) == 32, "kvm_irq_routing_s390_adapter: size differs from C");
-static_assert(alignof(kvm_irq_routing_s390_adapter) == 8, "kvm_irq_routing_s390_adapter: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, ind_addr) == 0, "kvm_irq_routing_s390_adapter.ind_addr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, summary_addr) == 8, "kvm_irq_routing_s390_adapter.summary_addr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, ind_offset) == 16, "kvm_irq_routing_s390_adapter.ind_offset: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, summary_offset) == 24, "kvm_irq_routing_s390_adapter.summary_offset: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, adapter_id) == 28, "kvm_irq_routing_s390_adapter.adapter_id: offset differs from C");
 
 // struct kvm_irq_routing_hv_sint (linux/kvm.h:1015)
 struct kvm_irq_routing_hv_sint {
   std::uint32_t vcpu;
   std::uint32_t sint;
 };
-static_assert(sizeof(kvm_irq_routing_hv_sint) == 8, "kvm_irq_routing_hv_sint: size differs from C");
-static_assert(alignof(kvm_irq_routing_hv_sint) == 4, "kvm_irq_routing_hv_sint: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_hv_sint, vcpu) == 0, "kvm_irq_routing_hv_sint.vcpu: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_hv_sint, sint) == 4, "kvm_irq_routing_hv_sint.sint: offset differs from C");
 
 // struct kvm_irq_routing_xen_evtchn (linux/kvm.h:1020)
 struct kvm_irq_routing_xen_evtchn {
@@ -1503,11 +888,6 @@ struct kvm_irq_routing_xen_evtchn {
   std::uint32_t vcpu;
   std::uint32_t priority;
 };
-static_assert(sizeof(kvm_irq_routing_xen_evtchn) == 12, "kvm_irq_routing_xen_evtchn: size differs from C");
-static_assert(alignof(kvm_irq_routing_xen_evtchn) == 4, "kvm_irq_routing_xen_evtchn: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, port) == 0, "kvm_irq_routing_xen_evtchn.port: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, vcpu) == 4, "kvm_irq_routing_xen_evtchn.vcpu: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, priority) == 8, "kvm_irq_routing_xen_evtchn.priority: offset differs from C");
 
 // struct kvm_irq_routing_entry (linux/kvm.h:1035)
 struct kvm_irq_routing_entry {
@@ -1524,19 +904,6 @@ struct kvm_irq_routing_entry {
     std::uint32_t pad[8];
   } u;
 };
-static_assert(sizeof(kvm_irq_routing_entry) == 48, "kvm_irq_routing_entry: size differs from C");
-static_assert(alignof(kvm_irq_routing_entry) == 8, "kvm_irq_routing_entry: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, gsi) == 0, "kvm_irq_routing_entry.gsi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, type) == 4, "kvm_irq_routing_entry.type: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, flags) == 8, "kvm_irq_routing_entry.flags: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, pad) == 12, "kvm_irq_routing_entry.pad: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u) == 16, "kvm_irq_routing_entry.u: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.irqchip) == 16, "kvm_irq_routing_entry.u.irqchip: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.msi) == 16, "kvm_irq_routing_entry.u.msi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.adapter) == 16, "kvm_irq_routing_entry.u.adapter: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.hv_sint) == 16, "kvm_irq_routing_entry.u.hv_sint: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.xen_evtchn) == 16, "kvm_irq_routing_entry.u.xen_evtchn: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.pad) == 16, "kvm_irq_routing_entry.u.pad: offset differs from C");
 
 // struct kvm_irq_routing (linux/kvm.h:1050)
 struct kvm_irq_routing {
@@ -1545,11 +912,6 @@ struct kvm_irq_routing {
   // __empty_entries: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_irq_routing_entry entries[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_irq_routing) == 8, "kvm_irq_routing: size differs from C");
-static_assert(alignof(kvm_irq_routing) == 8, "kvm_irq_routing: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing, nr) == 0, "kvm_irq_routing.nr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing, flags) == 4, "kvm_irq_routing.flags: offset differs from C");
-static_assert(offsetof(kvm_irq_routing, entries) == 8, "kvm_irq_routing.entries: offset differs from C");
 
 // struct kvm_irqfd (linux/kvm.h:1066)
 struct kvm_irqfd {
@@ -1559,13 +921,6 @@ struct kvm_irqfd {
   std::uint32_t resamplefd;
   std::uint8_t pad[16];
 };
-static_assert(sizeof(kvm_irqfd) == 32, "kvm_irqfd: size differs from C");
-static_assert(alignof(kvm_irqfd) == 4, "kvm_irqfd: alignment differs from C");
-static_assert(offsetof(kvm_irqfd, fd) == 0, "kvm_irqfd.fd: offset differs from C");
-static_assert(offsetof(kvm_irqfd, gsi) == 4, "kvm_irqfd.gsi: offset differs from C");
-static_assert(offsetof(kvm_irqfd, flags) == 8, "kvm_irqfd.flags: offset differs from C");
-static_assert(offsetof(kvm_irqfd, resamplefd) == 12, "kvm_irqfd.resamplefd: offset differs from C");
-static_assert(offsetof(kvm_irqfd, pad) == 16, "kvm_irqfd.pad: offset differs from C");
 
 // struct kvm_clock_data (linux/kvm.h:1081)
 struct kvm_clock_data {
@@ -1576,14 +931,6 @@ struct kvm_clock_data {
   std::uint64_t host_tsc;
   std::uint32_t pad[4];
 };
-static_assert(sizeof(kvm_clock_data) == 48, "kvm_clock_data: size differs from C");
-static_assert(alignof(kvm_clock_data) == 8, "kvm_clock_data: alignment differs from C");
-static_assert(offsetof(kvm_clock_data, clock) == 0, "kvm_clock_data.clock: offset differs from C");
-static_assert(offsetof(kvm_clock_data, flags) == 8, "kvm_clock_data.flags: offset differs from C");
-static_assert(offsetof(kvm_clock_data, pad0) == 12, "kvm_clock_data.pad0: offset differs from C");
-static_assert(offsetof(kvm_clock_data, realtime) == 16, "kvm_clock_data.realtime: offset differs from C");
-static_assert(offsetof(kvm_clock_data, host_tsc) == 24, "kvm_clock_data.host_tsc: offset differs from C");
-static_assert(offsetof(kvm_clock_data, pad) == 32, "kvm_clock_data.pad: offset differs from C");
 
 // struct kvm_config_tlb (linux/kvm.h:1095)
 struct kvm_config_tlb {
@@ -1592,22 +939,12 @@ struct kvm_config_tlb {
   std::uint32_t mmu_type;
   std::uint32_t array_len;
 };
-static_assert(sizeof(kvm_config_tlb) == 24, "kvm_config_tlb: size differs from C");
-static_assert(alignof(kvm_config_tlb) == 8, "kvm_config_tlb: alignment differs from C");
-static_assert(offsetof(kvm_config_tlb, params) == 0, "kvm_config_tlb.params: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, array) == 8, "kvm_config_tlb.array: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, mmu_type) == 16, "kvm_config_tlb.mmu_type: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, array_len) == 20, "kvm_config_tlb.array_len: offset differs from C");
 
 // struct kvm_dirty_tlb (linux/kvm.h:1102)
 struct kvm_dirty_tlb {
   std::uint64_t bitmap;
   std::uint32_t num_dirty;
 };
-static_assert(sizeof(kvm_dirty_tlb) == 16, "kvm_dirty_tlb: size differs from C");
-static_assert(alignof(kvm_dirty_tlb) == 8, "kvm_dirty_tlb: alignment differs from C");
-static_assert(offsetof(kvm_dirty_tlb, bitmap) == 0, "kvm_dirty_tlb.bitmap: offset differs from C");
-static_assert(offsetof(kvm_dirty_tlb, num_dirty) == 8, "kvm_dirty_tlb.num_dirty: offset differs from C");
 
 // struct kvm_reg_list (linux/kvm.h:1142)
 struct kvm_reg_list {
@@ -1615,20 +952,12 @@ struct kvm_reg_list {
   // __empty_reg: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint64_t reg[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_reg_list) == 8, "kvm_reg_list: size differs from C");
-static_assert(alignof(kvm_reg_list) == 8, "kvm_reg_list: alignment differs from C");
-static_assert(offsetof(kvm_reg_list, n) == 0, "kvm_reg_list.n: offset differs from C");
-static_assert(offsetof(kvm_reg_list, reg) == 8, "kvm_reg_list.reg: offset differs from C");
 
 // struct kvm_one_reg (linux/kvm.h:1147)
 struct kvm_one_reg {
   std::uint64_t id;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_one_reg) == 16, "kvm_one_reg: size differs from C");
-static_assert(alignof(kvm_one_reg) == 8, "kvm_one_reg: alignment differs from C");
-static_assert(offsetof(kvm_one_reg, id) == 0, "kvm_one_reg.id: offset differs from C");
-static_assert(offsetof(kvm_one_reg, addr) == 8, "kvm_one_reg.addr: offset differs from C");
 
 // struct kvm_msi (linux/kvm.h:1153)
 struct kvm_msi {
@@ -1639,24 +968,12 @@ struct kvm_msi {
   std::uint32_t devid;
   std::uint8_t pad[12];
 };
-static_assert(sizeof(kvm_msi) == 32, "kvm_msi: size differs from C");
-static_assert(alignof(kvm_msi) == 4, "kvm_msi: alignment differs from C");
-static_assert(offsetof(kvm_msi, address_lo) == 0, "kvm_msi.address_lo: offset differs from C");
-static_assert(offsetof(kvm_msi, address_hi) == 4, "kvm_msi.address_hi: offset differs from C");
-static_assert(offsetof(kvm_msi, data) == 8, "kvm_msi.data: offset differs from C");
-static_assert(offsetof(kvm_msi, flags) == 12, "kvm_msi.flags: offset differs from C");
-static_assert(offsetof(kvm_msi, devid) == 16, "kvm_msi.devid: offset differs from C");
-static_assert(offsetof(kvm_msi, pad) == 20, "kvm_msi.pad: offset differs from C");
 
 // struct kvm_arm_device_addr (linux/kvm.h:1162)
 struct kvm_arm_device_addr {
   std::uint64_t id;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_arm_device_addr) == 16, "kvm_arm_device_addr: size differs from C");
-static_assert(alignof(kvm_arm_device_addr) == 8, "kvm_arm_device_addr: alignment differs from C");
-static_assert(offsetof(kvm_arm_device_addr, id) == 0, "kvm_arm_device_addr.id: offset differs from C");
-static_assert(offsetof(kvm_arm_device_addr, addr) == 8, "kvm_arm_device_addr.addr: offset differs from C");
 
 // struct kvm_create_device (linux/kvm.h:1172)
 struct kvm_create_device {
@@ -1664,11 +981,6 @@ struct kvm_create_device {
   std::uint32_t fd;
   std::uint32_t flags;
 };
-static_assert(sizeof(kvm_create_device) == 12, "kvm_create_device: size differs from C");
-static_assert(alignof(kvm_create_device) == 4, "kvm_create_device: alignment differs from C");
-static_assert(offsetof(kvm_create_device, type) == 0, "kvm_create_device.type: offset differs from C");
-static_assert(offsetof(kvm_create_device, fd) == 4, "kvm_create_device.fd: offset differs from C");
-static_assert(offsetof(kvm_create_device, flags) == 8, "kvm_create_device.flags: offset differs from C");
 
 // struct kvm_device_attr (linux/kvm.h:1178)
 struct kvm_device_attr {
@@ -1677,22 +989,12 @@ struct kvm_device_attr {
   std::uint64_t attr;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_device_attr) == 24, "kvm_device_attr: size differs from C");
-static_assert(alignof(kvm_device_attr) == 8, "kvm_device_attr: alignment differs from C");
-static_assert(offsetof(kvm_device_attr, flags) == 0, "kvm_device_attr.flags: offset differs from C");
-static_assert(offsetof(kvm_device_attr, group) == 4, "kvm_device_attr.group: offset differs from C");
-static_assert(offsetof(kvm_device_attr, attr) == 8, "kvm_device_attr.attr: offset differs from C");
-static_assert(offsetof(kvm_device_attr, addr) == 16, "kvm_device_attr.addr: offset differs from C");
 
 // struct kvm_vfio_spapr_tce (linux/kvm.h:1235)
 struct kvm_vfio_spapr_tce {
   std::int32_t groupfd;
   std::int32_t tablefd;
 };
-static_assert(sizeof(kvm_vfio_spapr_tce) == 8, "kvm_vfio_spapr_tce: size differs from C");
-static_assert(alignof(kvm_vfio_spapr_tce) == 4, "kvm_vfio_spapr_tce: alignment differs from C");
-static_assert(offsetof(kvm_vfio_spapr_tce, groupfd) == 0, "kvm_vfio_spapr_tce.groupfd: offset differs from C");
-static_assert(offsetof(kvm_vfio_spapr_tce, tablefd) == 4, "kvm_vfio_spapr_tce.tablefd: offset differs from C");
 
 // struct kvm_s390_keyop (linux/kvm.h:1243)
 struct kvm_s390_keyop {
@@ -1701,22 +1003,12 @@ struct kvm_s390_keyop {
   std::uint8_t operation;
   std::uint8_t pad[6];
 };
-static_assert(sizeof(kvm_s390_keyop) == 16, "kvm_s390_keyop: size differs from C");
-static_assert(alignof(kvm_s390_keyop) == 8, "kvm_s390_keyop: alignment differs from C");
-static_assert(offsetof(kvm_s390_keyop, guest_addr) == 0, "kvm_s390_keyop.guest_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, key) == 8, "kvm_s390_keyop.key: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, operation) == 9, "kvm_s390_keyop.operation: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, pad) == 10, "kvm_s390_keyop.pad: offset differs from C");
 
 // struct kvm_enc_region (linux/kvm.h:1435)
 struct kvm_enc_region {
   std::uint64_t addr;
   std::uint64_t size;
 };
-static_assert(sizeof(kvm_enc_region) == 16, "kvm_enc_region: size differs from C");
-static_assert(alignof(kvm_enc_region) == 8, "kvm_enc_region: alignment differs from C");
-static_assert(offsetof(kvm_enc_region, addr) == 0, "kvm_enc_region.addr: offset differs from C");
-static_assert(offsetof(kvm_enc_region, size) == 8, "kvm_enc_region.size: offset differs from C");
 
 // struct kvm_dirty_gfn (linux/kvm.h:1531)
 struct kvm_dirty_gfn {
@@ -1724,11 +1016,6 @@ struct kvm_dirty_gfn {
   std::uint32_t slot;
   std::uint64_t offset;
 };
-static_assert(sizeof(kvm_dirty_gfn) == 16, "kvm_dirty_gfn: size differs from C");
-static_assert(alignof(kvm_dirty_gfn) == 8, "kvm_dirty_gfn: alignment differs from C");
-static_assert(offsetof(kvm_dirty_gfn, flags) == 0, "kvm_dirty_gfn.flags: offset differs from C");
-static_assert(offsetof(kvm_dirty_gfn, slot) == 4, "kvm_dirty_gfn.slot: offset differs from C");
-static_assert(offsetof(kvm_dirty_gfn, offset) == 8, "kvm_dirty_gfn.offset: offset differs from C");
 
 // struct kvm_stats_header (linux/kvm.h:1561)
 struct kvm_stats_header {
@@ -1739,14 +1026,6 @@ struct kvm_stats_header {
   std::uint32_t desc_offset;
   std::uint32_t data_offset;
 };
-static_assert(sizeof(kvm_stats_header) == 24, "kvm_stats_header: size differs from C");
-static_assert(alignof(kvm_stats_header) == 4, "kvm_stats_header: alignment differs from C");
-static_assert(offsetof(kvm_stats_header, flags) == 0, "kvm_stats_header.flags: offset differs from C");
-static_assert(offsetof(kvm_stats_header, name_size) == 4, "kvm_stats_header.name_size: offset differs from C");
-static_assert(offsetof(kvm_stats_header, num_desc) == 8, "kvm_stats_header.num_desc: offset differs from C");
-static_assert(offsetof(kvm_stats_header, id_offset) == 12, "kvm_stats_header.id_offset: offset differs from C");
-static_assert(offsetof(kvm_stats_header, desc_offset) == 16, "kvm_stats_header.desc_offset: offset differs from C");
-static_assert(offsetof(kvm_stats_header, data_offset) == 20, "kvm_stats_header.data_offset: offset differs from C");
 
 // struct kvm_stats_desc (linux/kvm.h:1607)
 struct kvm_stats_desc {
@@ -1758,14 +1037,6 @@ struct kvm_stats_desc {
   // __empty_name: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   char name[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_stats_desc) == 16, "kvm_stats_desc: size differs from C");
-static_assert(alignof(kvm_stats_desc) == 4, "kvm_stats_desc: alignment differs from C");
-static_assert(offsetof(kvm_stats_desc, flags) == 0, "kvm_stats_desc.flags: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, exponent) == 4, "kvm_stats_desc.exponent: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, size) == 6, "kvm_stats_desc.size: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, offset) == 8, "kvm_stats_desc.offset: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, bucket_size) == 12, "kvm_stats_desc.bucket_size: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, name) == 16, "kvm_stats_desc.name: offset differs from C");
 
 // struct kvm_memory_attributes (linux/kvm.h:1634)
 struct kvm_memory_attributes {
@@ -1774,12 +1045,6 @@ struct kvm_memory_attributes {
   std::uint64_t attributes;
   std::uint64_t flags;
 };
-static_assert(sizeof(kvm_memory_attributes) == 32, "kvm_memory_attributes: size differs from C");
-static_assert(alignof(kvm_memory_attributes) == 8, "kvm_memory_attributes: alignment differs from C");
-static_assert(offsetof(kvm_memory_attributes, address) == 0, "kvm_memory_attributes.address: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, size) == 8, "kvm_memory_attributes.size: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, attributes) == 16, "kvm_memory_attributes.attributes: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, flags) == 24, "kvm_memory_attributes.flags: offset differs from C");
 
 // struct kvm_create_guest_memfd (linux/kvm.h:1647)
 struct kvm_create_guest_memfd {
@@ -1787,11 +1052,6 @@ struct kvm_create_guest_memfd {
   std::uint64_t flags;
   std::uint64_t reserved[6];
 };
-static_assert(sizeof(kvm_create_guest_memfd) == 64, "kvm_create_guest_memfd: size differs from C");
-static_assert(alignof(kvm_create_guest_memfd) == 8, "kvm_create_guest_memfd: alignment differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, size) == 0, "kvm_create_guest_memfd.size: offset differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, flags) == 8, "kvm_create_guest_memfd.flags: offset differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, reserved) == 16, "kvm_create_guest_memfd.reserved: offset differs from C");
 
 // struct kvm_pre_fault_memory (linux/kvm.h:1655)
 struct kvm_pre_fault_memory {
@@ -1800,12 +1060,6 @@ struct kvm_pre_fault_memory {
   std::uint64_t flags;
   std::uint64_t padding[5];
 };
-static_assert(sizeof(kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory: size differs from C");
-static_assert(alignof(kvm_pre_fault_memory) == 8, "kvm_pre_fault_memory: alignment differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, gpa) == 0, "kvm_pre_fault_memory.gpa: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, size) == 8, "kvm_pre_fault_memory.size: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, flags) == 16, "kvm_pre_fault_memory.flags: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, padding) == 24, "kvm_pre_fault_memory.padding: offset differs from C");
 
 }  // namespace kvm::abi
 

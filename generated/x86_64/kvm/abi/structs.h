@@ -3,10 +3,14 @@
 // Regenerate with `bazel run //generator:regenerate`; change generator/ or templates/ instead.
 
 // The 110 named structs and unions of linux/kvm.h and asm/kvm.h with the C layout,
-// field for field. Every record is followed by static_asserts of its size, alignment and
-// the offset of every named field, with the values clang computed for the C header
-// (x86_64-linux-gnu). Zero-length and flexible arrays are GNU extensions in C++, accepted by
-// g++ and clang; constructs C++ cannot express are noted where they occur.
+// field for field. Zero-length and flexible arrays are GNU extensions in C++, accepted by g++
+// and clang; constructs C++ cannot express are noted where they occur.
+//
+// The layout asserts (the size, alignment and offset of every named field of every record, as
+// clang computed them for the C header, x86_64-linux-gnu) are in kvm/abi/layout.h, so that they are
+// compiled once per build rather than in every translation unit: kvm/abi/layout_check.cc
+// includes it, and the `kvm_abi` library (Bazel and CMake) compiles that file. A build that
+// vendors these headers compiles layout_check.cc too.
 #pragma once
 
 #include <cstddef>
@@ -25,7 +29,6 @@
 #pragma GCC diagnostic ignored "-Wflexible-array-extensions"
 #pragma GCC diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
 #endif
-#pragma GCC diagnostic ignored "-Winvalid-offsetof"
 
 namespace kvm::abi {
 
@@ -48,24 +51,6 @@ struct kvm_pic_state {
   std::uint8_t elcr;
   std::uint8_t elcr_mask;
 };
-static_assert(sizeof(kvm_pic_state) == 16, "kvm_pic_state: size differs from C");
-static_assert(alignof(kvm_pic_state) == 1, "kvm_pic_state: alignment differs from C");
-static_assert(offsetof(kvm_pic_state, last_irr) == 0, "kvm_pic_state.last_irr: offset differs from C");
-static_assert(offsetof(kvm_pic_state, irr) == 1, "kvm_pic_state.irr: offset differs from C");
-static_assert(offsetof(kvm_pic_state, imr) == 2, "kvm_pic_state.imr: offset differs from C");
-static_assert(offsetof(kvm_pic_state, isr) == 3, "kvm_pic_state.isr: offset differs from C");
-static_assert(offsetof(kvm_pic_state, priority_add) == 4, "kvm_pic_state.priority_add: offset differs from C");
-static_assert(offsetof(kvm_pic_state, irq_base) == 5, "kvm_pic_state.irq_base: offset differs from C");
-static_assert(offsetof(kvm_pic_state, read_reg_select) == 6, "kvm_pic_state.read_reg_select: offset differs from C");
-static_assert(offsetof(kvm_pic_state, poll) == 7, "kvm_pic_state.poll: offset differs from C");
-static_assert(offsetof(kvm_pic_state, special_mask) == 8, "kvm_pic_state.special_mask: offset differs from C");
-static_assert(offsetof(kvm_pic_state, init_state) == 9, "kvm_pic_state.init_state: offset differs from C");
-static_assert(offsetof(kvm_pic_state, auto_eoi) == 10, "kvm_pic_state.auto_eoi: offset differs from C");
-static_assert(offsetof(kvm_pic_state, rotate_on_auto_eoi) == 11, "kvm_pic_state.rotate_on_auto_eoi: offset differs from C");
-static_assert(offsetof(kvm_pic_state, special_fully_nested_mode) == 12, "kvm_pic_state.special_fully_nested_mode: offset differs from C");
-static_assert(offsetof(kvm_pic_state, init4) == 13, "kvm_pic_state.init4: offset differs from C");
-static_assert(offsetof(kvm_pic_state, elcr) == 14, "kvm_pic_state.elcr: offset differs from C");
-static_assert(offsetof(kvm_pic_state, elcr_mask) == 15, "kvm_pic_state.elcr_mask: offset differs from C");
 
 // struct kvm_ioapic_state (asm/kvm.h:83)
 struct kvm_ioapic_state {
@@ -91,19 +76,6 @@ struct kvm_ioapic_state {
     } fields;
   } redirtbl[24];
 };
-static_assert(sizeof(kvm_ioapic_state) == 216, "kvm_ioapic_state: size differs from C");
-static_assert(alignof(kvm_ioapic_state) == 8, "kvm_ioapic_state: alignment differs from C");
-static_assert(offsetof(kvm_ioapic_state, base_address) == 0, "kvm_ioapic_state.base_address: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, ioregsel) == 8, "kvm_ioapic_state.ioregsel: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, id) == 12, "kvm_ioapic_state.id: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, irr) == 16, "kvm_ioapic_state.irr: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, pad) == 20, "kvm_ioapic_state.pad: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, redirtbl) == 24, "kvm_ioapic_state.redirtbl: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, redirtbl[0].bits) == 24, "kvm_ioapic_state.redirtbl[0].bits: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, redirtbl[0].fields) == 24, "kvm_ioapic_state.redirtbl[0].fields: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, redirtbl[0].fields.vector) == 24, "kvm_ioapic_state.redirtbl[0].fields.vector: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, redirtbl[0].fields.reserved) == 27, "kvm_ioapic_state.redirtbl[0].fields.reserved: offset differs from C");
-static_assert(offsetof(kvm_ioapic_state, redirtbl[0].fields.dest_id) == 31, "kvm_ioapic_state.redirtbl[0].fields.dest_id: offset differs from C");
 
 // struct kvm_regs (asm/kvm.h:117)
 struct kvm_regs {
@@ -126,34 +98,11 @@ struct kvm_regs {
   std::uint64_t rip;
   std::uint64_t rflags;
 };
-static_assert(sizeof(kvm_regs) == 144, "kvm_regs: size differs from C");
-static_assert(alignof(kvm_regs) == 8, "kvm_regs: alignment differs from C");
-static_assert(offsetof(kvm_regs, rax) == 0, "kvm_regs.rax: offset differs from C");
-static_assert(offsetof(kvm_regs, rbx) == 8, "kvm_regs.rbx: offset differs from C");
-static_assert(offsetof(kvm_regs, rcx) == 16, "kvm_regs.rcx: offset differs from C");
-static_assert(offsetof(kvm_regs, rdx) == 24, "kvm_regs.rdx: offset differs from C");
-static_assert(offsetof(kvm_regs, rsi) == 32, "kvm_regs.rsi: offset differs from C");
-static_assert(offsetof(kvm_regs, rdi) == 40, "kvm_regs.rdi: offset differs from C");
-static_assert(offsetof(kvm_regs, rsp) == 48, "kvm_regs.rsp: offset differs from C");
-static_assert(offsetof(kvm_regs, rbp) == 56, "kvm_regs.rbp: offset differs from C");
-static_assert(offsetof(kvm_regs, r8) == 64, "kvm_regs.r8: offset differs from C");
-static_assert(offsetof(kvm_regs, r9) == 72, "kvm_regs.r9: offset differs from C");
-static_assert(offsetof(kvm_regs, r10) == 80, "kvm_regs.r10: offset differs from C");
-static_assert(offsetof(kvm_regs, r11) == 88, "kvm_regs.r11: offset differs from C");
-static_assert(offsetof(kvm_regs, r12) == 96, "kvm_regs.r12: offset differs from C");
-static_assert(offsetof(kvm_regs, r13) == 104, "kvm_regs.r13: offset differs from C");
-static_assert(offsetof(kvm_regs, r14) == 112, "kvm_regs.r14: offset differs from C");
-static_assert(offsetof(kvm_regs, r15) == 120, "kvm_regs.r15: offset differs from C");
-static_assert(offsetof(kvm_regs, rip) == 128, "kvm_regs.rip: offset differs from C");
-static_assert(offsetof(kvm_regs, rflags) == 136, "kvm_regs.rflags: offset differs from C");
 
 // struct kvm_lapic_state (asm/kvm.h:128)
 struct kvm_lapic_state {
   char regs[1024];
 };
-static_assert(sizeof(kvm_lapic_state) == 1024, "kvm_lapic_state: size differs from C");
-static_assert(alignof(kvm_lapic_state) == 1, "kvm_lapic_state: alignment differs from C");
-static_assert(offsetof(kvm_lapic_state, regs) == 0, "kvm_lapic_state.regs: offset differs from C");
 
 // struct kvm_segment (asm/kvm.h:132)
 struct kvm_segment {
@@ -171,21 +120,6 @@ struct kvm_segment {
   std::uint8_t unusable;
   std::uint8_t padding;
 };
-static_assert(sizeof(kvm_segment) == 24, "kvm_segment: size differs from C");
-static_assert(alignof(kvm_segment) == 8, "kvm_segment: alignment differs from C");
-static_assert(offsetof(kvm_segment, base) == 0, "kvm_segment.base: offset differs from C");
-static_assert(offsetof(kvm_segment, limit) == 8, "kvm_segment.limit: offset differs from C");
-static_assert(offsetof(kvm_segment, selector) == 12, "kvm_segment.selector: offset differs from C");
-static_assert(offsetof(kvm_segment, type) == 14, "kvm_segment.type: offset differs from C");
-static_assert(offsetof(kvm_segment, present) == 15, "kvm_segment.present: offset differs from C");
-static_assert(offsetof(kvm_segment, dpl) == 16, "kvm_segment.dpl: offset differs from C");
-static_assert(offsetof(kvm_segment, db) == 17, "kvm_segment.db: offset differs from C");
-static_assert(offsetof(kvm_segment, s) == 18, "kvm_segment.s: offset differs from C");
-static_assert(offsetof(kvm_segment, l) == 19, "kvm_segment.l: offset differs from C");
-static_assert(offsetof(kvm_segment, g) == 20, "kvm_segment.g: offset differs from C");
-static_assert(offsetof(kvm_segment, avl) == 21, "kvm_segment.avl: offset differs from C");
-static_assert(offsetof(kvm_segment, unusable) == 22, "kvm_segment.unusable: offset differs from C");
-static_assert(offsetof(kvm_segment, padding) == 23, "kvm_segment.padding: offset differs from C");
 
 // struct kvm_dtable (asm/kvm.h:142)
 struct kvm_dtable {
@@ -193,11 +127,6 @@ struct kvm_dtable {
   std::uint16_t limit;
   std::uint16_t padding[3];
 };
-static_assert(sizeof(kvm_dtable) == 16, "kvm_dtable: size differs from C");
-static_assert(alignof(kvm_dtable) == 8, "kvm_dtable: alignment differs from C");
-static_assert(offsetof(kvm_dtable, base) == 0, "kvm_dtable.base: offset differs from C");
-static_assert(offsetof(kvm_dtable, limit) == 8, "kvm_dtable.limit: offset differs from C");
-static_assert(offsetof(kvm_dtable, padding) == 10, "kvm_dtable.padding: offset differs from C");
 
 // struct kvm_sregs (asm/kvm.h:150)
 struct kvm_sregs {
@@ -220,26 +149,6 @@ struct kvm_sregs {
   std::uint64_t apic_base;
   std::uint64_t interrupt_bitmap[4];
 };
-static_assert(sizeof(kvm_sregs) == 312, "kvm_sregs: size differs from C");
-static_assert(alignof(kvm_sregs) == 8, "kvm_sregs: alignment differs from C");
-static_assert(offsetof(kvm_sregs, cs) == 0, "kvm_sregs.cs: offset differs from C");
-static_assert(offsetof(kvm_sregs, ds) == 24, "kvm_sregs.ds: offset differs from C");
-static_assert(offsetof(kvm_sregs, es) == 48, "kvm_sregs.es: offset differs from C");
-static_assert(offsetof(kvm_sregs, fs) == 72, "kvm_sregs.fs: offset differs from C");
-static_assert(offsetof(kvm_sregs, gs) == 96, "kvm_sregs.gs: offset differs from C");
-static_assert(offsetof(kvm_sregs, ss) == 120, "kvm_sregs.ss: offset differs from C");
-static_assert(offsetof(kvm_sregs, tr) == 144, "kvm_sregs.tr: offset differs from C");
-static_assert(offsetof(kvm_sregs, ldt) == 168, "kvm_sregs.ldt: offset differs from C");
-static_assert(offsetof(kvm_sregs, gdt) == 192, "kvm_sregs.gdt: offset differs from C");
-static_assert(offsetof(kvm_sregs, idt) == 208, "kvm_sregs.idt: offset differs from C");
-static_assert(offsetof(kvm_sregs, cr0) == 224, "kvm_sregs.cr0: offset differs from C");
-static_assert(offsetof(kvm_sregs, cr2) == 232, "kvm_sregs.cr2: offset differs from C");
-static_assert(offsetof(kvm_sregs, cr3) == 240, "kvm_sregs.cr3: offset differs from C");
-static_assert(offsetof(kvm_sregs, cr4) == 248, "kvm_sregs.cr4: offset differs from C");
-static_assert(offsetof(kvm_sregs, cr8) == 256, "kvm_sregs.cr8: offset differs from C");
-static_assert(offsetof(kvm_sregs, efer) == 264, "kvm_sregs.efer: offset differs from C");
-static_assert(offsetof(kvm_sregs, apic_base) == 272, "kvm_sregs.apic_base: offset differs from C");
-static_assert(offsetof(kvm_sregs, interrupt_bitmap) == 280, "kvm_sregs.interrupt_bitmap: offset differs from C");
 
 // struct kvm_sregs2 (asm/kvm.h:161)
 struct kvm_sregs2 {
@@ -263,27 +172,6 @@ struct kvm_sregs2 {
   std::uint64_t flags;
   std::uint64_t pdptrs[4];
 };
-static_assert(sizeof(kvm_sregs2) == 320, "kvm_sregs2: size differs from C");
-static_assert(alignof(kvm_sregs2) == 8, "kvm_sregs2: alignment differs from C");
-static_assert(offsetof(kvm_sregs2, cs) == 0, "kvm_sregs2.cs: offset differs from C");
-static_assert(offsetof(kvm_sregs2, ds) == 24, "kvm_sregs2.ds: offset differs from C");
-static_assert(offsetof(kvm_sregs2, es) == 48, "kvm_sregs2.es: offset differs from C");
-static_assert(offsetof(kvm_sregs2, fs) == 72, "kvm_sregs2.fs: offset differs from C");
-static_assert(offsetof(kvm_sregs2, gs) == 96, "kvm_sregs2.gs: offset differs from C");
-static_assert(offsetof(kvm_sregs2, ss) == 120, "kvm_sregs2.ss: offset differs from C");
-static_assert(offsetof(kvm_sregs2, tr) == 144, "kvm_sregs2.tr: offset differs from C");
-static_assert(offsetof(kvm_sregs2, ldt) == 168, "kvm_sregs2.ldt: offset differs from C");
-static_assert(offsetof(kvm_sregs2, gdt) == 192, "kvm_sregs2.gdt: offset differs from C");
-static_assert(offsetof(kvm_sregs2, idt) == 208, "kvm_sregs2.idt: offset differs from C");
-static_assert(offsetof(kvm_sregs2, cr0) == 224, "kvm_sregs2.cr0: offset differs from C");
-static_assert(offsetof(kvm_sregs2, cr2) == 232, "kvm_sregs2.cr2: offset differs from C");
-static_assert(offsetof(kvm_sregs2, cr3) == 240, "kvm_sregs2.cr3: offset differs from C");
-static_assert(offsetof(kvm_sregs2, cr4) == 248, "kvm_sregs2.cr4: offset differs from C");
-static_assert(offsetof(kvm_sregs2, cr8) == 256, "kvm_sregs2.cr8: offset differs from C");
-static_assert(offsetof(kvm_sregs2, efer) == 264, "kvm_sregs2.efer: offset differs from C");
-static_assert(offsetof(kvm_sregs2, apic_base) == 272, "kvm_sregs2.apic_base: offset differs from C");
-static_assert(offsetof(kvm_sregs2, flags) == 280, "kvm_sregs2.flags: offset differs from C");
-static_assert(offsetof(kvm_sregs2, pdptrs) == 288, "kvm_sregs2.pdptrs: offset differs from C");
 
 // struct kvm_fpu (asm/kvm.h:175)
 struct kvm_fpu {
@@ -299,19 +187,6 @@ struct kvm_fpu {
   std::uint32_t mxcsr;
   std::uint32_t pad2;
 };
-static_assert(sizeof(kvm_fpu) == 416, "kvm_fpu: size differs from C");
-static_assert(alignof(kvm_fpu) == 8, "kvm_fpu: alignment differs from C");
-static_assert(offsetof(kvm_fpu, fpr) == 0, "kvm_fpu.fpr: offset differs from C");
-static_assert(offsetof(kvm_fpu, fcw) == 128, "kvm_fpu.fcw: offset differs from C");
-static_assert(offsetof(kvm_fpu, fsw) == 130, "kvm_fpu.fsw: offset differs from C");
-static_assert(offsetof(kvm_fpu, ftwx) == 132, "kvm_fpu.ftwx: offset differs from C");
-static_assert(offsetof(kvm_fpu, pad1) == 133, "kvm_fpu.pad1: offset differs from C");
-static_assert(offsetof(kvm_fpu, last_opcode) == 134, "kvm_fpu.last_opcode: offset differs from C");
-static_assert(offsetof(kvm_fpu, last_ip) == 136, "kvm_fpu.last_ip: offset differs from C");
-static_assert(offsetof(kvm_fpu, last_dp) == 144, "kvm_fpu.last_dp: offset differs from C");
-static_assert(offsetof(kvm_fpu, xmm) == 152, "kvm_fpu.xmm: offset differs from C");
-static_assert(offsetof(kvm_fpu, mxcsr) == 408, "kvm_fpu.mxcsr: offset differs from C");
-static_assert(offsetof(kvm_fpu, pad2) == 412, "kvm_fpu.pad2: offset differs from C");
 
 // struct kvm_msr_entry (asm/kvm.h:189)
 struct kvm_msr_entry {
@@ -319,11 +194,6 @@ struct kvm_msr_entry {
   std::uint32_t reserved;
   std::uint64_t data;
 };
-static_assert(sizeof(kvm_msr_entry) == 16, "kvm_msr_entry: size differs from C");
-static_assert(alignof(kvm_msr_entry) == 8, "kvm_msr_entry: alignment differs from C");
-static_assert(offsetof(kvm_msr_entry, index) == 0, "kvm_msr_entry.index: offset differs from C");
-static_assert(offsetof(kvm_msr_entry, reserved) == 4, "kvm_msr_entry.reserved: offset differs from C");
-static_assert(offsetof(kvm_msr_entry, data) == 8, "kvm_msr_entry.data: offset differs from C");
 
 // struct kvm_msrs (asm/kvm.h:196)
 struct kvm_msrs {
@@ -332,11 +202,6 @@ struct kvm_msrs {
   // __empty_entries: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_msr_entry entries[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_msrs) == 8, "kvm_msrs: size differs from C");
-static_assert(alignof(kvm_msrs) == 8, "kvm_msrs: alignment differs from C");
-static_assert(offsetof(kvm_msrs, nmsrs) == 0, "kvm_msrs.nmsrs: offset differs from C");
-static_assert(offsetof(kvm_msrs, pad) == 4, "kvm_msrs.pad: offset differs from C");
-static_assert(offsetof(kvm_msrs, entries) == 8, "kvm_msrs.entries: offset differs from C");
 
 // struct kvm_msr_list (asm/kvm.h:204)
 struct kvm_msr_list {
@@ -344,10 +209,6 @@ struct kvm_msr_list {
   // __empty_indices: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint32_t indices[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_msr_list) == 4, "kvm_msr_list: size differs from C");
-static_assert(alignof(kvm_msr_list) == 4, "kvm_msr_list: alignment differs from C");
-static_assert(offsetof(kvm_msr_list, nmsrs) == 0, "kvm_msr_list.nmsrs: offset differs from C");
-static_assert(offsetof(kvm_msr_list, indices) == 4, "kvm_msr_list.indices: offset differs from C");
 
 // struct kvm_msr_filter_range (asm/kvm.h:213)
 struct kvm_msr_filter_range {
@@ -356,22 +217,12 @@ struct kvm_msr_filter_range {
   std::uint32_t base;
   std::uint8_t* bitmap;
 };
-static_assert(sizeof(kvm_msr_filter_range) == 24, "kvm_msr_filter_range: size differs from C");
-static_assert(alignof(kvm_msr_filter_range) == 8, "kvm_msr_filter_range: alignment differs from C");
-static_assert(offsetof(kvm_msr_filter_range, flags) == 0, "kvm_msr_filter_range.flags: offset differs from C");
-static_assert(offsetof(kvm_msr_filter_range, nmsrs) == 4, "kvm_msr_filter_range.nmsrs: offset differs from C");
-static_assert(offsetof(kvm_msr_filter_range, base) == 8, "kvm_msr_filter_range.base: offset differs from C");
-static_assert(offsetof(kvm_msr_filter_range, bitmap) == 16, "kvm_msr_filter_range.bitmap: offset differs from C");
 
 // struct kvm_msr_filter (asm/kvm.h:225)
 struct kvm_msr_filter {
   std::uint32_t flags;
   kvm_msr_filter_range ranges[16];
 };
-static_assert(sizeof(kvm_msr_filter) == 392, "kvm_msr_filter: size differs from C");
-static_assert(alignof(kvm_msr_filter) == 8, "kvm_msr_filter: alignment differs from C");
-static_assert(offsetof(kvm_msr_filter, flags) == 0, "kvm_msr_filter.flags: offset differs from C");
-static_assert(offsetof(kvm_msr_filter, ranges) == 8, "kvm_msr_filter.ranges: offset differs from C");
 
 // struct kvm_cpuid_entry (asm/kvm.h:233)
 struct kvm_cpuid_entry {
@@ -382,14 +233,6 @@ struct kvm_cpuid_entry {
   std::uint32_t edx;
   std::uint32_t padding;
 };
-static_assert(sizeof(kvm_cpuid_entry) == 24, "kvm_cpuid_entry: size differs from C");
-static_assert(alignof(kvm_cpuid_entry) == 4, "kvm_cpuid_entry: alignment differs from C");
-static_assert(offsetof(kvm_cpuid_entry, function) == 0, "kvm_cpuid_entry.function: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry, eax) == 4, "kvm_cpuid_entry.eax: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry, ebx) == 8, "kvm_cpuid_entry.ebx: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry, ecx) == 12, "kvm_cpuid_entry.ecx: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry, edx) == 16, "kvm_cpuid_entry.edx: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry, padding) == 20, "kvm_cpuid_entry.padding: offset differs from C");
 
 // struct kvm_cpuid (asm/kvm.h:243)
 struct kvm_cpuid {
@@ -398,11 +241,6 @@ struct kvm_cpuid {
   // __empty_entries: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_cpuid_entry entries[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_cpuid) == 8, "kvm_cpuid: size differs from C");
-static_assert(alignof(kvm_cpuid) == 4, "kvm_cpuid: alignment differs from C");
-static_assert(offsetof(kvm_cpuid, nent) == 0, "kvm_cpuid.nent: offset differs from C");
-static_assert(offsetof(kvm_cpuid, padding) == 4, "kvm_cpuid.padding: offset differs from C");
-static_assert(offsetof(kvm_cpuid, entries) == 8, "kvm_cpuid.entries: offset differs from C");
 
 // struct kvm_cpuid_entry2 (asm/kvm.h:249)
 struct kvm_cpuid_entry2 {
@@ -415,16 +253,6 @@ struct kvm_cpuid_entry2 {
   std::uint32_t edx;
   std::uint32_t padding[3];
 };
-static_assert(sizeof(kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2: size differs from C");
-static_assert(alignof(kvm_cpuid_entry2) == 4, "kvm_cpuid_entry2: alignment differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, function) == 0, "kvm_cpuid_entry2.function: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, index) == 4, "kvm_cpuid_entry2.index: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, flags) == 8, "kvm_cpuid_entry2.flags: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, eax) == 12, "kvm_cpuid_entry2.eax: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, ebx) == 16, "kvm_cpuid_entry2.ebx: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, ecx) == 20, "kvm_cpuid_entry2.ecx: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, edx) == 24, "kvm_cpuid_entry2.edx: offset differs from C");
-static_assert(offsetof(kvm_cpuid_entry2, padding) == 28, "kvm_cpuid_entry2.padding: offset differs from C");
 
 // struct kvm_cpuid2 (asm/kvm.h:265)
 struct kvm_cpuid2 {
@@ -433,11 +261,6 @@ struct kvm_cpuid2 {
   // __empty_entries: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_cpuid_entry2 entries[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_cpuid2) == 8, "kvm_cpuid2: size differs from C");
-static_assert(alignof(kvm_cpuid2) == 4, "kvm_cpuid2: alignment differs from C");
-static_assert(offsetof(kvm_cpuid2, nent) == 0, "kvm_cpuid2.nent: offset differs from C");
-static_assert(offsetof(kvm_cpuid2, padding) == 4, "kvm_cpuid2.padding: offset differs from C");
-static_assert(offsetof(kvm_cpuid2, entries) == 8, "kvm_cpuid2.entries: offset differs from C");
 
 // struct kvm_pit_channel_state (asm/kvm.h:272)
 struct kvm_pit_channel_state {
@@ -455,21 +278,6 @@ struct kvm_pit_channel_state {
   std::uint8_t gate;
   std::int64_t count_load_time;
 };
-static_assert(sizeof(kvm_pit_channel_state) == 24, "kvm_pit_channel_state: size differs from C");
-static_assert(alignof(kvm_pit_channel_state) == 8, "kvm_pit_channel_state: alignment differs from C");
-static_assert(offsetof(kvm_pit_channel_state, count) == 0, "kvm_pit_channel_state.count: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, latched_count) == 4, "kvm_pit_channel_state.latched_count: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, count_latched) == 6, "kvm_pit_channel_state.count_latched: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, status_latched) == 7, "kvm_pit_channel_state.status_latched: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, status) == 8, "kvm_pit_channel_state.status: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, read_state) == 9, "kvm_pit_channel_state.read_state: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, write_state) == 10, "kvm_pit_channel_state.write_state: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, write_latch) == 11, "kvm_pit_channel_state.write_latch: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, rw_mode) == 12, "kvm_pit_channel_state.rw_mode: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, mode) == 13, "kvm_pit_channel_state.mode: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, bcd) == 14, "kvm_pit_channel_state.bcd: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, gate) == 15, "kvm_pit_channel_state.gate: offset differs from C");
-static_assert(offsetof(kvm_pit_channel_state, count_load_time) == 16, "kvm_pit_channel_state.count_load_time: offset differs from C");
 
 // struct kvm_debug_exit_arch (asm/kvm.h:288)
 struct kvm_debug_exit_arch {
@@ -479,29 +287,16 @@ struct kvm_debug_exit_arch {
   std::uint64_t dr6;
   std::uint64_t dr7;
 };
-static_assert(sizeof(kvm_debug_exit_arch) == 32, "kvm_debug_exit_arch: size differs from C");
-static_assert(alignof(kvm_debug_exit_arch) == 8, "kvm_debug_exit_arch: alignment differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, exception) == 0, "kvm_debug_exit_arch.exception: offset differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, pad) == 4, "kvm_debug_exit_arch.pad: offset differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, pc) == 8, "kvm_debug_exit_arch.pc: offset differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, dr6) == 16, "kvm_debug_exit_arch.dr6: offset differs from C");
-static_assert(offsetof(kvm_debug_exit_arch, dr7) == 24, "kvm_debug_exit_arch.dr7: offset differs from C");
 
 // struct kvm_guest_debug_arch (asm/kvm.h:303)
 struct kvm_guest_debug_arch {
   std::uint64_t debugreg[8];
 };
-static_assert(sizeof(kvm_guest_debug_arch) == 64, "kvm_guest_debug_arch: size differs from C");
-static_assert(alignof(kvm_guest_debug_arch) == 8, "kvm_guest_debug_arch: alignment differs from C");
-static_assert(offsetof(kvm_guest_debug_arch, debugreg) == 0, "kvm_guest_debug_arch.debugreg: offset differs from C");
 
 // struct kvm_pit_state (asm/kvm.h:307)
 struct kvm_pit_state {
   kvm_pit_channel_state channels[3];
 };
-static_assert(sizeof(kvm_pit_state) == 72, "kvm_pit_state: size differs from C");
-static_assert(alignof(kvm_pit_state) == 8, "kvm_pit_state: alignment differs from C");
-static_assert(offsetof(kvm_pit_state, channels) == 0, "kvm_pit_state.channels: offset differs from C");
 
 // struct kvm_pit_state2 (asm/kvm.h:314)
 struct kvm_pit_state2 {
@@ -509,21 +304,12 @@ struct kvm_pit_state2 {
   std::uint32_t flags;
   std::uint32_t reserved[9];
 };
-static_assert(sizeof(kvm_pit_state2) == 112, "kvm_pit_state2: size differs from C");
-static_assert(alignof(kvm_pit_state2) == 8, "kvm_pit_state2: alignment differs from C");
-static_assert(offsetof(kvm_pit_state2, channels) == 0, "kvm_pit_state2.channels: offset differs from C");
-static_assert(offsetof(kvm_pit_state2, flags) == 72, "kvm_pit_state2.flags: offset differs from C");
-static_assert(offsetof(kvm_pit_state2, reserved) == 76, "kvm_pit_state2.reserved: offset differs from C");
 
 // struct kvm_reinject_control (asm/kvm.h:320)
 struct kvm_reinject_control {
   std::uint8_t pit_reinject;
   std::uint8_t reserved[31];
 };
-static_assert(sizeof(kvm_reinject_control) == 32, "kvm_reinject_control: size differs from C");
-static_assert(alignof(kvm_reinject_control) == 1, "kvm_reinject_control: alignment differs from C");
-static_assert(offsetof(kvm_reinject_control, pit_reinject) == 0, "kvm_reinject_control.pit_reinject: offset differs from C");
-static_assert(offsetof(kvm_reinject_control, reserved) == 1, "kvm_reinject_control.reserved: offset differs from C");
 
 // struct kvm_vcpu_events (asm/kvm.h:338)
 struct kvm_vcpu_events {
@@ -561,36 +347,6 @@ struct kvm_vcpu_events {
   std::uint8_t exception_has_payload;
   std::uint64_t exception_payload;
 };
-static_assert(sizeof(kvm_vcpu_events) == 64, "kvm_vcpu_events: size differs from C");
-static_assert(alignof(kvm_vcpu_events) == 8, "kvm_vcpu_events: alignment differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception) == 0, "kvm_vcpu_events.exception: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception.injected) == 0, "kvm_vcpu_events.exception.injected: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception.nr) == 1, "kvm_vcpu_events.exception.nr: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception.has_error_code) == 2, "kvm_vcpu_events.exception.has_error_code: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception.pending) == 3, "kvm_vcpu_events.exception.pending: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception.error_code) == 4, "kvm_vcpu_events.exception.error_code: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, interrupt) == 8, "kvm_vcpu_events.interrupt: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, interrupt.injected) == 8, "kvm_vcpu_events.interrupt.injected: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, interrupt.nr) == 9, "kvm_vcpu_events.interrupt.nr: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, interrupt.soft) == 10, "kvm_vcpu_events.interrupt.soft: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, interrupt.shadow) == 11, "kvm_vcpu_events.interrupt.shadow: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, nmi) == 12, "kvm_vcpu_events.nmi: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, nmi.injected) == 12, "kvm_vcpu_events.nmi.injected: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, nmi.pending) == 13, "kvm_vcpu_events.nmi.pending: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, nmi.masked) == 14, "kvm_vcpu_events.nmi.masked: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, nmi.pad) == 15, "kvm_vcpu_events.nmi.pad: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, sipi_vector) == 16, "kvm_vcpu_events.sipi_vector: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, flags) == 20, "kvm_vcpu_events.flags: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, smi) == 24, "kvm_vcpu_events.smi: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, smi.smm) == 24, "kvm_vcpu_events.smi.smm: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, smi.pending) == 25, "kvm_vcpu_events.smi.pending: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, smi.smm_inside_nmi) == 26, "kvm_vcpu_events.smi.smm_inside_nmi: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, smi.latched_init) == 27, "kvm_vcpu_events.smi.latched_init: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, triple_fault) == 28, "kvm_vcpu_events.triple_fault: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, triple_fault.pending) == 28, "kvm_vcpu_events.triple_fault.pending: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, reserved) == 29, "kvm_vcpu_events.reserved: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception_has_payload) == 55, "kvm_vcpu_events.exception_has_payload: offset differs from C");
-static_assert(offsetof(kvm_vcpu_events, exception_payload) == 56, "kvm_vcpu_events.exception_payload: offset differs from C");
 
 // struct kvm_debugregs (asm/kvm.h:375)
 struct kvm_debugregs {
@@ -600,13 +356,6 @@ struct kvm_debugregs {
   std::uint64_t flags;
   std::uint64_t reserved[9];
 };
-static_assert(sizeof(kvm_debugregs) == 128, "kvm_debugregs: size differs from C");
-static_assert(alignof(kvm_debugregs) == 8, "kvm_debugregs: alignment differs from C");
-static_assert(offsetof(kvm_debugregs, db) == 0, "kvm_debugregs.db: offset differs from C");
-static_assert(offsetof(kvm_debugregs, dr6) == 32, "kvm_debugregs.dr6: offset differs from C");
-static_assert(offsetof(kvm_debugregs, dr7) == 40, "kvm_debugregs.dr7: offset differs from C");
-static_assert(offsetof(kvm_debugregs, flags) == 48, "kvm_debugregs.flags: offset differs from C");
-static_assert(offsetof(kvm_debugregs, reserved) == 56, "kvm_debugregs.reserved: offset differs from C");
 
 // struct kvm_xsave (asm/kvm.h:384)
 struct kvm_xsave {
@@ -614,10 +363,6 @@ struct kvm_xsave {
   // __empty_extra: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint32_t extra[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_xsave) == 4096, "kvm_xsave: size differs from C");
-static_assert(alignof(kvm_xsave) == 4, "kvm_xsave: alignment differs from C");
-static_assert(offsetof(kvm_xsave, region) == 0, "kvm_xsave.region: offset differs from C");
-static_assert(offsetof(kvm_xsave, extra) == 4096, "kvm_xsave.extra: offset differs from C");
 
 // struct kvm_xcr (asm/kvm.h:404)
 struct kvm_xcr {
@@ -625,11 +370,6 @@ struct kvm_xcr {
   std::uint32_t reserved;
   std::uint64_t value;
 };
-static_assert(sizeof(kvm_xcr) == 16, "kvm_xcr: size differs from C");
-static_assert(alignof(kvm_xcr) == 8, "kvm_xcr: alignment differs from C");
-static_assert(offsetof(kvm_xcr, xcr) == 0, "kvm_xcr.xcr: offset differs from C");
-static_assert(offsetof(kvm_xcr, reserved) == 4, "kvm_xcr.reserved: offset differs from C");
-static_assert(offsetof(kvm_xcr, value) == 8, "kvm_xcr.value: offset differs from C");
 
 // struct kvm_xcrs (asm/kvm.h:410)
 struct kvm_xcrs {
@@ -638,12 +378,6 @@ struct kvm_xcrs {
   kvm_xcr xcrs[16];
   std::uint64_t padding[16];
 };
-static_assert(sizeof(kvm_xcrs) == 392, "kvm_xcrs: size differs from C");
-static_assert(alignof(kvm_xcrs) == 8, "kvm_xcrs: alignment differs from C");
-static_assert(offsetof(kvm_xcrs, nr_xcrs) == 0, "kvm_xcrs.nr_xcrs: offset differs from C");
-static_assert(offsetof(kvm_xcrs, flags) == 4, "kvm_xcrs.flags: offset differs from C");
-static_assert(offsetof(kvm_xcrs, xcrs) == 8, "kvm_xcrs.xcrs: offset differs from C");
-static_assert(offsetof(kvm_xcrs, padding) == 264, "kvm_xcrs.padding: offset differs from C");
 
 // struct kvm_sync_regs (asm/kvm.h:456)
 struct kvm_sync_regs {
@@ -651,21 +385,12 @@ struct kvm_sync_regs {
   kvm_sregs sregs;
   kvm_vcpu_events events;
 };
-static_assert(sizeof(kvm_sync_regs) == 520, "kvm_sync_regs: size differs from C");
-static_assert(alignof(kvm_sync_regs) == 8, "kvm_sync_regs: alignment differs from C");
-static_assert(offsetof(kvm_sync_regs, regs) == 0, "kvm_sync_regs.regs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, sregs) == 144, "kvm_sync_regs.sregs: offset differs from C");
-static_assert(offsetof(kvm_sync_regs, events) == 456, "kvm_sync_regs.events: offset differs from C");
 
 // struct kvm_vmx_nested_state_data (asm/kvm.h:508)
 struct kvm_vmx_nested_state_data {
   std::uint8_t vmcs12[4096];
   std::uint8_t shadow_vmcs12[4096];
 };
-static_assert(sizeof(kvm_vmx_nested_state_data) == 8192, "kvm_vmx_nested_state_data: size differs from C");
-static_assert(alignof(kvm_vmx_nested_state_data) == 1, "kvm_vmx_nested_state_data: alignment differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_data, vmcs12) == 0, "kvm_vmx_nested_state_data.vmcs12: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_data, shadow_vmcs12) == 4096, "kvm_vmx_nested_state_data.shadow_vmcs12: offset differs from C");
 
 // struct kvm_vmx_nested_state_hdr (asm/kvm.h:513)
 struct kvm_vmx_nested_state_hdr {
@@ -678,33 +403,17 @@ struct kvm_vmx_nested_state_hdr {
   std::uint32_t flags;
   std::uint64_t preemption_timer_deadline;
 };
-static_assert(sizeof(kvm_vmx_nested_state_hdr) == 32, "kvm_vmx_nested_state_hdr: size differs from C");
-static_assert(alignof(kvm_vmx_nested_state_hdr) == 8, "kvm_vmx_nested_state_hdr: alignment differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, vmxon_pa) == 0, "kvm_vmx_nested_state_hdr.vmxon_pa: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, vmcs12_pa) == 8, "kvm_vmx_nested_state_hdr.vmcs12_pa: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, smm) == 16, "kvm_vmx_nested_state_hdr.smm: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, smm.flags) == 16, "kvm_vmx_nested_state_hdr.smm.flags: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, pad) == 18, "kvm_vmx_nested_state_hdr.pad: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, flags) == 20, "kvm_vmx_nested_state_hdr.flags: offset differs from C");
-static_assert(offsetof(kvm_vmx_nested_state_hdr, preemption_timer_deadline) == 24, "kvm_vmx_nested_state_hdr.preemption_timer_deadline: offset differs from C");
 
 // struct kvm_svm_nested_state_data (asm/kvm.h:527)
 struct kvm_svm_nested_state_data {
   std::uint8_t vmcb12[4096];
 };
-static_assert(sizeof(kvm_svm_nested_state_data) == 4096, "kvm_svm_nested_state_data: size differs from C");
-static_assert(alignof(kvm_svm_nested_state_data) == 1, "kvm_svm_nested_state_data: alignment differs from C");
-static_assert(offsetof(kvm_svm_nested_state_data, vmcb12) == 0, "kvm_svm_nested_state_data.vmcb12: offset differs from C");
 
 // struct kvm_svm_nested_state_hdr (asm/kvm.h:532)
 struct kvm_svm_nested_state_hdr {
   std::uint64_t vmcb_pa;
   std::uint64_t gpat;
 };
-static_assert(sizeof(kvm_svm_nested_state_hdr) == 16, "kvm_svm_nested_state_hdr: size differs from C");
-static_assert(alignof(kvm_svm_nested_state_hdr) == 8, "kvm_svm_nested_state_hdr: alignment differs from C");
-static_assert(offsetof(kvm_svm_nested_state_hdr, vmcb_pa) == 0, "kvm_svm_nested_state_hdr.vmcb_pa: offset differs from C");
-static_assert(offsetof(kvm_svm_nested_state_hdr, gpat) == 8, "kvm_svm_nested_state_hdr.gpat: offset differs from C");
 
 // struct kvm_nested_state (asm/kvm.h:538)
 struct kvm_nested_state {
@@ -723,18 +432,6 @@ struct kvm_nested_state {
     kvm_svm_nested_state_data svm[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
   } data;
 };
-static_assert(sizeof(kvm_nested_state) == 128, "kvm_nested_state: size differs from C");
-static_assert(alignof(kvm_nested_state) == 8, "kvm_nested_state: alignment differs from C");
-static_assert(offsetof(kvm_nested_state, flags) == 0, "kvm_nested_state.flags: offset differs from C");
-static_assert(offsetof(kvm_nested_state, format) == 2, "kvm_nested_state.format: offset differs from C");
-static_assert(offsetof(kvm_nested_state, size) == 4, "kvm_nested_state.size: offset differs from C");
-static_assert(offsetof(kvm_nested_state, hdr) == 8, "kvm_nested_state.hdr: offset differs from C");
-static_assert(offsetof(kvm_nested_state, hdr.vmx) == 8, "kvm_nested_state.hdr.vmx: offset differs from C");
-static_assert(offsetof(kvm_nested_state, hdr.svm) == 8, "kvm_nested_state.hdr.svm: offset differs from C");
-static_assert(offsetof(kvm_nested_state, hdr.pad) == 8, "kvm_nested_state.hdr.pad: offset differs from C");
-static_assert(offsetof(kvm_nested_state, data) == 128, "kvm_nested_state.data: offset differs from C");
-static_assert(offsetof(kvm_nested_state, data.vmx) == 128, "kvm_nested_state.data.vmx: offset differs from C");
-static_assert(offsetof(kvm_nested_state, data.svm) == 128, "kvm_nested_state.data.svm: offset differs from C");
 
 // struct kvm_pmu_event_filter (asm/kvm.h:563)
 struct kvm_pmu_event_filter {
@@ -746,14 +443,6 @@ struct kvm_pmu_event_filter {
   // __empty_events: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint64_t events[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_pmu_event_filter) == 32, "kvm_pmu_event_filter: size differs from C");
-static_assert(alignof(kvm_pmu_event_filter) == 8, "kvm_pmu_event_filter: alignment differs from C");
-static_assert(offsetof(kvm_pmu_event_filter, action) == 0, "kvm_pmu_event_filter.action: offset differs from C");
-static_assert(offsetof(kvm_pmu_event_filter, nevents) == 4, "kvm_pmu_event_filter.nevents: offset differs from C");
-static_assert(offsetof(kvm_pmu_event_filter, fixed_counter_bitmap) == 8, "kvm_pmu_event_filter.fixed_counter_bitmap: offset differs from C");
-static_assert(offsetof(kvm_pmu_event_filter, flags) == 12, "kvm_pmu_event_filter.flags: offset differs from C");
-static_assert(offsetof(kvm_pmu_event_filter, pad) == 16, "kvm_pmu_event_filter.pad: offset differs from C");
-static_assert(offsetof(kvm_pmu_event_filter, events) == 32, "kvm_pmu_event_filter.events: offset differs from C");
 
 // struct kvm_x86_mce (asm/kvm.h:579)
 struct kvm_x86_mce {
@@ -765,15 +454,6 @@ struct kvm_x86_mce {
   std::uint8_t pad1[7];
   std::uint64_t pad2[3];
 };
-static_assert(sizeof(kvm_x86_mce) == 64, "kvm_x86_mce: size differs from C");
-static_assert(alignof(kvm_x86_mce) == 8, "kvm_x86_mce: alignment differs from C");
-static_assert(offsetof(kvm_x86_mce, status) == 0, "kvm_x86_mce.status: offset differs from C");
-static_assert(offsetof(kvm_x86_mce, addr) == 8, "kvm_x86_mce.addr: offset differs from C");
-static_assert(offsetof(kvm_x86_mce, misc) == 16, "kvm_x86_mce.misc: offset differs from C");
-static_assert(offsetof(kvm_x86_mce, mcg_status) == 24, "kvm_x86_mce.mcg_status: offset differs from C");
-static_assert(offsetof(kvm_x86_mce, bank) == 32, "kvm_x86_mce.bank: offset differs from C");
-static_assert(offsetof(kvm_x86_mce, pad1) == 33, "kvm_x86_mce.pad1: offset differs from C");
-static_assert(offsetof(kvm_x86_mce, pad2) == 40, "kvm_x86_mce.pad2: offset differs from C");
 
 // struct kvm_xen_hvm_config (asm/kvm.h:603)
 struct kvm_xen_hvm_config {
@@ -785,15 +465,6 @@ struct kvm_xen_hvm_config {
   std::uint8_t blob_size_64;
   std::uint8_t pad2[30];
 };
-static_assert(sizeof(kvm_xen_hvm_config) == 56, "kvm_xen_hvm_config: size differs from C");
-static_assert(alignof(kvm_xen_hvm_config) == 8, "kvm_xen_hvm_config: alignment differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, flags) == 0, "kvm_xen_hvm_config.flags: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, msr) == 4, "kvm_xen_hvm_config.msr: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, blob_addr_32) == 8, "kvm_xen_hvm_config.blob_addr_32: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, blob_addr_64) == 16, "kvm_xen_hvm_config.blob_addr_64: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, blob_size_32) == 24, "kvm_xen_hvm_config.blob_size_32: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, blob_size_64) == 25, "kvm_xen_hvm_config.blob_size_64: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_config, pad2) == 26, "kvm_xen_hvm_config.pad2: offset differs from C");
 
 // struct kvm_xen_hvm_attr (asm/kvm.h:613)
 struct kvm_xen_hvm_attr {
@@ -828,32 +499,6 @@ struct kvm_xen_hvm_attr {
     std::uint64_t pad[8];
   } u;
 };
-static_assert(sizeof(kvm_xen_hvm_attr) == 72, "kvm_xen_hvm_attr: size differs from C");
-static_assert(alignof(kvm_xen_hvm_attr) == 8, "kvm_xen_hvm_attr: alignment differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, type) == 0, "kvm_xen_hvm_attr.type: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, pad) == 2, "kvm_xen_hvm_attr.pad: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u) == 8, "kvm_xen_hvm_attr.u: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.long_mode) == 8, "kvm_xen_hvm_attr.u.long_mode: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.vector) == 8, "kvm_xen_hvm_attr.u.vector: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.runstate_update_flag) == 8, "kvm_xen_hvm_attr.u.runstate_update_flag: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.shared_info) == 8, "kvm_xen_hvm_attr.u.shared_info: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.shared_info.gfn) == 8, "kvm_xen_hvm_attr.u.shared_info.gfn: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.shared_info.hva) == 8, "kvm_xen_hvm_attr.u.shared_info.hva: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn) == 8, "kvm_xen_hvm_attr.u.evtchn: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.send_port) == 8, "kvm_xen_hvm_attr.u.evtchn.send_port: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.type) == 12, "kvm_xen_hvm_attr.u.evtchn.type: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.flags) == 16, "kvm_xen_hvm_attr.u.evtchn.flags: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver) == 20, "kvm_xen_hvm_attr.u.evtchn.deliver: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.port) == 20, "kvm_xen_hvm_attr.u.evtchn.deliver.port: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.port.port) == 20, "kvm_xen_hvm_attr.u.evtchn.deliver.port.port: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.port.vcpu) == 24, "kvm_xen_hvm_attr.u.evtchn.deliver.port.vcpu: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.port.priority) == 28, "kvm_xen_hvm_attr.u.evtchn.deliver.port.priority: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.eventfd) == 20, "kvm_xen_hvm_attr.u.evtchn.deliver.eventfd: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.eventfd.port) == 20, "kvm_xen_hvm_attr.u.evtchn.deliver.eventfd.port: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.eventfd.fd) == 24, "kvm_xen_hvm_attr.u.evtchn.deliver.eventfd.fd: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.evtchn.deliver.padding) == 20, "kvm_xen_hvm_attr.u.evtchn.deliver.padding: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.xen_version) == 8, "kvm_xen_hvm_attr.u.xen_version: offset differs from C");
-static_assert(offsetof(kvm_xen_hvm_attr, u.pad) == 8, "kvm_xen_hvm_attr.u.pad: offset differs from C");
 
 // struct kvm_xen_vcpu_attr (asm/kvm.h:668)
 struct kvm_xen_vcpu_attr {
@@ -880,27 +525,6 @@ struct kvm_xen_vcpu_attr {
     std::uint8_t vector;
   } u;
 };
-static_assert(sizeof(kvm_xen_vcpu_attr) == 72, "kvm_xen_vcpu_attr: size differs from C");
-static_assert(alignof(kvm_xen_vcpu_attr) == 8, "kvm_xen_vcpu_attr: alignment differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, type) == 0, "kvm_xen_vcpu_attr.type: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, pad) == 2, "kvm_xen_vcpu_attr.pad: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u) == 8, "kvm_xen_vcpu_attr.u: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.gpa) == 8, "kvm_xen_vcpu_attr.u.gpa: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.hva) == 8, "kvm_xen_vcpu_attr.u.hva: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.pad) == 8, "kvm_xen_vcpu_attr.u.pad: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate) == 8, "kvm_xen_vcpu_attr.u.runstate: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate.state) == 8, "kvm_xen_vcpu_attr.u.runstate.state: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate.state_entry_time) == 16, "kvm_xen_vcpu_attr.u.runstate.state_entry_time: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate.time_running) == 24, "kvm_xen_vcpu_attr.u.runstate.time_running: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate.time_runnable) == 32, "kvm_xen_vcpu_attr.u.runstate.time_runnable: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate.time_blocked) == 40, "kvm_xen_vcpu_attr.u.runstate.time_blocked: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.runstate.time_offline) == 48, "kvm_xen_vcpu_attr.u.runstate.time_offline: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.vcpu_id) == 8, "kvm_xen_vcpu_attr.u.vcpu_id: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.timer) == 8, "kvm_xen_vcpu_attr.u.timer: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.timer.port) == 8, "kvm_xen_vcpu_attr.u.timer.port: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.timer.priority) == 12, "kvm_xen_vcpu_attr.u.timer.priority: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.timer.expires_ns) == 16, "kvm_xen_vcpu_attr.u.timer.expires_ns: offset differs from C");
-static_assert(offsetof(kvm_xen_vcpu_attr, u.vector) == 8, "kvm_xen_vcpu_attr.u.vector: offset differs from C");
 
 // struct kvm_sev_cmd (asm/kvm.h:753)
 struct kvm_sev_cmd {
@@ -910,13 +534,6 @@ struct kvm_sev_cmd {
   std::uint32_t error;
   std::uint32_t sev_fd;
 };
-static_assert(sizeof(kvm_sev_cmd) == 24, "kvm_sev_cmd: size differs from C");
-static_assert(alignof(kvm_sev_cmd) == 8, "kvm_sev_cmd: alignment differs from C");
-static_assert(offsetof(kvm_sev_cmd, id) == 0, "kvm_sev_cmd.id: offset differs from C");
-static_assert(offsetof(kvm_sev_cmd, pad0) == 4, "kvm_sev_cmd.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_cmd, data) == 8, "kvm_sev_cmd.data: offset differs from C");
-static_assert(offsetof(kvm_sev_cmd, error) == 16, "kvm_sev_cmd.error: offset differs from C");
-static_assert(offsetof(kvm_sev_cmd, sev_fd) == 20, "kvm_sev_cmd.sev_fd: offset differs from C");
 
 // struct kvm_sev_init (asm/kvm.h:761)
 struct kvm_sev_init {
@@ -926,13 +543,6 @@ struct kvm_sev_init {
   std::uint16_t pad1;
   std::uint32_t pad2[8];
 };
-static_assert(sizeof(kvm_sev_init) == 48, "kvm_sev_init: size differs from C");
-static_assert(alignof(kvm_sev_init) == 8, "kvm_sev_init: alignment differs from C");
-static_assert(offsetof(kvm_sev_init, vmsa_features) == 0, "kvm_sev_init.vmsa_features: offset differs from C");
-static_assert(offsetof(kvm_sev_init, flags) == 8, "kvm_sev_init.flags: offset differs from C");
-static_assert(offsetof(kvm_sev_init, ghcb_version) == 12, "kvm_sev_init.ghcb_version: offset differs from C");
-static_assert(offsetof(kvm_sev_init, pad1) == 14, "kvm_sev_init.pad1: offset differs from C");
-static_assert(offsetof(kvm_sev_init, pad2) == 16, "kvm_sev_init.pad2: offset differs from C");
 
 // struct kvm_sev_launch_start (asm/kvm.h:769)
 struct kvm_sev_launch_start {
@@ -945,16 +555,6 @@ struct kvm_sev_launch_start {
   std::uint32_t session_len;
   std::uint32_t pad1;
 };
-static_assert(sizeof(kvm_sev_launch_start) == 40, "kvm_sev_launch_start: size differs from C");
-static_assert(alignof(kvm_sev_launch_start) == 8, "kvm_sev_launch_start: alignment differs from C");
-static_assert(offsetof(kvm_sev_launch_start, handle) == 0, "kvm_sev_launch_start.handle: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, policy) == 4, "kvm_sev_launch_start.policy: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, dh_uaddr) == 8, "kvm_sev_launch_start.dh_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, dh_len) == 16, "kvm_sev_launch_start.dh_len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, pad0) == 20, "kvm_sev_launch_start.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, session_uaddr) == 24, "kvm_sev_launch_start.session_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, session_len) == 32, "kvm_sev_launch_start.session_len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_start, pad1) == 36, "kvm_sev_launch_start.pad1: offset differs from C");
 
 // struct kvm_sev_launch_update_data (asm/kvm.h:780)
 struct kvm_sev_launch_update_data {
@@ -962,11 +562,6 @@ struct kvm_sev_launch_update_data {
   std::uint32_t len;
   std::uint32_t pad0;
 };
-static_assert(sizeof(kvm_sev_launch_update_data) == 16, "kvm_sev_launch_update_data: size differs from C");
-static_assert(alignof(kvm_sev_launch_update_data) == 8, "kvm_sev_launch_update_data: alignment differs from C");
-static_assert(offsetof(kvm_sev_launch_update_data, uaddr) == 0, "kvm_sev_launch_update_data.uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_update_data, len) == 8, "kvm_sev_launch_update_data.len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_update_data, pad0) == 12, "kvm_sev_launch_update_data.pad0: offset differs from C");
 
 // struct kvm_sev_launch_secret (asm/kvm.h:787)
 struct kvm_sev_launch_secret {
@@ -980,17 +575,6 @@ struct kvm_sev_launch_secret {
   std::uint32_t trans_len;
   std::uint32_t pad2;
 };
-static_assert(sizeof(kvm_sev_launch_secret) == 48, "kvm_sev_launch_secret: size differs from C");
-static_assert(alignof(kvm_sev_launch_secret) == 8, "kvm_sev_launch_secret: alignment differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, hdr_uaddr) == 0, "kvm_sev_launch_secret.hdr_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, hdr_len) == 8, "kvm_sev_launch_secret.hdr_len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, pad0) == 12, "kvm_sev_launch_secret.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, guest_uaddr) == 16, "kvm_sev_launch_secret.guest_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, guest_len) == 24, "kvm_sev_launch_secret.guest_len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, pad1) == 28, "kvm_sev_launch_secret.pad1: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, trans_uaddr) == 32, "kvm_sev_launch_secret.trans_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, trans_len) == 40, "kvm_sev_launch_secret.trans_len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_secret, pad2) == 44, "kvm_sev_launch_secret.pad2: offset differs from C");
 
 // struct kvm_sev_launch_measure (asm/kvm.h:799)
 struct kvm_sev_launch_measure {
@@ -998,11 +582,6 @@ struct kvm_sev_launch_measure {
   std::uint32_t len;
   std::uint32_t pad0;
 };
-static_assert(sizeof(kvm_sev_launch_measure) == 16, "kvm_sev_launch_measure: size differs from C");
-static_assert(alignof(kvm_sev_launch_measure) == 8, "kvm_sev_launch_measure: alignment differs from C");
-static_assert(offsetof(kvm_sev_launch_measure, uaddr) == 0, "kvm_sev_launch_measure.uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_measure, len) == 8, "kvm_sev_launch_measure.len: offset differs from C");
-static_assert(offsetof(kvm_sev_launch_measure, pad0) == 12, "kvm_sev_launch_measure.pad0: offset differs from C");
 
 // struct kvm_sev_guest_status (asm/kvm.h:805)
 struct kvm_sev_guest_status {
@@ -1010,11 +589,6 @@ struct kvm_sev_guest_status {
   std::uint32_t policy;
   std::uint32_t state;
 };
-static_assert(sizeof(kvm_sev_guest_status) == 12, "kvm_sev_guest_status: size differs from C");
-static_assert(alignof(kvm_sev_guest_status) == 4, "kvm_sev_guest_status: alignment differs from C");
-static_assert(offsetof(kvm_sev_guest_status, handle) == 0, "kvm_sev_guest_status.handle: offset differs from C");
-static_assert(offsetof(kvm_sev_guest_status, policy) == 4, "kvm_sev_guest_status.policy: offset differs from C");
-static_assert(offsetof(kvm_sev_guest_status, state) == 8, "kvm_sev_guest_status.state: offset differs from C");
 
 // struct kvm_sev_dbg (asm/kvm.h:811)
 struct kvm_sev_dbg {
@@ -1023,12 +597,6 @@ struct kvm_sev_dbg {
   std::uint32_t len;
   std::uint32_t pad0;
 };
-static_assert(sizeof(kvm_sev_dbg) == 24, "kvm_sev_dbg: size differs from C");
-static_assert(alignof(kvm_sev_dbg) == 8, "kvm_sev_dbg: alignment differs from C");
-static_assert(offsetof(kvm_sev_dbg, src_uaddr) == 0, "kvm_sev_dbg.src_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_dbg, dst_uaddr) == 8, "kvm_sev_dbg.dst_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_dbg, len) == 16, "kvm_sev_dbg.len: offset differs from C");
-static_assert(offsetof(kvm_sev_dbg, pad0) == 20, "kvm_sev_dbg.pad0: offset differs from C");
 
 // struct kvm_sev_attestation_report (asm/kvm.h:818)
 struct kvm_sev_attestation_report {
@@ -1037,12 +605,6 @@ struct kvm_sev_attestation_report {
   std::uint32_t len;
   std::uint32_t pad0;
 };
-static_assert(sizeof(kvm_sev_attestation_report) == 32, "kvm_sev_attestation_report: size differs from C");
-static_assert(alignof(kvm_sev_attestation_report) == 8, "kvm_sev_attestation_report: alignment differs from C");
-static_assert(offsetof(kvm_sev_attestation_report, mnonce) == 0, "kvm_sev_attestation_report.mnonce: offset differs from C");
-static_assert(offsetof(kvm_sev_attestation_report, uaddr) == 16, "kvm_sev_attestation_report.uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_attestation_report, len) == 24, "kvm_sev_attestation_report.len: offset differs from C");
-static_assert(offsetof(kvm_sev_attestation_report, pad0) == 28, "kvm_sev_attestation_report.pad0: offset differs from C");
 
 // struct kvm_sev_send_start (asm/kvm.h:825)
 struct kvm_sev_send_start {
@@ -1061,22 +623,6 @@ struct kvm_sev_send_start {
   std::uint32_t session_len;
   std::uint32_t pad4;
 };
-static_assert(sizeof(kvm_sev_send_start) == 72, "kvm_sev_send_start: size differs from C");
-static_assert(alignof(kvm_sev_send_start) == 8, "kvm_sev_send_start: alignment differs from C");
-static_assert(offsetof(kvm_sev_send_start, policy) == 0, "kvm_sev_send_start.policy: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pad0) == 4, "kvm_sev_send_start.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pdh_cert_uaddr) == 8, "kvm_sev_send_start.pdh_cert_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pdh_cert_len) == 16, "kvm_sev_send_start.pdh_cert_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pad1) == 20, "kvm_sev_send_start.pad1: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, plat_certs_uaddr) == 24, "kvm_sev_send_start.plat_certs_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, plat_certs_len) == 32, "kvm_sev_send_start.plat_certs_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pad2) == 36, "kvm_sev_send_start.pad2: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, amd_certs_uaddr) == 40, "kvm_sev_send_start.amd_certs_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, amd_certs_len) == 48, "kvm_sev_send_start.amd_certs_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pad3) == 52, "kvm_sev_send_start.pad3: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, session_uaddr) == 56, "kvm_sev_send_start.session_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, session_len) == 64, "kvm_sev_send_start.session_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_start, pad4) == 68, "kvm_sev_send_start.pad4: offset differs from C");
 
 // struct kvm_sev_send_update_data (asm/kvm.h:842)
 struct kvm_sev_send_update_data {
@@ -1090,17 +636,6 @@ struct kvm_sev_send_update_data {
   std::uint32_t trans_len;
   std::uint32_t pad2;
 };
-static_assert(sizeof(kvm_sev_send_update_data) == 48, "kvm_sev_send_update_data: size differs from C");
-static_assert(alignof(kvm_sev_send_update_data) == 8, "kvm_sev_send_update_data: alignment differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, hdr_uaddr) == 0, "kvm_sev_send_update_data.hdr_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, hdr_len) == 8, "kvm_sev_send_update_data.hdr_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, pad0) == 12, "kvm_sev_send_update_data.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, guest_uaddr) == 16, "kvm_sev_send_update_data.guest_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, guest_len) == 24, "kvm_sev_send_update_data.guest_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, pad1) == 28, "kvm_sev_send_update_data.pad1: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, trans_uaddr) == 32, "kvm_sev_send_update_data.trans_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, trans_len) == 40, "kvm_sev_send_update_data.trans_len: offset differs from C");
-static_assert(offsetof(kvm_sev_send_update_data, pad2) == 44, "kvm_sev_send_update_data.pad2: offset differs from C");
 
 // struct kvm_sev_receive_start (asm/kvm.h:854)
 struct kvm_sev_receive_start {
@@ -1113,16 +648,6 @@ struct kvm_sev_receive_start {
   std::uint32_t session_len;
   std::uint32_t pad1;
 };
-static_assert(sizeof(kvm_sev_receive_start) == 40, "kvm_sev_receive_start: size differs from C");
-static_assert(alignof(kvm_sev_receive_start) == 8, "kvm_sev_receive_start: alignment differs from C");
-static_assert(offsetof(kvm_sev_receive_start, handle) == 0, "kvm_sev_receive_start.handle: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, policy) == 4, "kvm_sev_receive_start.policy: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, pdh_uaddr) == 8, "kvm_sev_receive_start.pdh_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, pdh_len) == 16, "kvm_sev_receive_start.pdh_len: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, pad0) == 20, "kvm_sev_receive_start.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, session_uaddr) == 24, "kvm_sev_receive_start.session_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, session_len) == 32, "kvm_sev_receive_start.session_len: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_start, pad1) == 36, "kvm_sev_receive_start.pad1: offset differs from C");
 
 // struct kvm_sev_receive_update_data (asm/kvm.h:865)
 struct kvm_sev_receive_update_data {
@@ -1136,17 +661,6 @@ struct kvm_sev_receive_update_data {
   std::uint32_t trans_len;
   std::uint32_t pad2;
 };
-static_assert(sizeof(kvm_sev_receive_update_data) == 48, "kvm_sev_receive_update_data: size differs from C");
-static_assert(alignof(kvm_sev_receive_update_data) == 8, "kvm_sev_receive_update_data: alignment differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, hdr_uaddr) == 0, "kvm_sev_receive_update_data.hdr_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, hdr_len) == 8, "kvm_sev_receive_update_data.hdr_len: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, pad0) == 12, "kvm_sev_receive_update_data.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, guest_uaddr) == 16, "kvm_sev_receive_update_data.guest_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, guest_len) == 24, "kvm_sev_receive_update_data.guest_len: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, pad1) == 28, "kvm_sev_receive_update_data.pad1: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, trans_uaddr) == 32, "kvm_sev_receive_update_data.trans_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, trans_len) == 40, "kvm_sev_receive_update_data.trans_len: offset differs from C");
-static_assert(offsetof(kvm_sev_receive_update_data, pad2) == 44, "kvm_sev_receive_update_data.pad2: offset differs from C");
 
 // struct kvm_sev_snp_launch_start (asm/kvm.h:877)
 struct kvm_sev_snp_launch_start {
@@ -1156,13 +670,6 @@ struct kvm_sev_snp_launch_start {
   std::uint8_t pad0[6];
   std::uint64_t pad1[4];
 };
-static_assert(sizeof(kvm_sev_snp_launch_start) == 64, "kvm_sev_snp_launch_start: size differs from C");
-static_assert(alignof(kvm_sev_snp_launch_start) == 8, "kvm_sev_snp_launch_start: alignment differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_start, policy) == 0, "kvm_sev_snp_launch_start.policy: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_start, gosvw) == 8, "kvm_sev_snp_launch_start.gosvw: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_start, flags) == 24, "kvm_sev_snp_launch_start.flags: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_start, pad0) == 26, "kvm_sev_snp_launch_start.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_start, pad1) == 32, "kvm_sev_snp_launch_start.pad1: offset differs from C");
 
 // struct kvm_sev_snp_launch_update (asm/kvm.h:893)
 struct kvm_sev_snp_launch_update {
@@ -1175,16 +682,6 @@ struct kvm_sev_snp_launch_update {
   std::uint32_t pad1;
   std::uint64_t pad2[4];
 };
-static_assert(sizeof(kvm_sev_snp_launch_update) == 64, "kvm_sev_snp_launch_update: size differs from C");
-static_assert(alignof(kvm_sev_snp_launch_update) == 8, "kvm_sev_snp_launch_update: alignment differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, gfn_start) == 0, "kvm_sev_snp_launch_update.gfn_start: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, uaddr) == 8, "kvm_sev_snp_launch_update.uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, len) == 16, "kvm_sev_snp_launch_update.len: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, type) == 24, "kvm_sev_snp_launch_update.type: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, pad0) == 25, "kvm_sev_snp_launch_update.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, flags) == 26, "kvm_sev_snp_launch_update.flags: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, pad1) == 28, "kvm_sev_snp_launch_update.pad1: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_update, pad2) == 32, "kvm_sev_snp_launch_update.pad2: offset differs from C");
 
 // struct kvm_sev_snp_launch_finish (asm/kvm.h:908)
 struct kvm_sev_snp_launch_finish {
@@ -1198,17 +695,6 @@ struct kvm_sev_snp_launch_finish {
   std::uint16_t flags;
   std::uint64_t pad1[4];
 };
-static_assert(sizeof(kvm_sev_snp_launch_finish) == 88, "kvm_sev_snp_launch_finish: size differs from C");
-static_assert(alignof(kvm_sev_snp_launch_finish) == 8, "kvm_sev_snp_launch_finish: alignment differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, id_block_uaddr) == 0, "kvm_sev_snp_launch_finish.id_block_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, id_auth_uaddr) == 8, "kvm_sev_snp_launch_finish.id_auth_uaddr: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, id_block_en) == 16, "kvm_sev_snp_launch_finish.id_block_en: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, auth_key_en) == 17, "kvm_sev_snp_launch_finish.auth_key_en: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, vcek_disabled) == 18, "kvm_sev_snp_launch_finish.vcek_disabled: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, host_data) == 19, "kvm_sev_snp_launch_finish.host_data: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, pad0) == 51, "kvm_sev_snp_launch_finish.pad0: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, flags) == 54, "kvm_sev_snp_launch_finish.flags: offset differs from C");
-static_assert(offsetof(kvm_sev_snp_launch_finish, pad1) == 56, "kvm_sev_snp_launch_finish.pad1: offset differs from C");
 
 // struct kvm_hyperv_eventfd (asm/kvm.h:925)
 struct kvm_hyperv_eventfd {
@@ -1217,12 +703,6 @@ struct kvm_hyperv_eventfd {
   std::uint32_t flags;
   std::uint32_t padding[3];
 };
-static_assert(sizeof(kvm_hyperv_eventfd) == 24, "kvm_hyperv_eventfd: size differs from C");
-static_assert(alignof(kvm_hyperv_eventfd) == 4, "kvm_hyperv_eventfd: alignment differs from C");
-static_assert(offsetof(kvm_hyperv_eventfd, conn_id) == 0, "kvm_hyperv_eventfd.conn_id: offset differs from C");
-static_assert(offsetof(kvm_hyperv_eventfd, fd) == 4, "kvm_hyperv_eventfd.fd: offset differs from C");
-static_assert(offsetof(kvm_hyperv_eventfd, flags) == 8, "kvm_hyperv_eventfd.flags: offset differs from C");
-static_assert(offsetof(kvm_hyperv_eventfd, padding) == 12, "kvm_hyperv_eventfd.padding: offset differs from C");
 
 // struct kvm_tdx_cmd (asm/kvm.h:987)
 struct kvm_tdx_cmd {
@@ -1231,12 +711,6 @@ struct kvm_tdx_cmd {
   std::uint64_t data;
   std::uint64_t hw_error;
 };
-static_assert(sizeof(kvm_tdx_cmd) == 24, "kvm_tdx_cmd: size differs from C");
-static_assert(alignof(kvm_tdx_cmd) == 8, "kvm_tdx_cmd: alignment differs from C");
-static_assert(offsetof(kvm_tdx_cmd, id) == 0, "kvm_tdx_cmd.id: offset differs from C");
-static_assert(offsetof(kvm_tdx_cmd, flags) == 4, "kvm_tdx_cmd.flags: offset differs from C");
-static_assert(offsetof(kvm_tdx_cmd, data) == 8, "kvm_tdx_cmd.data: offset differs from C");
-static_assert(offsetof(kvm_tdx_cmd, hw_error) == 16, "kvm_tdx_cmd.hw_error: offset differs from C");
 
 // struct kvm_tdx_capabilities (asm/kvm.h:1005)
 struct kvm_tdx_capabilities {
@@ -1249,16 +723,6 @@ struct kvm_tdx_capabilities {
   std::uint64_t reserved[250];
   kvm_cpuid2 cpuid;
 };
-static_assert(sizeof(kvm_tdx_capabilities) == 2056, "kvm_tdx_capabilities: size differs from C");
-static_assert(alignof(kvm_tdx_capabilities) == 8, "kvm_tdx_capabilities: alignment differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, supported_attrs) == 0, "kvm_tdx_capabilities.supported_attrs: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, supported_xfam) == 8, "kvm_tdx_capabilities.supported_xfam: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, kernel_tdvmcallinfo_1_r11) == 16, "kvm_tdx_capabilities.kernel_tdvmcallinfo_1_r11: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, user_tdvmcallinfo_1_r11) == 24, "kvm_tdx_capabilities.user_tdvmcallinfo_1_r11: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, kernel_tdvmcallinfo_1_r12) == 32, "kvm_tdx_capabilities.kernel_tdvmcallinfo_1_r12: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, user_tdvmcallinfo_1_r12) == 40, "kvm_tdx_capabilities.user_tdvmcallinfo_1_r12: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, reserved) == 48, "kvm_tdx_capabilities.reserved: offset differs from C");
-static_assert(offsetof(kvm_tdx_capabilities, cpuid) == 2048, "kvm_tdx_capabilities.cpuid: offset differs from C");
 
 // struct kvm_tdx_init_vm (asm/kvm.h:1020)
 struct kvm_tdx_init_vm {
@@ -1270,15 +734,6 @@ struct kvm_tdx_init_vm {
   std::uint64_t reserved[12];
   kvm_cpuid2 cpuid;
 };
-static_assert(sizeof(kvm_tdx_init_vm) == 264, "kvm_tdx_init_vm: size differs from C");
-static_assert(alignof(kvm_tdx_init_vm) == 8, "kvm_tdx_init_vm: alignment differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, attributes) == 0, "kvm_tdx_init_vm.attributes: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, xfam) == 8, "kvm_tdx_init_vm.xfam: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, mrconfigid) == 16, "kvm_tdx_init_vm.mrconfigid: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, mrowner) == 64, "kvm_tdx_init_vm.mrowner: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, mrownerconfig) == 112, "kvm_tdx_init_vm.mrownerconfig: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, reserved) == 160, "kvm_tdx_init_vm.reserved: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_vm, cpuid) == 256, "kvm_tdx_init_vm.cpuid: offset differs from C");
 
 // struct kvm_tdx_init_mem_region (asm/kvm.h:1045)
 struct kvm_tdx_init_mem_region {
@@ -1286,11 +741,6 @@ struct kvm_tdx_init_mem_region {
   std::uint64_t gpa;
   std::uint64_t nr_pages;
 };
-static_assert(sizeof(kvm_tdx_init_mem_region) == 24, "kvm_tdx_init_mem_region: size differs from C");
-static_assert(alignof(kvm_tdx_init_mem_region) == 8, "kvm_tdx_init_mem_region: alignment differs from C");
-static_assert(offsetof(kvm_tdx_init_mem_region, source_addr) == 0, "kvm_tdx_init_mem_region.source_addr: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_mem_region, gpa) == 8, "kvm_tdx_init_mem_region.gpa: offset differs from C");
-static_assert(offsetof(kvm_tdx_init_mem_region, nr_pages) == 16, "kvm_tdx_init_mem_region.nr_pages: offset differs from C");
 
 // struct kvm_userspace_memory_region (linux/kvm.h:27)
 struct kvm_userspace_memory_region {
@@ -1300,13 +750,6 @@ struct kvm_userspace_memory_region {
   std::uint64_t memory_size;
   std::uint64_t userspace_addr;
 };
-static_assert(sizeof(kvm_userspace_memory_region) == 32, "kvm_userspace_memory_region: size differs from C");
-static_assert(alignof(kvm_userspace_memory_region) == 8, "kvm_userspace_memory_region: alignment differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, slot) == 0, "kvm_userspace_memory_region.slot: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, flags) == 4, "kvm_userspace_memory_region.flags: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, guest_phys_addr) == 8, "kvm_userspace_memory_region.guest_phys_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, memory_size) == 16, "kvm_userspace_memory_region.memory_size: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region, userspace_addr) == 24, "kvm_userspace_memory_region.userspace_addr: offset differs from C");
 
 // struct kvm_userspace_memory_region2 (linux/kvm.h:36)
 struct kvm_userspace_memory_region2 {
@@ -1320,17 +763,6 @@ struct kvm_userspace_memory_region2 {
   std::uint32_t pad1;
   std::uint64_t pad2[14];
 };
-static_assert(sizeof(kvm_userspace_memory_region2) == 160, "kvm_userspace_memory_region2: size differs from C");
-static_assert(alignof(kvm_userspace_memory_region2) == 8, "kvm_userspace_memory_region2: alignment differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, slot) == 0, "kvm_userspace_memory_region2.slot: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, flags) == 4, "kvm_userspace_memory_region2.flags: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_phys_addr) == 8, "kvm_userspace_memory_region2.guest_phys_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, memory_size) == 16, "kvm_userspace_memory_region2.memory_size: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, userspace_addr) == 24, "kvm_userspace_memory_region2.userspace_addr: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_memfd_offset) == 32, "kvm_userspace_memory_region2.guest_memfd_offset: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, guest_memfd) == 40, "kvm_userspace_memory_region2.guest_memfd: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, pad1) == 44, "kvm_userspace_memory_region2.pad1: offset differs from C");
-static_assert(offsetof(kvm_userspace_memory_region2, pad2) == 48, "kvm_userspace_memory_region2.pad2: offset differs from C");
 
 // struct kvm_irq_level (linux/kvm.h:58)
 struct kvm_irq_level {
@@ -1340,11 +772,6 @@ struct kvm_irq_level {
   };
   std::uint32_t level;
 };
-static_assert(sizeof(kvm_irq_level) == 8, "kvm_irq_level: size differs from C");
-static_assert(alignof(kvm_irq_level) == 4, "kvm_irq_level: alignment differs from C");
-static_assert(offsetof(kvm_irq_level, irq) == 0, "kvm_irq_level.irq: offset differs from C");
-static_assert(offsetof(kvm_irq_level, status) == 0, "kvm_irq_level.status: offset differs from C");
-static_assert(offsetof(kvm_irq_level, level) == 4, "kvm_irq_level.level: offset differs from C");
 
 // struct kvm_irqchip (linux/kvm.h:73)
 struct kvm_irqchip {
@@ -1356,24 +783,12 @@ struct kvm_irqchip {
     kvm_ioapic_state ioapic;
   } chip;
 };
-static_assert(sizeof(kvm_irqchip) == 520, "kvm_irqchip: size differs from C");
-static_assert(alignof(kvm_irqchip) == 8, "kvm_irqchip: alignment differs from C");
-static_assert(offsetof(kvm_irqchip, chip_id) == 0, "kvm_irqchip.chip_id: offset differs from C");
-static_assert(offsetof(kvm_irqchip, pad) == 4, "kvm_irqchip.pad: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip) == 8, "kvm_irqchip.chip: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip.dummy) == 8, "kvm_irqchip.chip.dummy: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip.pic) == 8, "kvm_irqchip.chip.pic: offset differs from C");
-static_assert(offsetof(kvm_irqchip, chip.ioapic) == 8, "kvm_irqchip.chip.ioapic: offset differs from C");
 
 // struct kvm_pit_config (linux/kvm.h:88)
 struct kvm_pit_config {
   std::uint32_t flags;
   std::uint32_t pad[15];
 };
-static_assert(sizeof(kvm_pit_config) == 64, "kvm_pit_config: size differs from C");
-static_assert(alignof(kvm_pit_config) == 4, "kvm_pit_config: alignment differs from C");
-static_assert(offsetof(kvm_pit_config, flags) == 0, "kvm_pit_config.flags: offset differs from C");
-static_assert(offsetof(kvm_pit_config, pad) == 4, "kvm_pit_config.pad: offset differs from C");
 
 // struct kvm_hyperv_exit (linux/kvm.h:95)
 struct kvm_hyperv_exit {
@@ -1403,29 +818,6 @@ struct kvm_hyperv_exit {
     } syndbg;
   } u;
 };
-static_assert(sizeof(kvm_hyperv_exit) == 56, "kvm_hyperv_exit: size differs from C");
-static_assert(alignof(kvm_hyperv_exit) == 8, "kvm_hyperv_exit: alignment differs from C");
-static_assert(offsetof(kvm_hyperv_exit, type) == 0, "kvm_hyperv_exit.type: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, pad1) == 4, "kvm_hyperv_exit.pad1: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u) == 8, "kvm_hyperv_exit.u: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic) == 8, "kvm_hyperv_exit.u.synic: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.msr) == 8, "kvm_hyperv_exit.u.synic.msr: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.pad2) == 12, "kvm_hyperv_exit.u.synic.pad2: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.control) == 16, "kvm_hyperv_exit.u.synic.control: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.evt_page) == 24, "kvm_hyperv_exit.u.synic.evt_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.synic.msg_page) == 32, "kvm_hyperv_exit.u.synic.msg_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall) == 8, "kvm_hyperv_exit.u.hcall: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.input) == 8, "kvm_hyperv_exit.u.hcall.input: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.result) == 16, "kvm_hyperv_exit.u.hcall.result: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.hcall.params) == 24, "kvm_hyperv_exit.u.hcall.params: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg) == 8, "kvm_hyperv_exit.u.syndbg: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.msr) == 8, "kvm_hyperv_exit.u.syndbg.msr: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.pad2) == 12, "kvm_hyperv_exit.u.syndbg.pad2: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.control) == 16, "kvm_hyperv_exit.u.syndbg.control: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.status) == 24, "kvm_hyperv_exit.u.syndbg.status: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.send_page) == 32, "kvm_hyperv_exit.u.syndbg.send_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.recv_page) == 40, "kvm_hyperv_exit.u.syndbg.recv_page: offset differs from C");
-static_assert(offsetof(kvm_hyperv_exit, u.syndbg.pending_page) == 48, "kvm_hyperv_exit.u.syndbg.pending_page: offset differs from C");
 
 // struct kvm_xen_exit (linux/kvm.h:126)
 struct kvm_xen_exit {
@@ -1440,16 +832,6 @@ struct kvm_xen_exit {
     } hcall;
   } u;
 };
-static_assert(sizeof(kvm_xen_exit) == 80, "kvm_xen_exit: size differs from C");
-static_assert(alignof(kvm_xen_exit) == 8, "kvm_xen_exit: alignment differs from C");
-static_assert(offsetof(kvm_xen_exit, type) == 0, "kvm_xen_exit.type: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u) == 8, "kvm_xen_exit.u: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall) == 8, "kvm_xen_exit.u.hcall: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.longmode) == 8, "kvm_xen_exit.u.hcall.longmode: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.cpl) == 12, "kvm_xen_exit.u.hcall.cpl: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.input) == 16, "kvm_xen_exit.u.hcall.input: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.result) == 24, "kvm_xen_exit.u.hcall.result: offset differs from C");
-static_assert(offsetof(kvm_xen_exit, u.hcall.params) == 32, "kvm_xen_exit.u.hcall.params: offset differs from C");
 
 // struct kvm_exit_snp_req_certs (linux/kvm.h:140)
 struct kvm_exit_snp_req_certs {
@@ -1457,11 +839,6 @@ struct kvm_exit_snp_req_certs {
   std::uint64_t npages;
   std::uint64_t ret;
 };
-static_assert(sizeof(kvm_exit_snp_req_certs) == 24, "kvm_exit_snp_req_certs: size differs from C");
-static_assert(alignof(kvm_exit_snp_req_certs) == 8, "kvm_exit_snp_req_certs: alignment differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, gpa) == 0, "kvm_exit_snp_req_certs.gpa: offset differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, npages) == 8, "kvm_exit_snp_req_certs.npages: offset differs from C");
-static_assert(offsetof(kvm_exit_snp_req_certs, ret) == 16, "kvm_exit_snp_req_certs.ret: offset differs from C");
 
 // struct kvm_run (linux/kvm.h:217)
 struct kvm_run {
@@ -1667,163 +1044,6 @@ struct kvm_run {
     char padding[2048];
   } s;
 };
-static_assert(sizeof(kvm_run) == 2352, "kvm_run: size differs from C");
-static_assert(alignof(kvm_run) == 8, "kvm_run: alignment differs from C");
-static_assert(offsetof(kvm_run, request_interrupt_window) == 0, "kvm_run.request_interrupt_window: offset differs from C");
-static_assert(offsetof(kvm_run, immediate_exit) == 1, "kvm_run.immediate_exit: offset differs from C");
-static_assert(offsetof(kvm_run, padding1) == 2, "kvm_run.padding1: offset differs from C");
-static_assert(offsetof(kvm_run, exit_reason) == 8, "kvm_run.exit_reason: offset differs from C");
-static_assert(offsetof(kvm_run, ready_for_interrupt_injection) == 12, "kvm_run.ready_for_interrupt_injection: offset differs from C");
-static_assert(offsetof(kvm_run, if_flag) == 13, "kvm_run.if_flag: offset differs from C");
-static_assert(offsetof(kvm_run, flags) == 14, "kvm_run.flags: offset differs from C");
-static_assert(offsetof(kvm_run, cr8) == 16, "kvm_run.cr8: offset differs from C");
-static_assert(offsetof(kvm_run, apic_base) == 24, "kvm_run.apic_base: offset differs from C");
-static_assert(offsetof(kvm_run, hw) == 32, "kvm_run.hw: offset differs from C");
-static_assert(offsetof(kvm_run, hw.hardware_exit_reason) == 32, "kvm_run.hw.hardware_exit_reason: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry) == 32, "kvm_run.fail_entry: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry.hardware_entry_failure_reason) == 32, "kvm_run.fail_entry.hardware_entry_failure_reason: offset differs from C");
-static_assert(offsetof(kvm_run, fail_entry.cpu) == 40, "kvm_run.fail_entry.cpu: offset differs from C");
-static_assert(offsetof(kvm_run, ex) == 32, "kvm_run.ex: offset differs from C");
-static_assert(offsetof(kvm_run, ex.exception) == 32, "kvm_run.ex.exception: offset differs from C");
-static_assert(offsetof(kvm_run, ex.error_code) == 36, "kvm_run.ex.error_code: offset differs from C");
-static_assert(offsetof(kvm_run, io) == 32, "kvm_run.io: offset differs from C");
-static_assert(offsetof(kvm_run, io.direction) == 32, "kvm_run.io.direction: offset differs from C");
-static_assert(offsetof(kvm_run, io.size) == 33, "kvm_run.io.size: offset differs from C");
-static_assert(offsetof(kvm_run, io.port) == 34, "kvm_run.io.port: offset differs from C");
-static_assert(offsetof(kvm_run, io.count) == 36, "kvm_run.io.count: offset differs from C");
-static_assert(offsetof(kvm_run, io.data_offset) == 40, "kvm_run.io.data_offset: offset differs from C");
-static_assert(offsetof(kvm_run, debug) == 32, "kvm_run.debug: offset differs from C");
-static_assert(offsetof(kvm_run, debug.arch) == 32, "kvm_run.debug.arch: offset differs from C");
-static_assert(offsetof(kvm_run, mmio) == 32, "kvm_run.mmio: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.phys_addr) == 32, "kvm_run.mmio.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.data) == 40, "kvm_run.mmio.data: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.len) == 48, "kvm_run.mmio.len: offset differs from C");
-static_assert(offsetof(kvm_run, mmio.is_write) == 52, "kvm_run.mmio.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io) == 32, "kvm_run.iocsr_io: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.phys_addr) == 32, "kvm_run.iocsr_io.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.data) == 40, "kvm_run.iocsr_io.data: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.len) == 48, "kvm_run.iocsr_io.len: offset differs from C");
-static_assert(offsetof(kvm_run, iocsr_io.is_write) == 52, "kvm_run.iocsr_io.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall) == 32, "kvm_run.hypercall: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.nr) == 32, "kvm_run.hypercall.nr: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.args) == 40, "kvm_run.hypercall.args: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.ret) == 88, "kvm_run.hypercall.ret: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.longmode) == 96, "kvm_run.hypercall.longmode: offset differs from C");
-static_assert(offsetof(kvm_run, hypercall.flags) == 96, "kvm_run.hypercall.flags: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access) == 32, "kvm_run.tpr_access: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.rip) == 32, "kvm_run.tpr_access.rip: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.is_write) == 40, "kvm_run.tpr_access.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, tpr_access.pad) == 44, "kvm_run.tpr_access.pad: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic) == 32, "kvm_run.s390_sieic: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.icptcode) == 32, "kvm_run.s390_sieic.icptcode: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.ipa) == 34, "kvm_run.s390_sieic.ipa: offset differs from C");
-static_assert(offsetof(kvm_run, s390_sieic.ipb) == 36, "kvm_run.s390_sieic.ipb: offset differs from C");
-static_assert(offsetof(kvm_run, s390_reset_flags) == 32, "kvm_run.s390_reset_flags: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol) == 32, "kvm_run.s390_ucontrol: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol.trans_exc_code) == 32, "kvm_run.s390_ucontrol.trans_exc_code: offset differs from C");
-static_assert(offsetof(kvm_run, s390_ucontrol.pgm_code) == 40, "kvm_run.s390_ucontrol.pgm_code: offset differs from C");
-static_assert(offsetof(kvm_run, dcr) == 32, "kvm_run.dcr: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.dcrn) == 32, "kvm_run.dcr.dcrn: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.data) == 36, "kvm_run.dcr.data: offset differs from C");
-static_assert(offsetof(kvm_run, dcr.is_write) == 40, "kvm_run.dcr.is_write: offset differs from C");
-static_assert(offsetof(kvm_run, internal) == 32, "kvm_run.internal: offset differs from C");
-static_assert(offsetof(kvm_run, internal.suberror) == 32, "kvm_run.internal.suberror: offset differs from C");
-static_assert(offsetof(kvm_run, internal.ndata) == 36, "kvm_run.internal.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, internal.data) == 40, "kvm_run.internal.data: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure) == 32, "kvm_run.emulation_failure: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.suberror) == 32, "kvm_run.emulation_failure.suberror: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.ndata) == 36, "kvm_run.emulation_failure.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.flags) == 40, "kvm_run.emulation_failure.flags: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.insn_size) == 48, "kvm_run.emulation_failure.insn_size: offset differs from C");
-static_assert(offsetof(kvm_run, emulation_failure.insn_bytes) == 49, "kvm_run.emulation_failure.insn_bytes: offset differs from C");
-static_assert(offsetof(kvm_run, osi) == 32, "kvm_run.osi: offset differs from C");
-static_assert(offsetof(kvm_run, osi.gprs) == 32, "kvm_run.osi.gprs: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall) == 32, "kvm_run.papr_hcall: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.nr) == 32, "kvm_run.papr_hcall.nr: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.ret) == 40, "kvm_run.papr_hcall.ret: offset differs from C");
-static_assert(offsetof(kvm_run, papr_hcall.args) == 48, "kvm_run.papr_hcall.args: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch) == 32, "kvm_run.s390_tsch: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.subchannel_id) == 32, "kvm_run.s390_tsch.subchannel_id: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.subchannel_nr) == 34, "kvm_run.s390_tsch.subchannel_nr: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.io_int_parm) == 36, "kvm_run.s390_tsch.io_int_parm: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.io_int_word) == 40, "kvm_run.s390_tsch.io_int_word: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.ipb) == 44, "kvm_run.s390_tsch.ipb: offset differs from C");
-static_assert(offsetof(kvm_run, s390_tsch.dequeued) == 48, "kvm_run.s390_tsch.dequeued: offset differs from C");
-static_assert(offsetof(kvm_run, epr) == 32, "kvm_run.epr: offset differs from C");
-static_assert(offsetof(kvm_run, epr.epr) == 32, "kvm_run.epr.epr: offset differs from C");
-static_assert(offsetof(kvm_run, system_event) == 32, "kvm_run.system_event: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.type) == 32, "kvm_run.system_event.type: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.ndata) == 36, "kvm_run.system_event.ndata: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.flags) == 40, "kvm_run.system_event.flags: offset differs from C");
-static_assert(offsetof(kvm_run, system_event.data) == 40, "kvm_run.system_event.data: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi) == 32, "kvm_run.s390_stsi: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.addr) == 32, "kvm_run.s390_stsi.addr: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.ar) == 40, "kvm_run.s390_stsi.ar: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.reserved) == 41, "kvm_run.s390_stsi.reserved: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.fc) == 42, "kvm_run.s390_stsi.fc: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.sel1) == 43, "kvm_run.s390_stsi.sel1: offset differs from C");
-static_assert(offsetof(kvm_run, s390_stsi.sel2) == 44, "kvm_run.s390_stsi.sel2: offset differs from C");
-static_assert(offsetof(kvm_run, eoi) == 32, "kvm_run.eoi: offset differs from C");
-static_assert(offsetof(kvm_run, eoi.vector) == 32, "kvm_run.eoi.vector: offset differs from C");
-static_assert(offsetof(kvm_run, hyperv) == 32, "kvm_run.hyperv: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv) == 32, "kvm_run.arm_nisv: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv.esr_iss) == 32, "kvm_run.arm_nisv.esr_iss: offset differs from C");
-static_assert(offsetof(kvm_run, arm_nisv.fault_ipa) == 40, "kvm_run.arm_nisv.fault_ipa: offset differs from C");
-static_assert(offsetof(kvm_run, msr) == 32, "kvm_run.msr: offset differs from C");
-static_assert(offsetof(kvm_run, msr.error) == 32, "kvm_run.msr.error: offset differs from C");
-static_assert(offsetof(kvm_run, msr.pad) == 33, "kvm_run.msr.pad: offset differs from C");
-static_assert(offsetof(kvm_run, msr.reason) == 40, "kvm_run.msr.reason: offset differs from C");
-static_assert(offsetof(kvm_run, msr.index) == 44, "kvm_run.msr.index: offset differs from C");
-static_assert(offsetof(kvm_run, msr.data) == 48, "kvm_run.msr.data: offset differs from C");
-static_assert(offsetof(kvm_run, xen) == 32, "kvm_run.xen: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi) == 32, "kvm_run.riscv_sbi: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.extension_id) == 32, "kvm_run.riscv_sbi.extension_id: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.function_id) == 40, "kvm_run.riscv_sbi.function_id: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.args) == 48, "kvm_run.riscv_sbi.args: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_sbi.ret) == 96, "kvm_run.riscv_sbi.ret: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr) == 32, "kvm_run.riscv_csr: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.csr_num) == 32, "kvm_run.riscv_csr.csr_num: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.new_value) == 40, "kvm_run.riscv_csr.new_value: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.write_mask) == 48, "kvm_run.riscv_csr.write_mask: offset differs from C");
-static_assert(offsetof(kvm_run, riscv_csr.ret_value) == 56, "kvm_run.riscv_csr.ret_value: offset differs from C");
-static_assert(offsetof(kvm_run, notify) == 32, "kvm_run.notify: offset differs from C");
-static_assert(offsetof(kvm_run, notify.flags) == 32, "kvm_run.notify.flags: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault) == 32, "kvm_run.memory_fault: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.flags) == 32, "kvm_run.memory_fault.flags: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.gpa) == 40, "kvm_run.memory_fault.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, memory_fault.size) == 48, "kvm_run.memory_fault.size: offset differs from C");
-static_assert(offsetof(kvm_run, tdx) == 32, "kvm_run.tdx: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.flags) == 32, "kvm_run.tdx.flags: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.nr) == 40, "kvm_run.tdx.nr: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown) == 48, "kvm_run.tdx.unknown: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown.ret) == 48, "kvm_run.tdx.unknown.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.unknown.data) == 56, "kvm_run.tdx.unknown.data: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote) == 48, "kvm_run.tdx.get_quote: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.ret) == 48, "kvm_run.tdx.get_quote.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.gpa) == 56, "kvm_run.tdx.get_quote.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_quote.size) == 64, "kvm_run.tdx.get_quote.size: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info) == 48, "kvm_run.tdx.get_tdvmcall_info: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.ret) == 48, "kvm_run.tdx.get_tdvmcall_info.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.leaf) == 56, "kvm_run.tdx.get_tdvmcall_info.leaf: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r11) == 64, "kvm_run.tdx.get_tdvmcall_info.r11: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r12) == 72, "kvm_run.tdx.get_tdvmcall_info.r12: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r13) == 80, "kvm_run.tdx.get_tdvmcall_info.r13: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.get_tdvmcall_info.r14) == 88, "kvm_run.tdx.get_tdvmcall_info.r14: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify) == 48, "kvm_run.tdx.setup_event_notify: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify.ret) == 48, "kvm_run.tdx.setup_event_notify.ret: offset differs from C");
-static_assert(offsetof(kvm_run, tdx.setup_event_notify.vector) == 56, "kvm_run.tdx.setup_event_notify.vector: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea) == 32, "kvm_run.arm_sea: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.flags) == 32, "kvm_run.arm_sea.flags: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.esr) == 40, "kvm_run.arm_sea.esr: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.gva) == 48, "kvm_run.arm_sea.gva: offset differs from C");
-static_assert(offsetof(kvm_run, arm_sea.gpa) == 56, "kvm_run.arm_sea.gpa: offset differs from C");
-static_assert(offsetof(kvm_run, snp_req_certs) == 32, "kvm_run.snp_req_certs: offset differs from C");
-static_assert(offsetof(kvm_run, padding) == 32, "kvm_run.padding: offset differs from C");
-static_assert(offsetof(kvm_run, kvm_valid_regs) == 288, "kvm_run.kvm_valid_regs: offset differs from C");
-static_assert(offsetof(kvm_run, kvm_dirty_regs) == 296, "kvm_run.kvm_dirty_regs: offset differs from C");
-static_assert(offsetof(kvm_run, s) == 304, "kvm_run.s: offset differs from C");
-static_assert(offsetof(kvm_run, s.regs) == 304, "kvm_run.s.regs: offset differs from C");
-static_assert(offsetof(kvm_run, s.padding) == 304, "kvm_run.s.padding: offset differs from C");
 
 // struct kvm_coalesced_mmio_zone (linux/kvm.h:514)
 struct kvm_coalesced_mmio_zone {
@@ -1834,12 +1054,6 @@ struct kvm_coalesced_mmio_zone {
     std::uint32_t pio;
   };
 };
-static_assert(sizeof(kvm_coalesced_mmio_zone) == 16, "kvm_coalesced_mmio_zone: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio_zone) == 8, "kvm_coalesced_mmio_zone: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, addr) == 0, "kvm_coalesced_mmio_zone.addr: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, size) == 8, "kvm_coalesced_mmio_zone.size: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, pad) == 12, "kvm_coalesced_mmio_zone.pad: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_zone, pio) == 12, "kvm_coalesced_mmio_zone.pio: offset differs from C");
 
 // struct kvm_coalesced_mmio (linux/kvm.h:523)
 struct kvm_coalesced_mmio {
@@ -1851,13 +1065,6 @@ struct kvm_coalesced_mmio {
   };
   std::uint8_t data[8];
 };
-static_assert(sizeof(kvm_coalesced_mmio) == 24, "kvm_coalesced_mmio: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio) == 8, "kvm_coalesced_mmio: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, phys_addr) == 0, "kvm_coalesced_mmio.phys_addr: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, len) == 8, "kvm_coalesced_mmio.len: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, pad) == 12, "kvm_coalesced_mmio.pad: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, pio) == 12, "kvm_coalesced_mmio.pio: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio, data) == 16, "kvm_coalesced_mmio.data: offset differs from C");
 
 // struct kvm_coalesced_mmio_ring (linux/kvm.h:533)
 struct kvm_coalesced_mmio_ring {
@@ -1866,11 +1073,6 @@ struct kvm_coalesced_mmio_ring {
   // __empty_coalesced_mmio: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_coalesced_mmio coalesced_mmio[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring: size differs from C");
-static_assert(alignof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring: alignment differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, first) == 0, "kvm_coalesced_mmio_ring.first: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, last) == 4, "kvm_coalesced_mmio_ring.last: offset differs from C");
-static_assert(offsetof(kvm_coalesced_mmio_ring, coalesced_mmio) == 8, "kvm_coalesced_mmio_ring.coalesced_mmio: offset differs from C");
 
 // struct kvm_translation (linux/kvm.h:543)
 struct kvm_translation {
@@ -1881,22 +1083,11 @@ struct kvm_translation {
   std::uint8_t usermode;
   std::uint8_t pad[5];
 };
-static_assert(sizeof(kvm_translation) == 24, "kvm_translation: size differs from C");
-static_assert(alignof(kvm_translation) == 8, "kvm_translation: alignment differs from C");
-static_assert(offsetof(kvm_translation, linear_address) == 0, "kvm_translation.linear_address: offset differs from C");
-static_assert(offsetof(kvm_translation, physical_address) == 8, "kvm_translation.physical_address: offset differs from C");
-static_assert(offsetof(kvm_translation, valid) == 16, "kvm_translation.valid: offset differs from C");
-static_assert(offsetof(kvm_translation, writeable) == 17, "kvm_translation.writeable: offset differs from C");
-static_assert(offsetof(kvm_translation, usermode) == 18, "kvm_translation.usermode: offset differs from C");
-static_assert(offsetof(kvm_translation, pad) == 19, "kvm_translation.pad: offset differs from C");
 
 // struct kvm_interrupt (linux/kvm.h:556)
 struct kvm_interrupt {
   std::uint32_t irq;
 };
-static_assert(sizeof(kvm_interrupt) == 4, "kvm_interrupt: size differs from C");
-static_assert(alignof(kvm_interrupt) == 4, "kvm_interrupt: alignment differs from C");
-static_assert(offsetof(kvm_interrupt, irq) == 0, "kvm_interrupt.irq: offset differs from C");
 
 // struct kvm_dirty_log (linux/kvm.h:562)
 struct kvm_dirty_log {
@@ -1907,12 +1098,6 @@ struct kvm_dirty_log {
     std::uint64_t padding2;
   };
 };
-static_assert(sizeof(kvm_dirty_log) == 16, "kvm_dirty_log: size differs from C");
-static_assert(alignof(kvm_dirty_log) == 8, "kvm_dirty_log: alignment differs from C");
-static_assert(offsetof(kvm_dirty_log, slot) == 0, "kvm_dirty_log.slot: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, padding1) == 4, "kvm_dirty_log.padding1: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, dirty_bitmap) == 8, "kvm_dirty_log.dirty_bitmap: offset differs from C");
-static_assert(offsetof(kvm_dirty_log, padding2) == 8, "kvm_dirty_log.padding2: offset differs from C");
 
 // struct kvm_clear_dirty_log (linux/kvm.h:572)
 struct kvm_clear_dirty_log {
@@ -1924,13 +1109,6 @@ struct kvm_clear_dirty_log {
     std::uint64_t padding2;
   };
 };
-static_assert(sizeof(kvm_clear_dirty_log) == 24, "kvm_clear_dirty_log: size differs from C");
-static_assert(alignof(kvm_clear_dirty_log) == 8, "kvm_clear_dirty_log: alignment differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, slot) == 0, "kvm_clear_dirty_log.slot: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, num_pages) == 4, "kvm_clear_dirty_log.num_pages: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, first_page) == 8, "kvm_clear_dirty_log.first_page: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, dirty_bitmap) == 16, "kvm_clear_dirty_log.dirty_bitmap: offset differs from C");
-static_assert(offsetof(kvm_clear_dirty_log, padding2) == 16, "kvm_clear_dirty_log.padding2: offset differs from C");
 
 // struct kvm_signal_mask (linux/kvm.h:583)
 struct kvm_signal_mask {
@@ -1938,10 +1116,6 @@ struct kvm_signal_mask {
   // __empty_sigset: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint8_t sigset[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_signal_mask) == 4, "kvm_signal_mask: size differs from C");
-static_assert(alignof(kvm_signal_mask) == 4, "kvm_signal_mask: alignment differs from C");
-static_assert(offsetof(kvm_signal_mask, len) == 0, "kvm_signal_mask.len: offset differs from C");
-static_assert(offsetof(kvm_signal_mask, sigset) == 4, "kvm_signal_mask.sigset: offset differs from C");
 
 // struct kvm_tpr_access_ctl (linux/kvm.h:589)
 struct kvm_tpr_access_ctl {
@@ -1949,27 +1123,16 @@ struct kvm_tpr_access_ctl {
   std::uint32_t flags;
   std::uint32_t reserved[8];
 };
-static_assert(sizeof(kvm_tpr_access_ctl) == 40, "kvm_tpr_access_ctl: size differs from C");
-static_assert(alignof(kvm_tpr_access_ctl) == 4, "kvm_tpr_access_ctl: alignment differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, enabled) == 0, "kvm_tpr_access_ctl.enabled: offset differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, flags) == 4, "kvm_tpr_access_ctl.flags: offset differs from C");
-static_assert(offsetof(kvm_tpr_access_ctl, reserved) == 8, "kvm_tpr_access_ctl.reserved: offset differs from C");
 
 // struct kvm_vapic_addr (linux/kvm.h:596)
 struct kvm_vapic_addr {
   std::uint64_t vapic_addr;
 };
-static_assert(sizeof(kvm_vapic_addr) == 8, "kvm_vapic_addr: size differs from C");
-static_assert(alignof(kvm_vapic_addr) == 8, "kvm_vapic_addr: alignment differs from C");
-static_assert(offsetof(kvm_vapic_addr, vapic_addr) == 0, "kvm_vapic_addr.vapic_addr: offset differs from C");
 
 // struct kvm_mp_state (linux/kvm.h:615)
 struct kvm_mp_state {
   std::uint32_t mp_state;
 };
-static_assert(sizeof(kvm_mp_state) == 4, "kvm_mp_state: size differs from C");
-static_assert(alignof(kvm_mp_state) == 4, "kvm_mp_state: alignment differs from C");
-static_assert(offsetof(kvm_mp_state, mp_state) == 0, "kvm_mp_state.mp_state: offset differs from C");
 
 // struct kvm_guest_debug (linux/kvm.h:624)
 struct kvm_guest_debug {
@@ -1977,11 +1140,6 @@ struct kvm_guest_debug {
   std::uint32_t pad;
   kvm_guest_debug_arch arch;
 };
-static_assert(sizeof(kvm_guest_debug) == 72, "kvm_guest_debug: size differs from C");
-static_assert(alignof(kvm_guest_debug) == 8, "kvm_guest_debug: alignment differs from C");
-static_assert(offsetof(kvm_guest_debug, control) == 0, "kvm_guest_debug.control: offset differs from C");
-static_assert(offsetof(kvm_guest_debug, pad) == 4, "kvm_guest_debug.pad: offset differs from C");
-static_assert(offsetof(kvm_guest_debug, arch) == 8, "kvm_guest_debug.arch: offset differs from C");
 
 // struct kvm_ioeventfd (linux/kvm.h:647)
 struct kvm_ioeventfd {
@@ -1992,14 +1150,6 @@ struct kvm_ioeventfd {
   std::uint32_t flags;
   std::uint8_t pad[36];
 };
-static_assert(sizeof(kvm_ioeventfd) == 64, "kvm_ioeventfd: size differs from C");
-static_assert(alignof(kvm_ioeventfd) == 8, "kvm_ioeventfd: alignment differs from C");
-static_assert(offsetof(kvm_ioeventfd, datamatch) == 0, "kvm_ioeventfd.datamatch: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, addr) == 8, "kvm_ioeventfd.addr: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, len) == 16, "kvm_ioeventfd.len: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, fd) == 20, "kvm_ioeventfd.fd: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, flags) == 24, "kvm_ioeventfd.flags: offset differs from C");
-static_assert(offsetof(kvm_ioeventfd, pad) == 28, "kvm_ioeventfd.pad: offset differs from C");
 
 // struct kvm_enable_cap (linux/kvm.h:663)
 struct kvm_enable_cap {
@@ -2008,22 +1158,12 @@ struct kvm_enable_cap {
   std::uint64_t args[4];
   std::uint8_t pad[64];
 };
-static_assert(sizeof(kvm_enable_cap) == 104, "kvm_enable_cap: size differs from C");
-static_assert(alignof(kvm_enable_cap) == 8, "kvm_enable_cap: alignment differs from C");
-static_assert(offsetof(kvm_enable_cap, cap) == 0, "kvm_enable_cap.cap: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, flags) == 4, "kvm_enable_cap.flags: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, args) == 8, "kvm_enable_cap.args: offset differs from C");
-static_assert(offsetof(kvm_enable_cap, pad) == 40, "kvm_enable_cap.pad: offset differs from C");
 
 // struct kvm_irq_routing_irqchip (linux/kvm.h:992)
 struct kvm_irq_routing_irqchip {
   std::uint32_t irqchip;
   std::uint32_t pin;
 };
-static_assert(sizeof(kvm_irq_routing_irqchip) == 8, "kvm_irq_routing_irqchip: size differs from C");
-static_assert(alignof(kvm_irq_routing_irqchip) == 4, "kvm_irq_routing_irqchip: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_irqchip, irqchip) == 0, "kvm_irq_routing_irqchip.irqchip: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_irqchip, pin) == 4, "kvm_irq_routing_irqchip.pin: offset differs from C");
 
 // struct kvm_irq_routing_msi (linux/kvm.h:997)
 struct kvm_irq_routing_msi {
@@ -2035,13 +1175,6 @@ struct kvm_irq_routing_msi {
     std::uint32_t devid;
   };
 };
-static_assert(sizeof(kvm_irq_routing_msi) == 16, "kvm_irq_routing_msi: size differs from C");
-static_assert(alignof(kvm_irq_routing_msi) == 4, "kvm_irq_routing_msi: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, address_lo) == 0, "kvm_irq_routing_msi.address_lo: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, address_hi) == 4, "kvm_irq_routing_msi.address_hi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, data) == 8, "kvm_irq_routing_msi.data: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, pad) == 12, "kvm_irq_routing_msi.pad: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_msi, devid) == 12, "kvm_irq_routing_msi.devid: offset differs from C");
 
 // struct kvm_irq_routing_s390_adapter (linux/kvm.h:1007)
 struct kvm_irq_routing_s390_adapter {
@@ -2051,23 +1184,12 @@ struct kvm_irq_routing_s390_adapter {
   std::uint32_t summary_offset;
   std::uint32_t adapter_id;
 };
-static_assert(sizeof(kvm_irq_routing_s390_adapter) == 32, "kvm_irq_routing_s390_adapter: size differs from C");
-static_assert(alignof(kvm_irq_routing_s390_adapter) == 8, "kvm_irq_routing_s390_adapter: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, ind_addr) == 0, "kvm_irq_routing_s390_adapter.ind_addr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, summary_addr) == 8, "kvm_irq_routing_s390_adapter.summary_addr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, ind_offset) == 16, "kvm_irq_routing_s390_adapter.ind_offset: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, summary_offset) == 24, "kvm_irq_routing_s390_adapter.summary_offset: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_s390_adapter, adapter_id) == 28, "kvm_irq_routing_s390_adapter.adapter_id: offset differs from C");
 
 // struct kvm_irq_routing_hv_sint (linux/kvm.h:1015)
 struct kvm_irq_routing_hv_sint {
   std::uint32_t vcpu;
   std::uint32_t sint;
 };
-static_assert(sizeof(kvm_irq_routing_hv_sint) == 8, "kvm_irq_routing_hv_sint: size differs from C");
-static_assert(alignof(kvm_irq_routing_hv_sint) == 4, "kvm_irq_routing_hv_sint: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_hv_sint, vcpu) == 0, "kvm_irq_routing_hv_sint.vcpu: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_hv_sint, sint) == 4, "kvm_irq_routing_hv_sint.sint: offset differs from C");
 
 // struct kvm_irq_routing_xen_evtchn (linux/kvm.h:1020)
 struct kvm_irq_routing_xen_evtchn {
@@ -2075,11 +1197,6 @@ struct kvm_irq_routing_xen_evtchn {
   std::uint32_t vcpu;
   std::uint32_t priority;
 };
-static_assert(sizeof(kvm_irq_routing_xen_evtchn) == 12, "kvm_irq_routing_xen_evtchn: size differs from C");
-static_assert(alignof(kvm_irq_routing_xen_evtchn) == 4, "kvm_irq_routing_xen_evtchn: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, port) == 0, "kvm_irq_routing_xen_evtchn.port: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, vcpu) == 4, "kvm_irq_routing_xen_evtchn.vcpu: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_xen_evtchn, priority) == 8, "kvm_irq_routing_xen_evtchn.priority: offset differs from C");
 
 // struct kvm_irq_routing_entry (linux/kvm.h:1035)
 struct kvm_irq_routing_entry {
@@ -2096,19 +1213,6 @@ struct kvm_irq_routing_entry {
     std::uint32_t pad[8];
   } u;
 };
-static_assert(sizeof(kvm_irq_routing_entry) == 48, "kvm_irq_routing_entry: size differs from C");
-static_assert(alignof(kvm_irq_routing_entry) == 8, "kvm_irq_routing_entry: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, gsi) == 0, "kvm_irq_routing_entry.gsi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, type) == 4, "kvm_irq_routing_entry.type: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, flags) == 8, "kvm_irq_routing_entry.flags: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, pad) == 12, "kvm_irq_routing_entry.pad: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u) == 16, "kvm_irq_routing_entry.u: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.irqchip) == 16, "kvm_irq_routing_entry.u.irqchip: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.msi) == 16, "kvm_irq_routing_entry.u.msi: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.adapter) == 16, "kvm_irq_routing_entry.u.adapter: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.hv_sint) == 16, "kvm_irq_routing_entry.u.hv_sint: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.xen_evtchn) == 16, "kvm_irq_routing_entry.u.xen_evtchn: offset differs from C");
-static_assert(offsetof(kvm_irq_routing_entry, u.pad) == 16, "kvm_irq_routing_entry.u.pad: offset differs from C");
 
 // struct kvm_irq_routing (linux/kvm.h:1050)
 struct kvm_irq_routing {
@@ -2117,11 +1221,6 @@ struct kvm_irq_routing {
   // __empty_entries: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   kvm_irq_routing_entry entries[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_irq_routing) == 8, "kvm_irq_routing: size differs from C");
-static_assert(alignof(kvm_irq_routing) == 8, "kvm_irq_routing: alignment differs from C");
-static_assert(offsetof(kvm_irq_routing, nr) == 0, "kvm_irq_routing.nr: offset differs from C");
-static_assert(offsetof(kvm_irq_routing, flags) == 4, "kvm_irq_routing.flags: offset differs from C");
-static_assert(offsetof(kvm_irq_routing, entries) == 8, "kvm_irq_routing.entries: offset differs from C");
 
 // struct kvm_irqfd (linux/kvm.h:1066)
 struct kvm_irqfd {
@@ -2131,13 +1230,6 @@ struct kvm_irqfd {
   std::uint32_t resamplefd;
   std::uint8_t pad[16];
 };
-static_assert(sizeof(kvm_irqfd) == 32, "kvm_irqfd: size differs from C");
-static_assert(alignof(kvm_irqfd) == 4, "kvm_irqfd: alignment differs from C");
-static_assert(offsetof(kvm_irqfd, fd) == 0, "kvm_irqfd.fd: offset differs from C");
-static_assert(offsetof(kvm_irqfd, gsi) == 4, "kvm_irqfd.gsi: offset differs from C");
-static_assert(offsetof(kvm_irqfd, flags) == 8, "kvm_irqfd.flags: offset differs from C");
-static_assert(offsetof(kvm_irqfd, resamplefd) == 12, "kvm_irqfd.resamplefd: offset differs from C");
-static_assert(offsetof(kvm_irqfd, pad) == 16, "kvm_irqfd.pad: offset differs from C");
 
 // struct kvm_clock_data (linux/kvm.h:1081)
 struct kvm_clock_data {
@@ -2148,14 +1240,6 @@ struct kvm_clock_data {
   std::uint64_t host_tsc;
   std::uint32_t pad[4];
 };
-static_assert(sizeof(kvm_clock_data) == 48, "kvm_clock_data: size differs from C");
-static_assert(alignof(kvm_clock_data) == 8, "kvm_clock_data: alignment differs from C");
-static_assert(offsetof(kvm_clock_data, clock) == 0, "kvm_clock_data.clock: offset differs from C");
-static_assert(offsetof(kvm_clock_data, flags) == 8, "kvm_clock_data.flags: offset differs from C");
-static_assert(offsetof(kvm_clock_data, pad0) == 12, "kvm_clock_data.pad0: offset differs from C");
-static_assert(offsetof(kvm_clock_data, realtime) == 16, "kvm_clock_data.realtime: offset differs from C");
-static_assert(offsetof(kvm_clock_data, host_tsc) == 24, "kvm_clock_data.host_tsc: offset differs from C");
-static_assert(offsetof(kvm_clock_data, pad) == 32, "kvm_clock_data.pad: offset differs from C");
 
 // struct kvm_config_tlb (linux/kvm.h:1095)
 struct kvm_config_tlb {
@@ -2164,22 +1248,12 @@ struct kvm_config_tlb {
   std::uint32_t mmu_type;
   std::uint32_t array_len;
 };
-static_assert(sizeof(kvm_config_tlb) == 24, "kvm_config_tlb: size differs from C");
-static_assert(alignof(kvm_config_tlb) == 8, "kvm_config_tlb: alignment differs from C");
-static_assert(offsetof(kvm_config_tlb, params) == 0, "kvm_config_tlb.params: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, array) == 8, "kvm_config_tlb.array: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, mmu_type) == 16, "kvm_config_tlb.mmu_type: offset differs from C");
-static_assert(offsetof(kvm_config_tlb, array_len) == 20, "kvm_config_tlb.array_len: offset differs from C");
 
 // struct kvm_dirty_tlb (linux/kvm.h:1102)
 struct kvm_dirty_tlb {
   std::uint64_t bitmap;
   std::uint32_t num_dirty;
 };
-static_assert(sizeof(kvm_dirty_tlb) == 16, "kvm_dirty_tlb: size differs from C");
-static_assert(alignof(kvm_dirty_tlb) == 8, "kvm_dirty_tlb: alignment differs from C");
-static_assert(offsetof(kvm_dirty_tlb, bitmap) == 0, "kvm_dirty_tlb.bitmap: offset differs from C");
-static_assert(offsetof(kvm_dirty_tlb, num_dirty) == 8, "kvm_dirty_tlb.num_dirty: offset differs from C");
 
 // struct kvm_reg_list (linux/kvm.h:1142)
 struct kvm_reg_list {
@@ -2187,20 +1261,12 @@ struct kvm_reg_list {
   // __empty_reg: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   std::uint64_t reg[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_reg_list) == 8, "kvm_reg_list: size differs from C");
-static_assert(alignof(kvm_reg_list) == 8, "kvm_reg_list: alignment differs from C");
-static_assert(offsetof(kvm_reg_list, n) == 0, "kvm_reg_list.n: offset differs from C");
-static_assert(offsetof(kvm_reg_list, reg) == 8, "kvm_reg_list.reg: offset differs from C");
 
 // struct kvm_one_reg (linux/kvm.h:1147)
 struct kvm_one_reg {
   std::uint64_t id;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_one_reg) == 16, "kvm_one_reg: size differs from C");
-static_assert(alignof(kvm_one_reg) == 8, "kvm_one_reg: alignment differs from C");
-static_assert(offsetof(kvm_one_reg, id) == 0, "kvm_one_reg.id: offset differs from C");
-static_assert(offsetof(kvm_one_reg, addr) == 8, "kvm_one_reg.addr: offset differs from C");
 
 // struct kvm_msi (linux/kvm.h:1153)
 struct kvm_msi {
@@ -2211,24 +1277,12 @@ struct kvm_msi {
   std::uint32_t devid;
   std::uint8_t pad[12];
 };
-static_assert(sizeof(kvm_msi) == 32, "kvm_msi: size differs from C");
-static_assert(alignof(kvm_msi) == 4, "kvm_msi: alignment differs from C");
-static_assert(offsetof(kvm_msi, address_lo) == 0, "kvm_msi.address_lo: offset differs from C");
-static_assert(offsetof(kvm_msi, address_hi) == 4, "kvm_msi.address_hi: offset differs from C");
-static_assert(offsetof(kvm_msi, data) == 8, "kvm_msi.data: offset differs from C");
-static_assert(offsetof(kvm_msi, flags) == 12, "kvm_msi.flags: offset differs from C");
-static_assert(offsetof(kvm_msi, devid) == 16, "kvm_msi.devid: offset differs from C");
-static_assert(offsetof(kvm_msi, pad) == 20, "kvm_msi.pad: offset differs from C");
 
 // struct kvm_arm_device_addr (linux/kvm.h:1162)
 struct kvm_arm_device_addr {
   std::uint64_t id;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_arm_device_addr) == 16, "kvm_arm_device_addr: size differs from C");
-static_assert(alignof(kvm_arm_device_addr) == 8, "kvm_arm_device_addr: alignment differs from C");
-static_assert(offsetof(kvm_arm_device_addr, id) == 0, "kvm_arm_device_addr.id: offset differs from C");
-static_assert(offsetof(kvm_arm_device_addr, addr) == 8, "kvm_arm_device_addr.addr: offset differs from C");
 
 // struct kvm_create_device (linux/kvm.h:1172)
 struct kvm_create_device {
@@ -2236,11 +1290,6 @@ struct kvm_create_device {
   std::uint32_t fd;
   std::uint32_t flags;
 };
-static_assert(sizeof(kvm_create_device) == 12, "kvm_create_device: size differs from C");
-static_assert(alignof(kvm_create_device) == 4, "kvm_create_device: alignment differs from C");
-static_assert(offsetof(kvm_create_device, type) == 0, "kvm_create_device.type: offset differs from C");
-static_assert(offsetof(kvm_create_device, fd) == 4, "kvm_create_device.fd: offset differs from C");
-static_assert(offsetof(kvm_create_device, flags) == 8, "kvm_create_device.flags: offset differs from C");
 
 // struct kvm_device_attr (linux/kvm.h:1178)
 struct kvm_device_attr {
@@ -2249,22 +1298,12 @@ struct kvm_device_attr {
   std::uint64_t attr;
   std::uint64_t addr;
 };
-static_assert(sizeof(kvm_device_attr) == 24, "kvm_device_attr: size differs from C");
-static_assert(alignof(kvm_device_attr) == 8, "kvm_device_attr: alignment differs from C");
-static_assert(offsetof(kvm_device_attr, flags) == 0, "kvm_device_attr.flags: offset differs from C");
-static_assert(offsetof(kvm_device_attr, group) == 4, "kvm_device_attr.group: offset differs from C");
-static_assert(offsetof(kvm_device_attr, attr) == 8, "kvm_device_attr.attr: offset differs from C");
-static_assert(offsetof(kvm_device_attr, addr) == 16, "kvm_device_attr.addr: offset differs from C");
 
 // struct kvm_vfio_spapr_tce (linux/kvm.h:1235)
 struct kvm_vfio_spapr_tce {
   std::int32_t groupfd;
   std::int32_t tablefd;
 };
-static_assert(sizeof(kvm_vfio_spapr_tce) == 8, "kvm_vfio_spapr_tce: size differs from C");
-static_assert(alignof(kvm_vfio_spapr_tce) == 4, "kvm_vfio_spapr_tce: alignment differs from C");
-static_assert(offsetof(kvm_vfio_spapr_tce, groupfd) == 0, "kvm_vfio_spapr_tce.groupfd: offset differs from C");
-static_assert(offsetof(kvm_vfio_spapr_tce, tablefd) == 4, "kvm_vfio_spapr_tce.tablefd: offset differs from C");
 
 // struct kvm_s390_keyop (linux/kvm.h:1243)
 struct kvm_s390_keyop {
@@ -2273,22 +1312,12 @@ struct kvm_s390_keyop {
   std::uint8_t operation;
   std::uint8_t pad[6];
 };
-static_assert(sizeof(kvm_s390_keyop) == 16, "kvm_s390_keyop: size differs from C");
-static_assert(alignof(kvm_s390_keyop) == 8, "kvm_s390_keyop: alignment differs from C");
-static_assert(offsetof(kvm_s390_keyop, guest_addr) == 0, "kvm_s390_keyop.guest_addr: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, key) == 8, "kvm_s390_keyop.key: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, operation) == 9, "kvm_s390_keyop.operation: offset differs from C");
-static_assert(offsetof(kvm_s390_keyop, pad) == 10, "kvm_s390_keyop.pad: offset differs from C");
 
 // struct kvm_enc_region (linux/kvm.h:1435)
 struct kvm_enc_region {
   std::uint64_t addr;
   std::uint64_t size;
 };
-static_assert(sizeof(kvm_enc_region) == 16, "kvm_enc_region: size differs from C");
-static_assert(alignof(kvm_enc_region) == 8, "kvm_enc_region: alignment differs from C");
-static_assert(offsetof(kvm_enc_region, addr) == 0, "kvm_enc_region.addr: offset differs from C");
-static_assert(offsetof(kvm_enc_region, size) == 8, "kvm_enc_region.size: offset differs from C");
 
 // struct kvm_dirty_gfn (linux/kvm.h:1531)
 struct kvm_dirty_gfn {
@@ -2296,11 +1325,6 @@ struct kvm_dirty_gfn {
   std::uint32_t slot;
   std::uint64_t offset;
 };
-static_assert(sizeof(kvm_dirty_gfn) == 16, "kvm_dirty_gfn: size differs from C");
-static_assert(alignof(kvm_dirty_gfn) == 8, "kvm_dirty_gfn: alignment differs from C");
-static_assert(offsetof(kvm_dirty_gfn, flags) == 0, "kvm_dirty_gfn.flags: offset differs from C");
-static_assert(offsetof(kvm_dirty_gfn, slot) == 4, "kvm_dirty_gfn.slot: offset differs from C");
-static_assert(offsetof(kvm_dirty_gfn, offset) == 8, "kvm_dirty_gfn.offset: offset differs from C");
 
 // struct kvm_stats_header (linux/kvm.h:1561)
 struct kvm_stats_header {
@@ -2311,14 +1335,6 @@ struct kvm_stats_header {
   std::uint32_t desc_offset;
   std::uint32_t data_offset;
 };
-static_assert(sizeof(kvm_stats_header) == 24, "kvm_stats_header: size differs from C");
-static_assert(alignof(kvm_stats_header) == 4, "kvm_stats_header: alignment differs from C");
-static_assert(offsetof(kvm_stats_header, flags) == 0, "kvm_stats_header.flags: offset differs from C");
-static_assert(offsetof(kvm_stats_header, name_size) == 4, "kvm_stats_header.name_size: offset differs from C");
-static_assert(offsetof(kvm_stats_header, num_desc) == 8, "kvm_stats_header.num_desc: offset differs from C");
-static_assert(offsetof(kvm_stats_header, id_offset) == 12, "kvm_stats_header.id_offset: offset differs from C");
-static_assert(offsetof(kvm_stats_header, desc_offset) == 16, "kvm_stats_header.desc_offset: offset differs from C");
-static_assert(offsetof(kvm_stats_header, data_offset) == 20, "kvm_stats_header.data_offset: offset differs from C");
 
 // struct kvm_stats_desc (linux/kvm.h:1607)
 struct kvm_stats_desc {
@@ -2330,14 +1346,6 @@ struct kvm_stats_desc {
   // __empty_name: member of an empty struct type: zero-sized in C, impossible in C++; omitted
   char name[0];  // hoisted out of a zero-sized anonymous struct (flexible-array wrapper)
 };
-static_assert(sizeof(kvm_stats_desc) == 16, "kvm_stats_desc: size differs from C");
-static_assert(alignof(kvm_stats_desc) == 4, "kvm_stats_desc: alignment differs from C");
-static_assert(offsetof(kvm_stats_desc, flags) == 0, "kvm_stats_desc.flags: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, exponent) == 4, "kvm_stats_desc.exponent: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, size) == 6, "kvm_stats_desc.size: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, offset) == 8, "kvm_stats_desc.offset: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, bucket_size) == 12, "kvm_stats_desc.bucket_size: offset differs from C");
-static_assert(offsetof(kvm_stats_desc, name) == 16, "kvm_stats_desc.name: offset differs from C");
 
 // struct kvm_memory_attributes (linux/kvm.h:1634)
 struct kvm_memory_attributes {
@@ -2346,12 +1354,6 @@ struct kvm_memory_attributes {
   std::uint64_t attributes;
   std::uint64_t flags;
 };
-static_assert(sizeof(kvm_memory_attributes) == 32, "kvm_memory_attributes: size differs from C");
-static_assert(alignof(kvm_memory_attributes) == 8, "kvm_memory_attributes: alignment differs from C");
-static_assert(offsetof(kvm_memory_attributes, address) == 0, "kvm_memory_attributes.address: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, size) == 8, "kvm_memory_attributes.size: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, attributes) == 16, "kvm_memory_attributes.attributes: offset differs from C");
-static_assert(offsetof(kvm_memory_attributes, flags) == 24, "kvm_memory_attributes.flags: offset differs from C");
 
 // struct kvm_create_guest_memfd (linux/kvm.h:1647)
 struct kvm_create_guest_memfd {
@@ -2359,11 +1361,6 @@ struct kvm_create_guest_memfd {
   std::uint64_t flags;
   std::uint64_t reserved[6];
 };
-static_assert(sizeof(kvm_create_guest_memfd) == 64, "kvm_create_guest_memfd: size differs from C");
-static_assert(alignof(kvm_create_guest_memfd) == 8, "kvm_create_guest_memfd: alignment differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, size) == 0, "kvm_create_guest_memfd.size: offset differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, flags) == 8, "kvm_create_guest_memfd.flags: offset differs from C");
-static_assert(offsetof(kvm_create_guest_memfd, reserved) == 16, "kvm_create_guest_memfd.reserved: offset differs from C");
 
 // struct kvm_pre_fault_memory (linux/kvm.h:1655)
 struct kvm_pre_fault_memory {
@@ -2372,12 +1369,6 @@ struct kvm_pre_fault_memory {
   std::uint64_t flags;
   std::uint64_t padding[5];
 };
-static_assert(sizeof(kvm_pre_fault_memory) == 64, "kvm_pre_fault_memory: size differs from C");
-static_assert(alignof(kvm_pre_fault_memory) == 8, "kvm_pre_fault_memory: alignment differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, gpa) == 0, "kvm_pre_fault_memory.gpa: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, size) == 8, "kvm_pre_fault_memory.size: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, flags) == 16, "kvm_pre_fault_memory.flags: offset differs from C");
-static_assert(offsetof(kvm_pre_fault_memory, padding) == 24, "kvm_pre_fault_memory.padding: offset differs from C");
 
 }  // namespace kvm::abi
 
