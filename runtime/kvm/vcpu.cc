@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kvm/device.h"
+#include "kvm/format.h"
 
 namespace kvm {
 namespace {
@@ -61,6 +62,7 @@ Vcpu::Vcpu(Fd fd, unsigned id, std::size_t mmap_size, std::uint64_t sync_mask)
 }
 
 std::uint64_t Vcpu::next_sync_request() noexcept {
+  if (sync_fixed_) return sync_requested_;
   // Groups read in the window that ends stay requested for the next one; the others are
   // dropped, so a VMM that stopped reading them stops paying for the copy.
   if (++window_runs_ == kSyncWindowRuns) {
@@ -218,8 +220,60 @@ T Vcpu::read_synced(std::uint64_t group, T& copy) const {
   // this exit then needs no ioctl), and have KVM copy the group out from the next run on.
   copy = get_struct<GetIo>(*this);
   sync_valid_ |= group;
-  sync_requested_ |= group;
+  if (!sync_fixed_) sync_requested_ |= group;
   return copy;
+}
+
+namespace {
+// "KVM_SYNC_X86_REGS|KVM_SYNC_X86_EVENTS", and any bit without a name in hex.
+std::string sync_group_names(std::uint64_t groups) {
+  std::string out;
+  for (std::uint64_t bit = 1; bit != 0 && groups != 0; bit <<= 1) {
+    if (!(groups & bit)) continue;
+    groups &= ~bit;
+    std::string_view n = bit <= kSyncEvents ? abi::to_string(static_cast<abi::SyncRegs>(bit)) : "";
+    if (!out.empty()) out += '|';
+    out += n.empty() ? detail::hex(bit) : std::string(n);
+  }
+  return out.empty() ? "none" : out;
+}
+}  // namespace
+
+void Vcpu::set_sync_regs(std::uint64_t groups) {
+  if (groups & ~sync_mask_) {
+    throw Error("kvm::Vcpu::set_sync_regs", EINVAL,
+                "vcpu " + std::to_string(id_) + ": " + sync_group_names(groups & ~sync_mask_) +
+                    " not among the groups this vCPU may sync (" + sync_group_names(sync_mask_) +
+                    "; VcpuOptions::sync_regs/sync_events and the host's KVM_CAP_SYNC_REGS)");
+  }
+  sync_fixed_ = true;
+  sync_requested_ = groups;
+}
+
+void Vcpu::set_sync_regs_on_demand() noexcept {
+  if (!sync_fixed_) return;
+  sync_fixed_ = false;
+  // A new window: the fixed groups stay requested until it passes without reading them.
+  window_runs_ = 0;
+  sync_read_ = 0;
+}
+
+void Vcpu::mark_sync_regs_dirty(std::uint64_t groups) {
+  std::string who = "vcpu " + std::to_string(id_) + ": ";
+  if (groups & ~sync_mask_) {
+    throw Error("kvm::Vcpu::mark_sync_regs_dirty", EINVAL,
+                who + sync_group_names(groups & ~sync_mask_) +
+                    " not among the groups this vCPU may sync (" + sync_group_names(sync_mask_) +
+                    ")");
+  }
+  if (groups & ~sync_valid_) {
+    throw Error("kvm::Vcpu::mark_sync_regs_dirty", EINVAL,
+                who + sync_group_names(groups & ~sync_valid_) +
+                    " not current in kvm_run (not copied out at the last exit, nor read or set "
+                    "since): KVM would load a stale copy; read the group first, or give it "
+                    "whole with set_regs()/set_sregs()/set_vcpu_events()");
+  }
+  run_struct().kvm_dirty_regs |= groups;
 }
 
 template <class SetIo, class T>

@@ -11,6 +11,9 @@
 // dropped again. After the first run, set_regs()/set_sregs()/set_vcpu_events() always go
 // back through kvm_run with the next run (kvm_dirty_regs), whether or not the group is
 // requested; before it they are ioctls, so set-up errors come from the call that caused them.
+// A VMM can also choose the groups itself (set_sync_regs(): these at every exit, or none),
+// edit the synced copy in place (synced_regs()) and mark what it changed
+// (mark_sync_regs_dirty()).
 #pragma once
 
 // run_for() takes a std::chrono::nanoseconds. In C++20, <chrono> also brings the calendar and
@@ -119,6 +122,29 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // The groups KVM will copy into kvm_run at the end of the next run: those read since the
   // last window of kSyncWindowRuns runs began, or in the window before it.
   std::uint64_t sync_regs_requested() const noexcept { return sync_requested_; }
+  // KVM_CAP_SYNC_REGS, chosen by the VMM (kvm_valid_regs): from the next run on, KVM copies
+  // exactly `groups` (KVM_SYNC_X86_* bits; 0 for none) into kvm_run at every exit, read or
+  // not, instead of the groups read lately; a read of another group is an ioctl that requests
+  // nothing. Bits outside sync_regs_mask() (what VcpuOptions and the host's KVM_CAP_SYNC_REGS
+  // allow) are refused, naming them.
+  void set_sync_regs(std::uint64_t groups);
+  // Goes back to requesting the KVM_CAP_SYNC_REGS groups on demand (the default; see above).
+  void set_sync_regs_on_demand() noexcept;
+  // Whether the KVM_CAP_SYNC_REGS groups are requested on demand: true until set_sync_regs().
+  bool sync_regs_on_demand() const noexcept { return !sync_fixed_; }
+  // The groups whose copy in kvm_run's synced_regs() is the vCPU's current state: those KVM
+  // copied out at the last exit (KVM_CAP_SYNC_REGS), and those read or set since.
+  std::uint64_t sync_regs_valid() const noexcept { return sync_valid_; }
+  // The synced copy itself (kvm_run.s.regs, KVM_CAP_SYNC_REGS), for a VMM that edits registers
+  // in place; only the groups of sync_regs_valid() hold the vCPU's state. Changes reach the
+  // vCPU only once marked with mark_sync_regs_dirty().
+  abi::kvm_sync_regs& synced_regs() noexcept { return run_struct().s.regs; }
+  // Marks groups of synced_regs() as changed (kvm_dirty_regs, KVM_CAP_SYNC_REGS): KVM loads
+  // them into the vCPU as the next KVM_RUN starts. Refused, naming the groups: bits outside
+  // sync_regs_mask(), and groups not in sync_regs_valid() (their copy is stale, and KVM would
+  // load it whole: read the group first, or give it whole with set_regs()/set_sregs()/
+  // set_vcpu_events()).
+  void mark_sync_regs_dirty(std::uint64_t groups);
 
   // KVM_GET_FPU / KVM_SET_FPU: x87 and SSE state.
   abi::kvm_fpu fpu() const;
@@ -239,6 +265,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   mutable std::uint64_t sync_valid_ = 0;      // groups whose copy in kvm_run is current
   mutable std::uint64_t sync_read_ = 0;       // groups read in the current window
   unsigned window_runs_ = 0;                  // runs in the current window
+  bool sync_fixed_ = false;                   // set_sync_regs() chose sync_requested_
   bool has_run_ = false;
   std::uint64_t prepared_thread_ = 0;  // the serial number of the thread prepare_thread() saw
   bool has_user_mask_ = false;         // set_signal_mask() gave user_mask_

@@ -2,10 +2,24 @@
 // KVM_EXIT_MEMORY_FAULT (which Vcpu::run() returns for KVM_RUN's EFAULT/EHWPOISON), IOCSR,
 // TDX, ARM SEA, ARM LDST64B and SNP certificate requests.
 //
-// No real guest here: this host reports KVM_CAP_MEMORY_FAULT_INFO, but its KVM fills the exit
-// only for private/shared mismatches (which need KVM_CAP_MEMORY_ATTRIBUTES, absent here) and
-// guest_memfd failures on slots that take their pages from the guest_memfd alone, which its
-// default VMs do not; an inaccessible host page is emulated as MMIO instead.
+// No real guest here: this host (Linux 6.18.44 with PVM, x86_64) reports
+// KVM_CAP_MEMORY_FAULT_INFO = 1 but no way we found makes KVM_RUN fail with it. A probe ran a
+// 64-bit guest that loads, or stores, 8 bytes at gpa 0x10001230 of a 2 MiB slot at 0x10000000
+// (its code in another slot), with the slot's host memory made unusable each of these ways:
+//   - anonymous PROT_NONE; anonymous PROT_READ (store); mprotect(PROT_NONE) after the slot was
+//     set; munmap() after the slot was set; a MAP_SHARED memfd mapping beyond its EOF;
+//   - KVM_MEM_READONLY (store);
+//   - a guest_memfd slot (KVM_SET_USER_MEMORY_REGION2) created with GUEST_MEMFD_FLAG_MMAP but
+//     not INIT_SHARED (its mapping cannot be faulted in); one with MMAP | INIT_SHARED whose
+//     mapping was unmapped and whose fd was closed, so the slot's guest_memfd is released;
+//   - MADV_HWPOISON on a page of the slot (anonymous and guest_memfd): refused with EINVAL, the
+//     kernel has no memory_failure (CONFIG_MEMORY_FAILURE off).
+// Every case that cannot be faulted in returned 0 from KVM_RUN with KVM_EXIT_MMIO at
+// 0x10001230 (len 8, is_write as the access), and the guest went on after the VMM answered;
+// the readable ones (PROT_READ load, READONLY load) simply ran. None gave EFAULT/EHWPOISON or
+// KVM_EXIT_MEMORY_FAULT. The private/shared mismatches that report it need
+// KVM_CAP_MEMORY_ATTRIBUTES (0 here) or a confidential VM type (KVM_CAP_VM_TYPES = 0x1, the
+// default only). So Vcpu::run()'s handling is tested on fixtures of kvm_run data.
 #include <catch2/catch.hpp>
 
 #include <cerrno>

@@ -1,5 +1,7 @@
 // Sync regs on demand: a VMM that never reads registers has KVM copy nothing at its exits; one
 // that reads them gets the copy from the next run on, and stops paying once it stops reading.
+// Chosen by the VMM: a fixed set of groups (set_sync_regs), and edits of the synced copy that
+// reach the vCPU only when marked (mark_sync_regs_dirty).
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -144,4 +146,111 @@ TEST_CASE("sync regs off: nothing is ever requested, reads and writes are ioctls
   CHECK(next_out(g) == 8);  // the guest increments before its next out
   CHECK(g.vcpu.sync_regs_requested() == 0);
   CHECK(g.vcpu.run_struct().kvm_valid_regs == 0);
+}
+
+TEST_CASE("sync regs chosen by the VMM: a fixed set is copied out at every exit, read or not") {
+  LongModeGuest g(count_out);
+  REQUIRE_CAP(g.sys, abi::Cap::SyncRegs);
+  const std::uint64_t all = g.vcpu.sync_regs_mask();
+  REQUIRE((all & (kRegs | kSregs)) == (kRegs | kSregs));
+  CHECK(g.vcpu.sync_regs_on_demand());
+  g.vcpu.set_sync_regs(all);
+  CHECK_FALSE(g.vcpu.sync_regs_on_demand());
+  CHECK(g.vcpu.sync_regs_requested() == all);
+  // Never read through the runtime, yet KVM fills the copy at every exit, for windows on end.
+  for (std::uint64_t want = 0; want < 3 * kvm::Vcpu::kSyncWindowRuns; ++want) {
+    REQUIRE(next_out(g) == want);
+    REQUIRE(g.vcpu.run_struct().kvm_valid_regs == all);
+    REQUIRE(g.vcpu.sync_regs_valid() == all);
+    REQUIRE(g.vcpu.synced_regs().regs.rax == want);
+  }
+  CHECK(g.vcpu.synced_regs().sregs.cr3 == g.layout.page_tables);
+  // Back on demand: the set stays requested for a window without reads, then is dropped.
+  g.vcpu.set_sync_regs_on_demand();
+  CHECK(g.vcpu.sync_regs_on_demand());
+  int runs = 0;
+  while (g.vcpu.sync_regs_requested() != 0) {
+    next_out(g);
+    REQUIRE(++runs <= 2 * static_cast<int>(kvm::Vcpu::kSyncWindowRuns));
+  }
+  next_out(g);
+  CHECK(g.vcpu.run_struct().kvm_valid_regs == 0);
+}
+
+TEST_CASE("sync regs chosen by the VMM: none, and reads stay ioctls that request nothing") {
+  LongModeGuest g(count_out);
+  REQUIRE_CAP(g.sys, abi::Cap::SyncRegs);
+  g.vcpu.set_sync_regs(0);
+  for (std::uint64_t want = 0; want < 2 * kvm::Vcpu::kSyncWindowRuns; ++want) {
+    REQUIRE(next_out(g) == want);
+    REQUIRE(g.vcpu.run_struct().kvm_valid_regs == 0);
+    REQUIRE(g.vcpu.regs().rax == want);  // an ioctl every time
+    REQUIRE(g.vcpu.sync_regs_requested() == 0);
+  }
+  // Only regs, fixed: sregs reads are ioctls that do not add the group.
+  g.vcpu.set_sync_regs(kRegs);
+  next_out(g);
+  CHECK(g.vcpu.sregs().cr3 == g.layout.page_tables);
+  CHECK(g.vcpu.sync_regs_requested() == kRegs);
+  next_out(g);
+  CHECK(g.vcpu.run_struct().kvm_valid_regs == kRegs);
+}
+
+TEST_CASE("sync regs marked dirty: an edit of the synced copy reaches the guest only when marked") {
+  LongModeGuest g(count_out);
+  REQUIRE_CAP(g.sys, abi::Cap::SyncRegs);
+  g.vcpu.set_sync_regs(kRegs);
+  CHECK(next_out(g) == 0);
+  CHECK(next_out(g) == 1);
+  // Not marked: KVM never sees the edit, and overwrites the copy at the next exit.
+  g.vcpu.synced_regs().regs.rax = 200;
+  CHECK(g.vcpu.run_struct().kvm_dirty_regs == 0);
+  CHECK(next_out(g) == 2);
+  CHECK(g.vcpu.synced_regs().regs.rax == 2);
+  // Marked: KVM loads the copy as the run starts; the guest increments it and outs it
+  // (its low byte: the guest outs al).
+  g.vcpu.synced_regs().regs.rax = 200;
+  g.vcpu.mark_sync_regs_dirty(kRegs);
+  CHECK(g.vcpu.run_struct().kvm_dirty_regs == kRegs);
+  CHECK(g.vcpu.regs().rax == 200);  // the runtime's reads see the pending edit
+  CHECK(next_out(g) == 201);
+  CHECK(g.vcpu.run_struct().kvm_dirty_regs == 0);  // KVM took it
+  CHECK(regs_by_ioctl(g.vcpu).rax == 201);
+}
+
+TEST_CASE("sync regs marked dirty: stale or unknown groups are refused, naming them") {
+  LongModeGuest g(count_out);
+  REQUIRE_CAP(g.sys, abi::Cap::SyncRegs);
+  // Before the first run nothing was copied out.
+  CHECK_THROWS_WITH(g.vcpu.mark_sync_regs_dirty(kRegs),
+                    Catch::Contains("KVM_SYNC_X86_REGS not current in kvm_run"));
+  g.vcpu.set_sync_regs(kRegs);
+  next_out(g);
+  // sregs were not copied out at this exit: marking them would load a stale copy.
+  CHECK_THROWS_WITH(g.vcpu.mark_sync_regs_dirty(kRegs | kSregs),
+                    "kvm::Vcpu::mark_sync_regs_dirty: Invalid argument (vcpu 0: "
+                    "KVM_SYNC_X86_SREGS not current in kvm_run (not copied out at the last exit, "
+                    "nor read or set since): KVM would load a stale copy; read the group first, "
+                    "or give it whole with set_regs()/set_sregs()/set_vcpu_events())");
+  CHECK(g.vcpu.run_struct().kvm_dirty_regs == 0);
+  g.vcpu.sregs();  // read: now current
+  g.vcpu.mark_sync_regs_dirty(kRegs | kSregs);
+  CHECK(g.vcpu.run_struct().kvm_dirty_regs == (kRegs | kSregs));
+  CHECK(next_out(g) == 1);
+  CHECK_THROWS_WITH(g.vcpu.set_sync_regs(0x8 | kRegs),
+                    Catch::Contains("vcpu 0: 0x8 not among the groups this vCPU may sync"));
+  CHECK_THROWS_WITH(g.vcpu.mark_sync_regs_dirty(0x10),
+                    Catch::Contains("0x10 not among the groups"));
+}
+
+TEST_CASE("sync regs chosen by the VMM: groups the vCPU was not given are refused") {
+  GuestOptions o;
+  o.vcpu.sync_regs = false;
+  LongModeGuest g(count_out, o);
+  CHECK_THROWS_WITH(g.vcpu.set_sync_regs(kRegs),
+                    "kvm::Vcpu::set_sync_regs: Invalid argument (vcpu 0: KVM_SYNC_X86_REGS not "
+                    "among the groups this vCPU may sync (none; VcpuOptions::sync_regs/sync_events "
+                    "and the host's KVM_CAP_SYNC_REGS))");
+  g.vcpu.set_sync_regs(0);  // none is always allowed
+  CHECK(next_out(g) == 0);
 }
