@@ -71,7 +71,8 @@ class Snapshot {
   // Copies back every page dirtied since the snapshot or the last restore, re-arms tracking
   // for them, and puts back the registers, special registers and vCPU events of `vcpu`
   // (through kvm_run with the next run; ioctls before its first run). Returns the number of
-  // pages copied.
+  // pages copied. The dirty pages come from the ring (re-armed with Vm::reset_dirty_rings())
+  // or from KVM_GET_DIRTY_LOG (re-armed with Vm::clear_dirty_log() under manual protect).
   std::size_t restore(Vcpu& vcpu);
 
   Tracking tracking() const noexcept { return tracking_; }
