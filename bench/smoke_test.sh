@@ -5,3 +5,4 @@ set -euo pipefail
 # The runfiles tree (the test's cwd) mirrors the workspace: bench/, generated/, runtime/.
 python3 bench/run.py --smoke --no-build --bin-dir bench --source-dir .
 python3 bench/header_cost.py --turns 1 --source-dir .
+python3 bench/header_cost.py --check-compile-bench bench/compile_bench.cc --source-dir .

@@ -45,7 +45,8 @@ class Snapshot {
   // Copies every region of `memory` (each must have been added with
   // MemoryFlags::LogDirtyPages) and the state of `vcpu`, and starts tracking from here:
   // pages dirtied before do not count. Pages that read as zero are not copied, so a sparse
-  // guest keeps a sparse image. Tracks with the dirty log, and enables manual protect
+  // guest keeps a sparse image. Tracks with the dirty log (KVM_GET_DIRTY_LOG once, which
+  // starts each slot's log afresh), and enables manual protect
   // (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) on `vm` where the host has it, which changes what
   // Vm::dirty_log() does for the VMM's own uses too (reading no longer clears). `vm` and the
   // regions must outlive the snapshot; `vm` must not be moved meanwhile. A snapshot that
