@@ -19,7 +19,13 @@
 // the readable ones (PROT_READ load, READONLY load) simply ran. None gave EFAULT/EHWPOISON or
 // KVM_EXIT_MEMORY_FAULT. The private/shared mismatches that report it need
 // KVM_CAP_MEMORY_ATTRIBUTES (0 here) or a confidential VM type (KVM_CAP_VM_TYPES = 0x1, the
-// default only). So Vcpu::run()'s handling is tested on fixtures of kvm_run data.
+// default only). So on this host Vcpu::run()'s handling is tested on fixtures of kvm_run data.
+//
+// A real kernel does report it on arm64: tests/aarch64/memory_fault_test.cc runs in QEMU
+// (tools/qemu/) on Debian's 7.2, where a guest_memfd slot of an ordinary VM faults through
+// gmem_abort(), and a load from a page whose guest_memfd was released, or was poisoned with
+// MADV_HWPOISON, fails KVM_RUN with EFAULT or EHWPOISON and KVM_EXIT_MEMORY_FAULT (page-aligned
+// gpa, PAGE_SIZE, flags 0), although arm64 reports KVM_CAP_MEMORY_FAULT_INFO = 0.
 #include <catch2/catch.hpp>
 
 #include <cerrno>
