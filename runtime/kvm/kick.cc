@@ -83,6 +83,14 @@ void detail::block_kick_signal(sigset_t* previous) {
     throw_error("pthread_sigmask", err, "blocking the kick signal in the vCPU thread");
 }
 
+void detail::unblock_kick_signal() {
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kick_signal());
+  if (int err = ::pthread_sigmask(SIG_UNBLOCK, &kick, nullptr); err != 0)
+    throw_error("pthread_sigmask", err, "unblocking the kick signal in the vCPU thread");
+}
+
 void detail::consume_kick_signals(bool wait_for_one) noexcept {
   int saved = errno;
   sigset_t kick;

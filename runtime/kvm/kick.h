@@ -10,10 +10,17 @@
 //  3. run() reports either case as Exit::interrupted() and clears immediate_exit, so one kick
 //     stops exactly one run (a kick that arrives between two runs stops the next one).
 // The kick signal (SIGRTMIN by default; set_kick_signal() changes it) is blocked in every
-// thread that calls Vcpu::run(), except inside KVM_RUN (KVM_SET_SIGNAL_MASK unblocks it for
-// the guest only), and run() consumes a signal sent to it before returning. So a kick that
-// lands after run() returned never interrupts the thread's other system calls (read(),
-// poll(), nanosleep(), ...). Do not unblock the kick signal in a vCPU thread.
+// thread that calls Vcpu::run() of a vCPU that has a Kicker (or has used run_for()), except
+// inside KVM_RUN (KVM_SET_SIGNAL_MASK unblocks it for the guest only), and run() consumes a
+// signal sent to it before returning. So a kick that lands after run() returned never
+// interrupts the thread's other system calls (read(), poll(), nanosleep(), ...). Do not
+// unblock the kick signal in a vCPU thread.
+// A vCPU that has never had a Kicker gives KVM no signal mask: the mask KVM swaps in and out
+// at every KVM_RUN costs 1.5-2% of an exit round trip on the host we measured (bench/), and
+// nothing can kick such a vCPU. Its run() makes sure the kick signal is unblocked in the
+// thread instead (once per thread, and again after a kickable vCPU ran there), so a Kicker
+// made while the vCPU is inside KVM_RUN still stops that run. The first Kicker marks the vCPU
+// kickable; its next run() blocks the signal and gives KVM the mask.
 // A Kicker keeps the vCPU's kvm_run mapping alive, so kicking a Vcpu that has been destroyed
 // is harmless.
 #pragma once
@@ -50,6 +57,10 @@ class RunMapping {
   // For kick(): the thread to signal, or 0 when no thread is inside run() or a kick has
   // already signalled this run. Claims the run's one signal.
   pid_t claim_signal() noexcept;
+  // Whether the vCPU may be kicked (a Kicker was made, or run_for() used): only then does
+  // run() block the kick signal in its thread and give KVM a signal mask.
+  void mark_kickable() noexcept { __atomic_store_n(&kickable_, true, __ATOMIC_RELEASE); }
+  bool kickable() const noexcept { return __atomic_load_n(&kickable_, __ATOMIC_ACQUIRE); }
 
  private:
   RunMapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
@@ -61,6 +72,7 @@ class RunMapping {
   static constexpr std::uint64_t kSent = std::uint64_t{1} << 32;
   int refs_ = 1;
   std::uint64_t run_state_ = 0;
+  bool kickable_ = false;
 };
 
 // A counted reference to a RunMapping.
@@ -94,7 +106,9 @@ int kick_signal() noexcept;
 
 class Kicker {
  public:
-  explicit Kicker(detail::RunMappingRef mapping) noexcept : m_(std::move(mapping)) {}
+  explicit Kicker(detail::RunMappingRef mapping) noexcept : m_(std::move(mapping)) {
+    m_->mark_kickable();
+  }
   // Async-signal-safe: no allocation, no locks.
   void kick() const noexcept;
 
@@ -108,6 +122,8 @@ void install_kick_handler();
 
 // Blocks the kick signal in the calling thread; `*previous` receives the thread's mask before.
 void block_kick_signal(sigset_t* previous);
+// Unblocks it again (for a vCPU that is not kickable, see Vcpu::run()).
+void unblock_kick_signal();
 
 // Consumes kick signals pending for the calling thread (where it is blocked): first waits (up
 // to a second) for one that a kick has committed to sending when `wait_for_one`, then takes

@@ -29,10 +29,13 @@ pid_t current_tid() noexcept {
 }
 
 // What prepare_thread() knows about the calling thread: a serial number that, unlike a tid,
-// is never reused, and the thread's signal mask from before the kick signal was blocked.
+// is never reused, and the thread's signal mask as it was without the runtime's changes.
 struct ThreadSignals {
-  std::uint64_t serial = 0;  // 0: the kick signal is not blocked here yet
+  std::uint64_t serial = 0;  // 0: no kickable vCPU has run here yet
   std::uint64_t mask_before = 0;
+  // Whether the kick signal is blocked in this thread: asked once per thread, because a
+  // thread inherits its creator's mask, then kept as prepare_thread() changes it.
+  enum class Kick : std::uint8_t { Unknown, Unblocked, Blocked } kick = Kick::Unknown;
 };
 thread_local ThreadSignals t_signals;
 std::atomic<std::uint64_t> g_thread_serials{0};
@@ -73,20 +76,48 @@ std::uint64_t Vcpu::next_sync_request() noexcept {
   return sync_requested_;
 }
 
-void Vcpu::prepare_thread() {
-  if (t_signals.serial == 0) {
+bool Vcpu::prepare_thread() {
+  using Kick = ThreadSignals::Kick;
+  if (t_signals.kick == Kick::Unknown) {
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, nullptr, &now);
+    t_signals.kick = sigismember(&now, kick_signal()) == 1 ? Kick::Blocked : Kick::Unblocked;
+  }
+  if (!map_->kickable() && !has_user_mask_) {
+    // Nothing has made this vCPU kickable: KVM runs it with the thread's own mask, where the
+    // kick signal must be unblocked for a Kicker made during the run (see kick.h). No kick
+    // signal is pending here now: every run that could be sent one consumed it.
+    if (t_signals.kick == Kick::Blocked) {
+      detail::unblock_kick_signal();
+      t_signals.kick = Kick::Unblocked;
+    }
+    return false;
+  }
+  if (t_signals.kick != Kick::Blocked) {
     sigset_t before;
     detail::block_kick_signal(&before);
-    std::memcpy(&t_signals.mask_before, &before, sizeof t_signals.mask_before);
+    if (t_signals.serial == 0) {
+      std::memcpy(&t_signals.mask_before, &before, sizeof t_signals.mask_before);
+      t_signals.serial = ++g_thread_serials;
+    }
+    t_signals.kick = Kick::Blocked;
+  } else if (t_signals.serial == 0) {
+    // Blocked before the runtime came (inherited from the creating thread): the mask KVM
+    // gets is the thread's, without the kick signal.
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, nullptr, &now);
+    std::memcpy(&t_signals.mask_before, &now, sizeof t_signals.mask_before);
     t_signals.serial = ++g_thread_serials;
   }
-  if (prepared_thread_ == t_signals.serial) return;
-  set_guest_signal_mask(has_user_mask_ ? user_mask_ : t_signals.mask_before);
-  prepared_thread_ = t_signals.serial;
+  if (prepared_thread_ != t_signals.serial) {
+    set_guest_signal_mask(has_user_mask_ ? user_mask_ : t_signals.mask_before);
+    prepared_thread_ = t_signals.serial;
+  }
+  return true;
 }
 
 Exit Vcpu::run() {
-  prepare_thread();
+  const bool masked = prepare_thread();
   abi::kvm_run& r = run_struct();
   r.kvm_valid_regs = next_sync_request();
   // A memory-fault exit is recognised by its exit_reason after a failed run; one left from an
@@ -97,8 +128,9 @@ Exit Vcpu::run() {
   int err = rc < 0 ? errno : 0;
   // A kick that signalled this run, or any signal that interrupted it, left a kick signal
   // pending (blocked outside KVM_RUN): take it now, so that it cannot stop the next run.
+  // Unmasked (a vCPU not yet kickable), the signal went to its no-op handler instead.
   bool signalled = map_->leave();
-  if (signalled || err == EINTR) detail::consume_kick_signals(signalled);
+  if (masked && (signalled || err == EINTR)) detail::consume_kick_signals(signalled);
   has_run_ = true;
   if (rc < 0 && (err == EFAULT || err == EHWPOISON) && r.exit_reason == kMemoryFault) {
     sync_valid_ = 0;  // read registers with the ioctls after a failed run
@@ -128,7 +160,8 @@ Exit Vcpu::run_for(std::chrono::nanoseconds timeout) {
   const auto deadline = steady_clock::now() + timeout;  // CLOCK_MONOTONIC, as the timer
   const auto ns = static_cast<std::uint64_t>(timeout.count());
   const std::uint64_t interval = std::clamp<std::uint64_t>(ns, 100'000, 1'000'000);
-  prepare_thread();  // the timer's signal is the kick signal: blocked outside KVM_RUN
+  map_->mark_kickable();  // the timer's signal is the kick signal: blocked outside KVM_RUN
+  prepare_thread();
   timer_.arm(current_tid(), ns, interval);
   struct Disarm {
     detail::ThreadTimer& t;
@@ -182,7 +215,13 @@ Fd Vcpu::stats_fd() const { return Fd(ioctl<abi::ioctl::GetStatsFd>()); }
 void Vcpu::set_signal_mask(const sigset_t* mask) {
   if (!mask) {
     has_user_mask_ = false;
-    prepared_thread_ = 0;  // the next run() gives KVM its thread's mask
+    prepared_thread_ = 0;  // a kickable vCPU's next run() gives KVM its thread's mask
+    if (!map_->kickable()) {
+      // Nothing to unblock for kicks: KVM goes back to running the guest with the thread's
+      // own mask (KVM_SET_SIGNAL_MASK without a mask).
+      int r = detail::raw_ioctl(fd_.get(), abi::ioctl::SetSignalMask::request, 0);
+      if (r < 0) throw_error(abi::ioctl::SetSignalMask::name, -r, "clearing the guest's mask");
+    }
     return;
   }
   std::uint64_t m;

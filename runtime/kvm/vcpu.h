@@ -59,8 +59,10 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // KVM_RUN: runs the guest until it exits. EINTR/EAGAIN (a kick, a signal) come back as
   // Exit::interrupted(), not as errors; EFAULT/EHWPOISON with exit reason
   // KVM_EXIT_MEMORY_FAULT (KVM_CAP_MEMORY_FAULT_INFO) comes back as that exit (see
-  // Exit::memory_fault()). Other failures throw. The first run on a thread blocks the kick
-  // signal there and gives KVM the guest's signal mask (KVM_SET_SIGNAL_MASK, see kick.h).
+  // Exit::memory_fault()). Other failures throw. Once the vCPU has a Kicker (or has used
+  // run_for()), the first run on a thread blocks the kick signal there and gives KVM the
+  // guest's signal mask (KVM_SET_SIGNAL_MASK, see kick.h); until then run() issues nothing
+  // but KVM_RUN.
   Exit run();
 
   // run() with a deadline, for fuzzers and sandboxes: like run(), but a guest still running
@@ -73,7 +75,8 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
   // calls). Like run(), sets the guest's signal mask (KVM_SET_SIGNAL_MASK) on a new thread.
   Exit run_for(std::chrono::nanoseconds timeout);
 
-  // A handle that makes run() return promptly from another thread or a signal handler.
+  // A handle that makes run() return promptly from another thread or a signal handler. The
+  // first one makes the vCPU kickable (see run() and kick.h).
   Kicker kicker() const { return Kicker(map_); }
 
   // How many runs a sync-regs group stays requested without being read (x86; see above).
@@ -242,7 +245,7 @@ class Vcpu : public IoctlTarget<Vcpu, abi::Scope::Vcpu> {
  private:
   // Blocks the kick signal in the calling thread (once per thread) and, when this vCPU last
   // ran on another thread, gives KVM the mask to run the guest with (see kick.h).
-  void prepare_thread();
+  bool prepare_thread();  // false: KVM runs the guest with the thread's own mask
   // KVM_SET_SIGNAL_MASK with `mask` (the kernel's 64-bit layout) minus the kick signal.
   void set_guest_signal_mask(std::uint64_t mask) const;
 #if defined(__x86_64__)

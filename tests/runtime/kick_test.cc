@@ -2,6 +2,9 @@
 // the next run; several vCPUs on their own threads are started, kicked and joined repeatedly.
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -54,6 +57,74 @@ TEST_CASE("a kick before run() makes exactly the next run return at once") {
   e = g.vcpu.run();  // the kick was consumed: the guest now runs
   REQUIRE_FALSE(e.interrupted());
   CHECK(e.reason() == ExitReason::Io);
+}
+
+namespace {
+bool kick_signal_blocked_here() {
+  sigset_t now;
+  pthread_sigmask(SIG_BLOCK, nullptr, &now);
+  return sigismember(&now, kvm::kick_signal()) == 1;
+}
+
+// A thread inherits its creator's mask, and the test runner's thread has run kickable vCPUs:
+// a new thread starts as one of a VMM that has not used the runtime before.
+void unblock_kick_signal_here() {
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kvm::kick_signal());
+  pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
+}
+}  // namespace
+
+TEST_CASE(
+    "a vCPU without a Kicker runs with the kick signal unblocked and no mask of ours; the first "
+    "Kicker blocks it") {
+  // A thread of its own, whose mask the test sets.
+  struct Seen {
+    bool blocked_after_plain_run = true;
+    bool blocked_after_kickable_run = false;
+    std::string first, second;
+  };
+  Seen seen = std::async(std::launch::async, [] {
+                // Blocked, as in a thread made by one that ran kickable vCPUs.
+                sigset_t kick;
+                sigemptyset(&kick);
+                sigaddset(&kick, kvm::kick_signal());
+                pthread_sigmask(SIG_BLOCK, &kick, nullptr);
+                Seen s;
+                LongModeGuest g([](Assembler& a) {
+                  a.out(Width::k8, 0x10);
+                  a.hlt();
+                });
+                s.first = g.vcpu.run().name();
+                s.blocked_after_plain_run = kick_signal_blocked_here();
+                kvm::Kicker k = g.vcpu.kicker();
+                s.second = g.vcpu.run().name();
+                s.blocked_after_kickable_run = kick_signal_blocked_here();
+                return s;
+              }).get();
+  CHECK(seen.first == "KVM_EXIT_IO");
+  CHECK(seen.second == "KVM_EXIT_HLT");
+  // No KVM_SET_SIGNAL_MASK, and the signal unblocked so that a Kicker made during the run
+  // could still stop it: a VMM that never kicks pays nothing for kicks.
+  CHECK_FALSE(seen.blocked_after_plain_run);
+  // Kickable: blocked outside KVM_RUN, so a late kick cannot interrupt the thread's syscalls.
+  CHECK(seen.blocked_after_kickable_run);
+}
+
+TEST_CASE("a Kicker made while its vCPU is already inside KVM_RUN stops that run") {
+  // The vCPU thread has the kick signal unblocked and KVM has no mask of ours: the signal
+  // interrupts KVM_RUN directly. (A thread that inherited it blocked gets the masks at once,
+  // as the four-vCPU test below shows in its first round.)
+  LongModeGuest g(spin_forever);
+  auto running = std::async(std::launch::async, [&] {
+    unblock_kick_signal_here();
+    return g.vcpu.run().run_errno();
+  });
+  std::this_thread::sleep_for(50ms);  // the guest is spinning, and has never been kickable
+  g.vcpu.kicker().kick();
+  REQUIRE(running.wait_for(10s) == std::future_status::ready);  // the watchdog
+  CHECK(running.get() == EINTR);
 }
 
 TEST_CASE("a Kicker outlives its Vcpu safely") {
