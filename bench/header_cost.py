@@ -162,7 +162,10 @@ def arches(args, tmp):
         triple = triples[arch]
         base = ["clang++-16", f"--target={triple}", "-std=c++20", "-fsyntax-only"]
         if triple.startswith("loongarch64"):
-            base.append(f"--sysroot={os.path.join(REPO, '.cache', 'sysroot', 'loongarch64')}")
+            # No Debian 12 cross package: the fetched sysroot, whose libc wants the kernel's
+            # uapi headers (linux/errno.h) from the fetched tree too, as clang_target_test does.
+            base += [f"--sysroot={os.path.join(REPO, '.cache', 'sysroot', 'loongarch64')}",
+                     "-isystem", kernel_include(arch)]
         generated = os.path.join(source, "generated", arch)
         cells = [
             ("linux/kvm.h", ["<linux/kvm.h>"], [kernel_include(arch)]),
