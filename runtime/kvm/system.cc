@@ -45,7 +45,7 @@ Vm System::create_vm(VmType type) const {
     have_limits_ = true;
   }
   int fd = ioctl<abi::ioctl::CreateVm>(type.value(), type.name());
-  return Vm(Fd(fd), size, type.is_default() ? limits_ : VmLimits{});
+  return Vm(Fd(fd), size, type.is_default() ? limits_ : VmLimits{}, type);
 }
 
 #if defined(__aarch64__)

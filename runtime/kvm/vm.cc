@@ -25,8 +25,8 @@ std::string range(std::uint64_t start, std::uint64_t size) {
 
 }  // namespace
 
-Vm::Vm(Fd fd, std::size_t vcpu_mmap_size, VmLimits limits)
-    : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size), limits_(limits) {
+Vm::Vm(Fd fd, std::size_t vcpu_mmap_size, VmLimits limits, VmType type)
+    : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size), limits_(limits), type_(type) {
   if (!fd_) throw Error("kvm::Vm", EBADF, "no VM fd");
 }
 
@@ -47,23 +47,23 @@ int Vm::cached_cap(abi::Cap cap, int& cache) const {
 }
 
 unsigned Vm::phys_addr_bits() const {
+#if defined(__x86_64__)
   // Asked once per process: CPUID traps to the hypervisor when this VMM itself runs in a VM
   // (tens of µs on our hosts), and the answer cannot change.
   static const unsigned bits = [] {
-#if defined(__x86_64__)
     // CPUID leaf 0x80000008, EAX[7:0]: the host's physical-address width.
     unsigned eax = 0, ebx, ecx, edx;
     if (__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx) && (eax & 0xff) >= 32) return eax & 0xff;
     return 36u;  // the architectural minimum with PAE
-#elif defined(__aarch64__)
-    // The IPA space of a VM created with type 0 (System::create_vm) is 40 bits whatever the
-    // host supports (api.rst, KVM_CREATE_VM); a slot above it fails with EFAULT.
-    return 40u;
-#else
-    return 48u;
-#endif
   }();
   return bits;
+#elif defined(__aarch64__)
+  // The IPA space the VM was created with; type 0 means 40 bits whatever the host supports
+  // (api.rst, KVM_CREATE_VM). A slot above it fails with EFAULT.
+  return type_.ipa_bits() != 0 ? type_.ipa_bits() : 40u;
+#else
+  return 48u;
+#endif
 }
 
 Vcpu Vm::create_vcpu(unsigned id, VcpuOptions options) const {

@@ -13,6 +13,7 @@
 #include "kvm/guest_memfd.h"
 #include "kvm/ioctl.h"
 #include "kvm/msr_filter.h"
+#include "kvm/vm_type.h"
 #include "kvm/x86_types.h"
 
 namespace kvm {
@@ -77,9 +78,9 @@ enum class PitConfig : std::uint32_t {
 
 class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
  public:
-  // Takes ownership of a VM fd; `vcpu_mmap_size` is KVM_GET_VCPU_MMAP_SIZE. System::create_vm
-  // is the usual way to get one.
-  Vm(Fd fd, std::size_t vcpu_mmap_size, VmLimits limits = {});
+  // Takes ownership of a VM fd; `vcpu_mmap_size` is KVM_GET_VCPU_MMAP_SIZE, `type` what
+  // KVM_CREATE_VM was given. System::create_vm is the usual way to get one.
+  Vm(Fd fd, std::size_t vcpu_mmap_size, VmLimits limits = {}, VmType type = {});
   Vm(Vm&&) noexcept = default;
   Vm& operator=(Vm&&) noexcept = default;
 
@@ -130,9 +131,11 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
 #endif
   // Deletes a slot (KVM_SET_USER_MEMORY_REGION with size 0).
   void delete_memory_region(std::uint32_t slot);
-  // Guest-physical addresses must stay below 1 << phys_addr_bits() (the host CPU's MAXPHYADDR
-  // on x86).
+  // Guest-physical addresses must stay below 1 << phys_addr_bits(): the host CPU's MAXPHYADDR
+  // on x86, the VM's IPA size on arm64 (VmType::arm_ipa_bits(), else the default 40 bits).
   unsigned phys_addr_bits() const;
+  // The machine type the VM was created with.
+  VmType type() const noexcept { return type_; }
   // The slots this Vm has set, sorted by slot number.
   const std::vector<MemoryRegion>& memory_regions() const noexcept { return slots_; }
   // The region set in `slot`, or nullptr.
@@ -264,6 +267,7 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   std::vector<MemoryRegion> slots_;  // sorted by slot; a VM has few, a vector beats a map
   // Capability answers that cannot change for a VM, asked once (-1: not asked yet).
   mutable VmLimits limits_;
+  VmType type_;
   // enable_cap(KVM_CAP_SPLIT_IRQCHIP) succeeded: the VM has an irqchip that KVM_GET_IRQCHIP
   // does not show (only for the hint of a failed irqfd()).
   mutable bool split_irqchip_ = false;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 #include "arm_guest.h"
 
@@ -135,4 +137,32 @@ TEST_CASE("aarch64: running before KVM_ARM_VCPU_INIT fails with ENOEXEC") {
   } catch (const kvm::Error& e) {
     CHECK(e.code().value() == ENOEXEC);
   }
+}
+
+TEST_CASE("aarch64: a VM created with a larger IPA size takes slots up to that size") {
+  kvm::System sys;
+  const unsigned max_bits = sys.max_ipa_bits();
+  if (max_bits <= 40) {
+    std::fprintf(stderr, "SKIPPED: KVM_CAP_ARM_VM_IPA_SIZE is %u: only the default 40-bit IPA\n",
+                 max_bits);
+    return;
+  }
+  CHECK(sys.create_vm().phys_addr_bits() == 40);  // the default type
+  kvm::Vm vm = sys.create_vm(kvm::VmType::arm_ipa_bits(max_bits));
+  REQUIRE(vm.phys_addr_bits() == max_bits);
+  CHECK(vm.type().ipa_bits() == max_bits);
+  const std::uint64_t top = std::uint64_t{1} << max_bits;
+  kvm::HostMapping m(0x2000);
+  kvm::MemoryRegion r;
+  r.slot = 1;
+  r.size = 0x2000;
+  r.host_addr = m.data();
+  // Past the VM's IPA space: refused by the runtime, naming the width...
+  r.guest_phys_addr = top - 0x1000;
+  CHECK_THROWS_WITH(vm.set_user_memory_region(r),
+                    Catch::EndsWith(std::to_string(max_bits) + "-bit physical address space)"));
+  // ...and the last two pages below it, beyond the default 40 bits, taken by the kernel.
+  r.guest_phys_addr = top - 0x2000;
+  vm.set_user_memory_region(r);
+  CHECK(vm.memory_regions().size() == 1);
 }
