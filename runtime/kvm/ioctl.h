@@ -38,17 +38,6 @@ inline int raw_ioctl(int fd, std::uint64_t request, unsigned long arg) noexcept 
   return r < 0 ? -errno : r;
 }
 
-// The capability that gates Io on an fd of kind `kScope`, if the descriptor says.
-template <class Io, abi::Scope kScope>
-constexpr abi::OptionalCap gate() {
-  if constexpr (requires { Io::capability_on(kScope); })
-    return Io::capability_on(kScope);
-  else if constexpr (requires { Io::capability.present; })
-    return Io::capability;
-  else
-    return abi::kNoCap;
-}
-
 // KVM_CHECK_EXTENSION(cap) on `fd` (a system or VM fd), or on a /dev/kvm opened for the
 // question when fd < 0; -1 when it cannot be asked.
 int check_extension(int fd, unsigned cap) noexcept;
@@ -83,13 +72,14 @@ class IoctlTarget {
   int ioctl(Args&&...) const = delete;
 
   // Whether this host offers Io on this kind of fd, as far as the capability that gates it
-  // there says (Io::capability_on): false when that capability reads 0 (or cannot be asked),
-  // true when it reads non-zero or no capability is known for Io. One KVM_CHECK_EXTENSION
-  // (on /dev/kvm for vCPU and device handles), none when no capability is known.
+  // there says (abi::capability_on<Io>): false when that capability reads 0 (or cannot be
+  // asked), true when it reads non-zero or no capability is known for Io. One
+  // KVM_CHECK_EXTENSION (on /dev/kvm for vCPU and device handles), none when no capability is
+  // known.
   template <class Io>
   requires UsableOn<Io, kScope>
   bool supports() const noexcept {
-    if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
+    if constexpr (constexpr abi::OptionalCap cap = abi::capability_on<Io>(kScope); cap.present) {
       return detail::check_extension(extension_fd(), abi::to_underlying(cap.value)) > 0;
     } else {
       return true;
@@ -141,10 +131,8 @@ class IoctlTarget {
   template <class Io>
   int finish(int r, std::string_view context) const {
     if (r >= 0) return r;
-    // A descriptor written by hand (for an ioctl newer than the headers) may have no
-    // `capability` (the generated ones do, through IoctlDefaults when they have none) and
-    // capability_on() where it differs with the kind of fd.
-    if constexpr (constexpr abi::OptionalCap cap = detail::gate<Io, kScope>(); cap.present) {
+    // abi::capability_on<Io>() answers for descriptors written by hand too (none known).
+    if constexpr (constexpr abi::OptionalCap cap = abi::capability_on<Io>(kScope); cap.present) {
       detail::throw_gated_error(Io::name, -r, context, extension_fd(),
                                 abi::to_underlying(cap.value), abi::to_string(cap.value));
     }

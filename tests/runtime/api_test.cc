@@ -73,6 +73,8 @@ struct DeprecatedTraceEnable {  // 6.1: KVM_TRACE_ENABLE, __KVM_DEPRECATED_MAIN_
   static constexpr bool deprecated = true;
 };
 static_assert(!CanCall<kvm::System, DeprecatedTraceEnable, std::uint64_t>);
+// A descriptor written by hand may name no capability: capability_on<Io>() then knows none.
+static_assert(!abi::capability_on<DeprecatedTraceEnable>(abi::Scope::System));
 // Capabilities are part of the descriptors.
 static_assert(abi::ioctl::GetXsave::capability == abi::Cap::Xsave);
 static_assert(std::string_view(abi::ioctl_name(abi::ioctl::GetRegs::request)) == "KVM_GET_REGS");

@@ -1781,13 +1781,16 @@ struct PreFaultMemory : IoctlDefaults {
 }  // namespace ioctl
 
 // The capability that gates Io on one kind of fd: its capability_on() where the capability
-// differs with the kind of fd, else its one capability (if any).
+// differs with the kind of fd, else its one capability (if any). A descriptor written by hand
+// (for an ioctl newer than these headers) may have neither: then none.
 template <class Io>
 constexpr OptionalCap capability_on(Scope s) noexcept {
   if constexpr (requires { Io::capability_on(s); })
     return Io::capability_on(s);
-  else
+  else if constexpr (requires { Io::capability.present; })
     return Io::capability;
+  else
+    return kNoCap;
 }
 
 // KVM_ABI_HAS_<ioctl> for every ioctl above that can be issued on this arch (available and not
