@@ -21,6 +21,13 @@ std::atomic<int> g_kick_signal{0};
 
 void on_kick(int) {}  // its only job is to make KVM_RUN return EINTR
 
+sigset_t kick_set() noexcept {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, kick_signal());
+  return s;
+}
+
 }  // namespace
 
 detail::RunMapping* detail::RunMapping::adopt(void* addr, std::size_t size) {
@@ -75,27 +82,18 @@ void detail::install_kick_handler() {
   installed = signo;
 }
 
-void detail::block_kick_signal(sigset_t* previous) {
-  sigset_t kick;
-  sigemptyset(&kick);
-  sigaddset(&kick, kick_signal());
-  if (int err = ::pthread_sigmask(SIG_BLOCK, &kick, previous); err != 0)
-    throw_error("pthread_sigmask", err, "blocking the kick signal in the vCPU thread");
-}
-
-void detail::unblock_kick_signal() {
-  sigset_t kick;
-  sigemptyset(&kick);
-  sigaddset(&kick, kick_signal());
-  if (int err = ::pthread_sigmask(SIG_UNBLOCK, &kick, nullptr); err != 0)
-    throw_error("pthread_sigmask", err, "unblocking the kick signal in the vCPU thread");
+void detail::set_kick_signal_blocked(bool blocked) {
+  sigset_t kick = kick_set();
+  if (int err = ::pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &kick, nullptr); err != 0) {
+    throw_error("pthread_sigmask", err,
+                blocked ? "blocking the kick signal in the vCPU thread"
+                        : "unblocking the kick signal in the vCPU thread");
+  }
 }
 
 void detail::consume_kick_signals(bool wait_for_one) noexcept {
   int saved = errno;
-  sigset_t kick;
-  sigemptyset(&kick);
-  sigaddset(&kick, kick_signal());
+  sigset_t kick = kick_set();
   // A kick that claimed the run's signal may still be on its way to tgkill(): wait for it
   // (bounded, in case the kicking thread is descheduled for long), then drain without waiting
   // (run_for()'s timer may have queued one more).

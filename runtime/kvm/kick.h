@@ -120,10 +120,9 @@ namespace detail {
 // Installs the no-op handler for the kick signal once per process.
 void install_kick_handler();
 
-// Blocks the kick signal in the calling thread; `*previous` receives the thread's mask before.
-void block_kick_signal(sigset_t* previous);
-// Unblocks it again (for a vCPU that is not kickable, see Vcpu::run()).
-void unblock_kick_signal();
+// Blocks or unblocks the kick signal in the calling thread (Vcpu::run(): blocked while it
+// runs kickable vCPUs, unblocked for the others).
+void set_kick_signal_blocked(bool blocked);
 
 // Consumes kick signals pending for the calling thread (where it is blocked): first waits (up
 // to a second) for one that a kick has committed to sending when `wait_for_one`, then takes

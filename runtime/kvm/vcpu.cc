@@ -29,13 +29,13 @@ pid_t current_tid() noexcept {
 }
 
 // What prepare_thread() knows about the calling thread: a serial number that, unlike a tid,
-// is never reused, and the thread's signal mask as it was without the runtime's changes.
+// is never reused, and the thread's signal mask as the runtime found it.
 struct ThreadSignals {
-  std::uint64_t serial = 0;  // 0: no kickable vCPU has run here yet
+  std::uint64_t serial = 0;  // 0: not seen yet
   std::uint64_t mask_before = 0;
   // Whether the kick signal is blocked in this thread: asked once per thread, because a
   // thread inherits its creator's mask, then kept as prepare_thread() changes it.
-  enum class Kick : std::uint8_t { Unknown, Unblocked, Blocked } kick = Kick::Unknown;
+  bool kick_blocked = false;
 };
 thread_local ThreadSignals t_signals;
 std::atomic<std::uint64_t> g_thread_serials{0};
@@ -77,38 +77,25 @@ std::uint64_t Vcpu::next_sync_request() noexcept {
 }
 
 bool Vcpu::prepare_thread() {
-  using Kick = ThreadSignals::Kick;
-  if (t_signals.kick == Kick::Unknown) {
-    sigset_t now;
-    pthread_sigmask(SIG_BLOCK, nullptr, &now);
-    t_signals.kick = sigismember(&now, kick_signal()) == 1 ? Kick::Blocked : Kick::Unblocked;
-  }
-  if (!map_->kickable() && !has_user_mask_) {
-    // Nothing has made this vCPU kickable: KVM runs it with the thread's own mask, where the
-    // kick signal must be unblocked for a Kicker made during the run (see kick.h). No kick
-    // signal is pending here now: every run that could be sent one consumed it.
-    if (t_signals.kick == Kick::Blocked) {
-      detail::unblock_kick_signal();
-      t_signals.kick = Kick::Unblocked;
-    }
-    return false;
-  }
-  if (t_signals.kick != Kick::Blocked) {
-    sigset_t before;
-    detail::block_kick_signal(&before);
-    if (t_signals.serial == 0) {
-      std::memcpy(&t_signals.mask_before, &before, sizeof t_signals.mask_before);
-      t_signals.serial = ++g_thread_serials;
-    }
-    t_signals.kick = Kick::Blocked;
-  } else if (t_signals.serial == 0) {
-    // Blocked before the runtime came (inherited from the creating thread): the mask KVM
-    // gets is the thread's, without the kick signal.
+  if (t_signals.serial == 0) {
+    // Once per thread: its mask as the runtime finds it (inherited from its creator), which
+    // is the guest's too, without the kick signal.
     sigset_t now;
     pthread_sigmask(SIG_BLOCK, nullptr, &now);
     std::memcpy(&t_signals.mask_before, &now, sizeof t_signals.mask_before);
+    t_signals.kick_blocked = sigismember(&now, kick_signal()) == 1;
     t_signals.serial = ++g_thread_serials;
   }
+  // A kickable vCPU runs with the kick signal blocked in the thread and unblocked for the guest
+  // by KVM's mask. Any other runs with the thread's own mask, where the signal must be
+  // unblocked for a Kicker made during the run (see kick.h); no kick signal is pending when
+  // it changes, as every run that could be sent one consumed it.
+  const bool kickable = map_->kickable() || has_user_mask_;
+  if (kickable != t_signals.kick_blocked) {
+    detail::set_kick_signal_blocked(kickable);
+    t_signals.kick_blocked = kickable;
+  }
+  if (!kickable) return false;
   if (prepared_thread_ != t_signals.serial) {
     set_guest_signal_mask(has_user_mask_ ? user_mask_ : t_signals.mask_before);
     prepared_thread_ = t_signals.serial;
@@ -298,16 +285,17 @@ void Vcpu::set_sync_regs_on_demand() noexcept {
 }
 
 void Vcpu::mark_sync_regs_dirty(std::uint64_t groups) {
-  std::string who = "vcpu " + std::to_string(id_) + ": ";
+  // Called per exit by a VMM that edits the synced copy: the message is built on failure only.
+  auto who = [this] { return "vcpu " + std::to_string(id_) + ": "; };
   if (groups & ~sync_mask_) {
     throw Error("kvm::Vcpu::mark_sync_regs_dirty", EINVAL,
-                who + sync_group_names(groups & ~sync_mask_) +
+                who() + sync_group_names(groups & ~sync_mask_) +
                     " not among the groups this vCPU may sync (" + sync_group_names(sync_mask_) +
                     ")");
   }
   if (groups & ~sync_valid_) {
     throw Error("kvm::Vcpu::mark_sync_regs_dirty", EINVAL,
-                who + sync_group_names(groups & ~sync_valid_) +
+                who() + sync_group_names(groups & ~sync_valid_) +
                     " not current in kvm_run (not copied out at the last exit, nor read or set "
                     "since): KVM would load a stale copy; read the group first, or give it "
                     "whole with set_regs()/set_sregs()/set_vcpu_events()");

@@ -67,12 +67,12 @@ bool kick_signal_blocked_here() {
 }
 
 // A thread inherits its creator's mask, and the test runner's thread has run kickable vCPUs:
-// a new thread starts as one of a VMM that has not used the runtime before.
-void unblock_kick_signal_here() {
+// the tests set the mask of the threads they make themselves.
+void set_kick_signal_blocked_here(bool blocked) {
   sigset_t kick;
   sigemptyset(&kick);
   sigaddset(&kick, kvm::kick_signal());
-  pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
+  pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &kick, nullptr);
 }
 }  // namespace
 
@@ -87,10 +87,7 @@ TEST_CASE(
   };
   Seen seen = std::async(std::launch::async, [] {
                 // Blocked, as in a thread made by one that ran kickable vCPUs.
-                sigset_t kick;
-                sigemptyset(&kick);
-                sigaddset(&kick, kvm::kick_signal());
-                pthread_sigmask(SIG_BLOCK, &kick, nullptr);
+                set_kick_signal_blocked_here(true);
                 Seen s;
                 LongModeGuest g([](Assembler& a) {
                   a.out(Width::k8, 0x10);
@@ -118,7 +115,7 @@ TEST_CASE("a Kicker made while its vCPU is already inside KVM_RUN stops that run
   // as the four-vCPU test below shows in its first round.)
   LongModeGuest g(spin_forever);
   auto running = std::async(std::launch::async, [&] {
-    unblock_kick_signal_here();
+    set_kick_signal_blocked_here(false);  // as in a VMM that has not used the runtime before
     return g.vcpu.run().run_errno();
   });
   std::this_thread::sleep_for(50ms);  // the guest is spinning, and has never been kickable
