@@ -23,6 +23,9 @@ std::string reason_name(std::uint32_t raw) {
 
 }  // namespace
 
+IoExit::IoExit(const decltype(abi::kvm_run::io)& io, std::span<std::uint8_t> data) noexcept
+    : direction_(io.direction), size_(io.size), port_(io.port), count_(io.count), data_(data) {}
+
 std::uint32_t IoExit::value() const noexcept {
   return static_cast<std::uint32_t>(
       load_le(data_.data(), std::min<std::size_t>(size_, data_.size())));
@@ -31,6 +34,8 @@ std::uint32_t IoExit::value() const noexcept {
 void IoExit::set_value(std::uint32_t v) const noexcept {
   store_le(data_.data(), std::min<std::size_t>(size_, data_.size()), v);
 }
+
+std::span<std::uint8_t> MmioExit::data() const noexcept { return {mmio_.data, len_}; }
 
 std::uint64_t MmioExit::value() const noexcept { return load_le(mmio_.data, len_); }
 

@@ -41,8 +41,10 @@ class IoExit {
   friend class Exit;
   // The header fields are copied when Exit::io() has validated them: the data span cannot
   // change them afterwards.
-  IoExit(const decltype(abi::kvm_run::io)& io, std::span<std::uint8_t> data) noexcept
-      : direction_(io.direction), size_(io.size), port_(io.port), count_(io.count), data_(data) {}
+  // Defined in exit.cc, as is every inline-able span construction of this header: the first
+  // std::span constructor a translation unit resolves costs g++ as much as a tenth of
+  // kvm/kvm.h, so it is paid where the runtime is built, not by every includer.
+  IoExit(const decltype(abi::kvm_run::io)& io, std::span<std::uint8_t> data) noexcept;
   std::uint8_t direction_;
   std::uint8_t size_;
   std::uint16_t port_;
@@ -57,7 +59,7 @@ class MmioExit {
   std::uint64_t phys_addr() const noexcept { return mmio_.phys_addr; }
   bool is_write() const noexcept { return mmio_.is_write != 0; }
   std::uint32_t len() const noexcept { return len_; }  // 1..8
-  std::span<std::uint8_t> data() const noexcept { return {mmio_.data, len_}; }
+  std::span<std::uint8_t> data() const noexcept;
   std::uint64_t value() const noexcept;  // little endian
   void set_value(std::uint64_t v) const noexcept;
 

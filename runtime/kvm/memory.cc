@@ -49,6 +49,9 @@ HostMapping& HostMapping::operator=(HostMapping&& o) noexcept {
   return *this;
 }
 
+// Out of line: a std::span constructor resolved in a header costs every includer's compile.
+std::span<std::uint8_t> HostMapping::bytes() const noexcept { return {data_, size_}; }
+
 HostMapping::~HostMapping() {
   if (data_) ::munmap(data_, size_);
 }

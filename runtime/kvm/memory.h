@@ -40,7 +40,7 @@ class HostMapping {
 
   std::uint8_t* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
-  std::span<std::uint8_t> bytes() const noexcept { return {data_, size_}; }
+  std::span<std::uint8_t> bytes() const noexcept;
 
  private:
   std::uint8_t* data_ = nullptr;

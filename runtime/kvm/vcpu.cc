@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kvm/device.h"
+#include "kvm/device_attr.h"
 #include "kvm/format.h"
 
 namespace kvm {

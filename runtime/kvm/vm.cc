@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kvm/device.h"
+#include "kvm/device_attr.h"
 #include "kvm/format.h"
 #include "kvm/vcpu.h"
 
