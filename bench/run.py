@@ -10,8 +10,9 @@ Steps (each prints a line with its duration as it finishes):
   2. kvm_bench: exit round trips, registers on every exit, VM lifecycle and reset, exit
      decoding; --repetitions runs of each, repetitions of all benchmarks randomly interleaved,
      and inside each run the raw and our sides alternate every few operations;
-  3. compile_bench: g++ -O2 on <linux/kvm.h>, kvm/abi/kvm_abi.h and kvm/kvm.h, one of each
-     per turn, --compile-turns turns;
+  3. compile_bench: g++ -O2 on <linux/kvm.h>, kvm/abi/kvm_abi.h, kvm/kvm.h, the standard
+     headers of the runtime's API and a precompiled kvm/kvm.h, one of each per turn,
+     --compile-turns turns;
   4. the table: per comparison, the medians of both sides and the median ratio, the target
      and whether it was met.
 The exit status is 0 unless a step failed; missed targets are reported, not fatal.

@@ -2,7 +2,8 @@
 # The install flow, as a user of an installed kvm-cpp sees it (run by ctest as
 # install_flow_test; see CMakeLists.txt):
 #   1. `cmake --install <build> --prefix <tmp>/prefix`;
-#   2. a consumer project configured with find_package(kvm) against that prefix builds and runs;
+#   2. a consumer project configured with find_package(kvm) against that prefix builds and runs,
+#      with kvm/kvm.h precompiled (target_precompile_headers, as bench/README.md suggests);
 #   3. the same consumer source compiled with plain $CXX and `pkg-config --cflags --libs`
 #      builds and runs;
 #   4. the installed files mention neither the source nor the build tree (relocatable).
@@ -43,6 +44,9 @@ pcdir="$(dirname "$(find "$prefix" -name kvm.pc | head -1)")"
 "$cmake" --build "$work/consumer-build" > "$work/consumer-build.log" 2>&1 \
   || { cat "$work/consumer-build.log"; echo "FAILED: building the find_package consumer"; exit 1; }
 say "find_package(kvm) consumer configured and built"
+pch="$(find "$work/consumer-build" -name 'cmake_pch.hxx.gch' | head -1)"
+[[ -n "$pch" ]] || { echo "FAILED: the consumer's precompiled kvm/kvm.h was not built"; exit 1; }
+say "the consumer compiled against a precompiled kvm/kvm.h ($(du -h "$pch" | cut -f1))"
 "$work/consumer-build/kvm_consumer" | tee "$work/cmake-consumer.out"
 grep -q "guest said: hi from the guest" "$work/cmake-consumer.out"
 say "find_package(kvm) consumer ran its guest"
