@@ -165,10 +165,13 @@ class Vm : public IoctlTarget<Vm, abi::Scope::Vm> {
   void ioeventfd(const IoEventFd& e) const;
   void ioeventfd_deassign(const IoEventFd& e) const;
   // KVM_SIGNAL_MSI (KVM_CAP_SIGNAL_MSI): injects one MSI; returns >0 if delivered, 0 if the
-  // guest blocked it.
+  // guest blocked it. Needs an in-kernel interrupt controller: a failure asks
+  // KVM_CHECK_EXTENSION for KVM_CAP_IRQCHIP and names it when the host has none.
   int signal_msi(std::uint64_t address, std::uint32_t data, std::uint32_t flags = 0,
                  std::uint32_t devid = 0) const;
-  // KVM_SET_GSI_ROUTING (KVM_CAP_IRQ_ROUTING): replaces the whole routing table.
+  // KVM_SET_GSI_ROUTING (KVM_CAP_IRQ_ROUTING): replaces the whole routing table. Needs an
+  // in-kernel interrupt controller: a failure asks KVM_CHECK_EXTENSION for KVM_CAP_IRQCHIP and
+  // names it when the host has none.
   void set_gsi_routing(IrqRouting& routing) const;
   // KVM_IRQ_LINE: sets an irqchip input pin's level (needs an in-kernel irqchip).
   void irq_line(std::uint32_t irq, bool level) const;
