@@ -64,7 +64,7 @@ void copy_page(std::span<std::uint8_t> guest, const HostMapping& image, std::uin
 Snapshot::Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu) : vm_(&vm) {
   check_tracked(memory);  // before anything changes on the VM
   if (vm.check_extension(abi::Cap::ManualDirtyLogProtect2) <= 0) {
-    take_memory(memory);
+    take_logged_memory(memory);
     take_vcpu(vcpu);
     return;
   }
@@ -72,7 +72,7 @@ Snapshot::Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu) : 
                 abi::to_underlying(abi::DirtyLogFlags::ManualProtectEnable));
   tracking_ = Tracking::ManualProtect;
   try {
-    take_memory(memory);
+    take_logged_memory(memory);
     take_vcpu(vcpu);
   } catch (...) {
     // A failed snapshot leaves the VM's dirty log as it found it (argument 0 turns it off).
@@ -84,7 +84,9 @@ Snapshot::Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu) : 
 Snapshot::Snapshot(const Vm& vm, const GuestMemory& memory, const Vcpu& vcpu, DirtyRing& ring)
     : vm_(&vm), ring_(&ring), tracking_(Tracking::DirtyRing) {
   check_tracked(memory);
-  take_memory(memory);
+  add_slots(memory);
+  discard_ring();  // before the copy: the guest is not running, so nothing is lost
+  copy_memory();
   take_vcpu(vcpu);
 }
 
@@ -94,14 +96,25 @@ std::uint64_t Snapshot::bytes() const noexcept {
   return n;
 }
 
-void Snapshot::take_memory(const GuestMemory& memory) {
+// The dirty log's half of a snapshot's memory; the ring's constructor does the same with
+// discard_ring(). Two paths rather than one switch on tracking_, so that each constructor
+// names only the ioctls it can issue (the manual derives them from the calls).
+void Snapshot::take_logged_memory(const GuestMemory& memory) {
+  add_slots(memory);
+  discard_log();  // before the copy: the guest is not running, so nothing is lost
+  copy_memory();
+}
+
+void Snapshot::add_slots(const GuestMemory& memory) {
   for (const GuestMemory::Region& r : memory.regions()) {
     const std::uint64_t pages = r.host.size() / kPage;
     slots_.push_back(Slot{r.slot, r.guest_phys_addr, r.host, HostMapping(r.host.size()),
                           std::vector<std::uint64_t>((pages + 63) / 64),
                           std::vector<std::uint64_t>((pages + 63) / 64)});
   }
-  discard_dirty_state();  // before the copy: the guest is not running, so nothing is lost
+}
+
+void Snapshot::copy_memory() {
   for (Slot& s : slots_) copy_nonzero_pages(s.host, s.image.bytes());
 }
 
@@ -111,12 +124,13 @@ void Snapshot::take_vcpu(const Vcpu& vcpu) {
   events_ = vcpu.vcpu_events();
 }
 
-// Forgets what was dirtied before the snapshot and re-arms tracking for it.
-void Snapshot::discard_dirty_state() {
-  if (tracking_ == Tracking::DirtyRing) {
-    if (ring_->harvest([](const DirtyGfn&) {}) > 0) vm_->reset_dirty_rings();
-    return;
-  }
+// Forget what was dirtied before the snapshot and re-arm tracking for it: the ring's entries,
+// or each slot's log (cleared too, under manual protect).
+void Snapshot::discard_ring() {
+  if (ring_->harvest([](const DirtyGfn&) {}) > 0) vm_->reset_dirty_rings();
+}
+
+void Snapshot::discard_log() {
   for (Slot& s : slots_) {
     fetch_log(s);
     if (tracking_ == Tracking::ManualProtect)

@@ -90,9 +90,12 @@ class Snapshot {
     std::vector<std::uint64_t> held;  // pages in pending_, one bit each
   };
 
-  void take_memory(const GuestMemory& memory);
+  void take_logged_memory(const GuestMemory& memory);
+  void add_slots(const GuestMemory& memory);
+  void copy_memory();
   void take_vcpu(const Vcpu& vcpu);
-  void discard_dirty_state();
+  void discard_ring();
+  void discard_log();
   void fetch_log(Slot& s) const;
   void hold(std::size_t slot_index, std::uint64_t page);
   std::size_t restore_held();

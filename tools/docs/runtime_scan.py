@@ -259,6 +259,7 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
     diagnostics = []
 
     decls = {}  # qualname-with-signature key -> Function (public API, from headers)
+    defaulted = set()  # keys of decls that are `= default`: they have no body to read
     bodies = {}  # function key -> (set of ioctl C names, set of callee keys)
     classes = {}  # name -> Class
     public_keys = set()
@@ -356,6 +357,8 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
             if public and is_header and cur.semantic_parent == cur.lexical_parent:
                 sig = _declaration_text(lines.get(path), cur)
                 dkey = (key, cur.displayname)
+                if k != ci.CursorKind.FUNCTION_DECL and cur.is_default_method():
+                    defaulted.add(dkey)
                 if dkey not in decls:
                     comment = _group_comment(lines.get(path), cur.extent.start.line)
                     decls[dkey] = Function(
@@ -400,7 +403,9 @@ def scan(arch, triple, root, runtime_dir="runtime", generated_dir="generated", i
     mismatches = []
     for (key, disp), fn in sorted(decls.items(), key=lambda kv: (kv[1].header, kv[1].line)):
         issues, callees = bodies.get((key, disp), (set(), set()))
-        if (key, disp) not in bodies:  # defined elsewhere under another displayname? use the name
+        # Defined elsewhere under another displayname? Use the name, unless it is defaulted:
+        # then it has no body, and its overloads' bodies say nothing about it.
+        if (key, disp) not in bodies and (key, disp) not in defaulted:
             issues, callees = by_name.get(key, (set(), set()))
         seen = {key}
         total = set(issues)
