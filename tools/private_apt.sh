@@ -1,10 +1,14 @@
-# Sourced by tools/kernel_headers.sh and tools/cross_sysroot.sh: apt-get with a private sources
-# list, state and archive directories, for DOWNLOADING packages of other Debian suites without
-# touching the system's apt configuration. Nothing is ever installed.
+# Sourced by tools/kernel_headers.sh, tools/cross_sysroot.sh and tools/qemu/fetch_kernel.sh:
+# apt-get with a private sources list, state, lists and cache directories, for DOWNLOADING
+# packages of other Debian suites (and arches) without touching the system's apt configuration
+# or state. Nothing is ever installed.
 #
-#   private_apt_init DIR SUITE...    lists for these suites under DIR (apt-get update, once)
+#   private_apt_init DIR SUITE...    lists for these suites under DIR (apt-get update); with
+#                                    PRIVATE_APT_ARCH=arm64 (say) set, of that arch only.
+#                                    Progress goes to stderr.
 #   private_apt_versions PKG SUITE   the versions of PKG that SUITE has, one a line
 #   private_apt_fetch PKG=VER DEST   downloads PKG=VER and unpacks it (dpkg-deb -x) into DEST
+# After private_apt_init, "${private_apt_opts[@]}" gives apt-get and apt-cache the same setup.
 
 private_apt_die() {
   echo "$(basename "$0"): $*" >&2
@@ -25,26 +29,32 @@ private_apt_uri() {
 }
 
 private_apt_init() {
-  local dir="$1" uri suite
+  local dir="$1" uri suite arch_option=""
   shift
   private_apt_opts=(
     -o "Dir::Etc::sourcelist=$dir/sources.list"
     -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$dir/lists"
+    -o "Dir::Cache=$dir"
     -o "Dir::Cache::archives=$dir/archives"
     -o "Dir::State::status=$dir/status"
     -o "APT::Sandbox::User=root"
     -o "Debug::NoLocking=1"
   )
+  if [[ -n "${PRIVATE_APT_ARCH:-}" ]]; then
+    private_apt_opts+=(-o "APT::Architecture=$PRIVATE_APT_ARCH"
+      -o "APT::Architectures=$PRIVATE_APT_ARCH")
+    arch_option="arch=$PRIVATE_APT_ARCH "
+  fi
   uri="$(private_apt_uri)"
   mkdir -p "$dir/lists/partial" "$dir/archives/partial"
   : >"$dir/status"
   : >"$dir/sources.list"
   for suite in "$@"; do
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" \
+    echo "deb [${arch_option}signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" \
       >>"$dir/sources.list"
   done
-  echo "$(basename "$0"): apt-get update (private lists under $dir; $uri: $*)"
+  echo "$(basename "$0"): apt-get update (private lists under $dir; $uri: $*${PRIVATE_APT_ARCH:+, $PRIVATE_APT_ARCH})" >&2
   apt-get "${private_apt_opts[@]}" -q update >"$dir/update.log" 2>&1 ||
     private_apt_die "apt-get update failed: $(tail -n 3 "$dir/update.log")"
 }

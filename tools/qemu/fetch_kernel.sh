@@ -4,8 +4,8 @@
 #     ARCH  aarch64 | riscv64
 #     SUITE bookworm | trixie | sid
 # Prints the directory holding the unpacked package (boot/, lib/modules/). Uses a private
-# apt configuration (sources list, lists, archives) under $KVM_QEMU_CACHE (default
-# .cache/qemu/), so the system's apt state is never touched; a second call with the same
+# apt configuration (tools/private_apt.sh: sources list, lists, archives) under
+# $KVM_QEMU_CACHE (default .cache/qemu/), so the system's apt state is never touched; a second call with the same
 # arguments finds the unpacked package and downloads nothing. Any failure exits non-zero
 # with the reason: a missing kernel is a CI failure, not a skip.
 set -euo pipefail
@@ -29,18 +29,12 @@ if [[ -f "$unpacked/.complete" ]]; then
   exit 0
 fi
 
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/etc"
-echo "deb [arch=$deb_arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-  "http://deb.debian.org/debian $suite main" >"$apt_dir/etc/sources.list"
-: >"$apt_dir/status"
-apt_opts=(
-  -o "Dir::Etc::sourcelist=$apt_dir/etc/sources.list" -o Dir::Etc::sourceparts=-
-  -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::State::status=$apt_dir/status"
-  -o "Dir::Cache::archives=$apt_dir/archives" -o "Dir::Cache=$apt_dir"
-  -o "APT::Architecture=$deb_arch" -o "APT::Architectures=$deb_arch"
-  -o Debug::NoLocking=1 -o APT::Sandbox::User=root -q
-)
-apt-get "${apt_opts[@]}" update >&2
+# The private apt setup of tools/private_apt.sh, for this arch only, from the archive the
+# system's own sources name.
+# shellcheck source=tools/private_apt.sh
+source "$root/tools/private_apt.sh"
+PRIVATE_APT_ARCH="$deb_arch" private_apt_init "$apt_dir" "$suite"
+apt_opts=("${private_apt_opts[@]}" -q)
 
 # linux-image-<deb_arch> is the suite's kernel metapackage: its first linux-image-*
 # dependency is the current kernel (signed or unsigned, both hold the same image).
