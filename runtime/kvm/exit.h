@@ -41,9 +41,9 @@ class IoExit {
   friend class Exit;
   // The header fields are copied when Exit::io() has validated them: the data span cannot
   // change them afterwards.
-  // Defined in exit.cc, as is every inline-able span construction of this header: the first
-  // std::span constructor a translation unit resolves costs g++ as much as a tenth of
-  // kvm/kvm.h, so it is paid where the runtime is built, not by every includer.
+  // Defined in exit.cc, as is every span construction of this header: the first std::span
+  // constructor a translation unit resolves costs g++ 50-120 M instructions (3-6% of all of
+  // kvm/kvm.h), which belongs where the runtime is built, not in every includer.
   IoExit(const decltype(abi::kvm_run::io)& io, std::span<std::uint8_t> data) noexcept;
   std::uint8_t direction_;
   std::uint8_t size_;
