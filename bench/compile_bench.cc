@@ -102,7 +102,7 @@ class CompileSide final : public Side {
   const char* secondary_name() const override { return "wall"; }
   double secondary() const override { return wall_; }
 
-  // Runs argv_ once; the compiler's CPU seconds. Throws Failure when it fails.
+  // Runs argv once; the compiler's CPU seconds. Throws Failure when it fails.
   static double compile_once(const std::vector<std::string>& argv) {
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
