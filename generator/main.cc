@@ -3,6 +3,8 @@
 //   kvmgen generate [--arch A]... [--include-dir [A=]D]... [--out DIR]   write generated/<arch>/
 //   kvmgen check    [--arch A]... [--include-dir [A=]D]... [--out DIR]   exit 1 + diff if stale
 //   kvmgen diff [--json] OLD NEW     API changes between two kvm_api.json (or generated/<arch>/)
+//   kvmgen arches                    the known arches, "<arch> <target triple>" a line: the one
+//                                    list that tests and scripts iterate over
 //
 // Without --arch every known arch is generated (x86_64, aarch64, riscv64, s390x, powerpc64le,
 // loongarch64; the last has no Debian 12 headers package, so it needs an --include-dir), or, when
@@ -54,7 +56,8 @@ struct Args {
       << "usage: kvmgen generate|check [--arch A]... [--include-dir [A=]DIR]...\n"
       << "              [--rules DIR] [--templates DIR] [--out DIR] [--source TEXT]\n"
       << "              [--quiet] [--verbose]\n"
-      << "       kvmgen diff [--json] OLD NEW   (kvm_api.json files or generated/<arch> dirs)\n";
+      << "       kvmgen diff [--json] OLD NEW   (kvm_api.json files or generated/<arch> dirs)\n"
+      << "       kvmgen arches\n";
   std::exit(2);
 }
 
@@ -90,8 +93,13 @@ Args parse_args(int argc, char** argv) {
   Args a;
   if (argc < 2) usage("missing command");
   a.command = argv[1];
-  if (a.command != "generate" && a.command != "check" && a.command != "diff") {
+  if (a.command != "generate" && a.command != "check" && a.command != "diff" &&
+      a.command != "arches") {
     usage("unknown command '" + a.command + "'");
+  }
+  if (a.command == "arches") {
+    if (argc > 2) usage("arches takes no arguments");
+    return a;
   }
   for (int i = 2; i < argc; ++i) {
     std::string opt = argv[i];
@@ -240,11 +248,18 @@ int diff(const Args& args) {
   return d.changes.empty() ? 0 : 1;
 }
 
+int print_arches() {
+  for (const kvmgen::ArchInfo& a : kvmgen::all_arches())
+    std::cout << a.arch << " " << a.triple << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args = parse_args(argc, argv);
   try {
+    if (args.command == "arches") return print_arches();
     return args.command == "diff" ? diff(args) : generate_or_check(args);
   } catch (const std::exception& e) {
     std::cerr << "kvmgen: " << e.what() << "\n";

@@ -5,11 +5,14 @@
 // version, the fetch took the nearest of its series (kernel-headers/newest/NOTE says so): the
 // output is then still compared and any difference printed, but it is not a failure, since a
 // change in the kernel's headers is not one in kvmgen. Other cases prove the check notices a
-// hand edit in any arch, and a missing arch.
+// hand edit in any arch, and a missing arch. The arches are the ones `kvmgen arches` lists, and
+// generated/ must hold those and no other.
 #include <catch2/catch.hpp>
 
+#include "tests/generator/kvmgen_arches.h"
 #include "tests/run_command.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -29,8 +32,11 @@ using Result = testing::CommandResult;
 Result run(const std::string& cmd) { return testing::run_command(cmd); }
 
 const std::string kKvmgen = "generator/kvmgen";
-const std::vector<std::string> kArches = {"x86_64", "aarch64",     "riscv64",
-                                          "s390x",  "powerpc64le", "loongarch64"};
+// Every arch kvmgen knows: generated/ must hold each, fresh.
+const std::vector<std::string>& all_arches() {
+  static const std::vector<std::string> arches = testing::kvmgen_arch_names(kKvmgen);
+  return arches;
+}
 const fs::path kHeaders = "../kernel_headers/newest";  // @kernel_headers in the runfiles
 
 std::string read_text(const fs::path& p) {
@@ -52,7 +58,7 @@ std::string recorded_version() {
 }
 
 // kvmgen options that regenerate generated/ (or the arches given) from its recorded input.
-std::string input_args(const std::vector<std::string>& arches = kArches) {
+std::string input_args(const std::vector<std::string>& arches = all_arches()) {
   std::string args = " --rules generator --templates templates --source '" +
                      std::string("Debian linux-libc-dev ") + recorded_version() + "'";
   for (const std::string& arch : arches) {
@@ -61,19 +67,28 @@ std::string input_args(const std::vector<std::string>& arches = kArches) {
   return args;
 }
 
-const std::string kArgs = input_args();
-
 }  // namespace
+
+TEST_CASE("generated/ holds a directory for exactly the arches kvmgen knows") {
+  std::vector<std::string> dirs;
+  for (const fs::directory_entry& e : fs::directory_iterator("generated")) {
+    if (e.is_directory()) dirs.push_back(e.path().filename().string());
+  }
+  std::vector<std::string> known = all_arches();
+  std::sort(dirs.begin(), dirs.end());
+  std::sort(known.begin(), known.end());
+  CHECK(dirs == known);
+}
 
 TEST_CASE("generated/ is fresh: regenerating from the recorded headers changes nothing") {
   REQUIRE(!recorded_version().empty());
   REQUIRE(fs::exists(kHeaders / "VERSION"));  // else: run tools/kernel_headers.sh
-  for (const std::string& arch : kArches) {
+  for (const std::string& arch : all_arches()) {
     INFO(arch);
     CHECK(fs::exists("generated/" + arch + "/kvm/abi/kvm_abi.h"));
     CHECK(fs::exists("generated/" + arch + "/kvm_api.json"));
   }
-  Result r = run(kKvmgen + " check --quiet" + kArgs + " --out generated");
+  Result r = run(kKvmgen + " check --quiet" + input_args() + " --out generated");
   if (fs::exists(kHeaders / "NOTE")) {
     WARN("not the recorded input: " << read_text(kHeaders / "NOTE") << "\nkvmgen check says:\n"
                                     << r.output);
@@ -91,15 +106,15 @@ TEST_CASE("the freshness check covers every arch: a hand edit or a missing arch 
   fs::path copy = fs::path(tmp) / "generated_all";
   fs::remove_all(copy);
   fs::copy("generated", copy, fs::copy_options::recursive);
-  for (const std::string& arch : kArches) {
+  for (const std::string& arch : all_arches()) {
     fs::path edited = copy / arch / "kvm/abi/structs.h";
     fs::permissions(edited, fs::perms::owner_write, fs::perm_options::add);
     std::ofstream(edited, std::ios::app) << "// a hand edit\n";
   }
-  Result r = run(kKvmgen + " check --quiet" + kArgs + " --out " + copy.string());
+  Result r = run(kKvmgen + " check --quiet" + input_args() + " --out " + copy.string());
   INFO(r.output);
   CHECK(r.status == 1);
-  for (const std::string& arch : kArches) {
+  for (const std::string& arch : all_arches()) {
     CHECK(r.output.find("stale: " + (copy / arch / "kvm/abi/structs.h").string()) !=
           std::string::npos);
   }
@@ -124,7 +139,7 @@ TEST_CASE("the freshness check fails on a hand-edited generated file and shows t
     std::ofstream o(edited, std::ios::app);
     o << "// a hand edit\n";
   }
-  Result r = run(kKvmgen + " check --quiet" + kArgs + " --out " + copy.string());
+  Result r = run(kKvmgen + " check --quiet" + input_args() + " --out " + copy.string());
   INFO(r.output);
   CHECK(r.status == 1);
   CHECK(r.output.find("stale: " + edited.string()) != std::string::npos);
@@ -133,7 +148,7 @@ TEST_CASE("the freshness check fails on a hand-edited generated file and shows t
   // A file kvmgen would not produce is reported too.
   fs::remove(edited);
   { std::ofstream o(copy / "x86_64/stray.h"); }
-  r = run(kKvmgen + " check --quiet" + kArgs + " --out " + copy.string());
+  r = run(kKvmgen + " check --quiet" + input_args() + " --out " + copy.string());
   INFO(r.output);
   CHECK(r.status == 1);
   CHECK(r.output.find("missing: " + edited.string()) != std::string::npos);
@@ -147,8 +162,8 @@ TEST_CASE("regenerating twice gives byte-identical output") {
   fs::path a = fs::path(tmp) / "gen_a", b = fs::path(tmp) / "gen_b";
   fs::remove_all(a);
   fs::remove_all(b);
-  REQUIRE(run(kKvmgen + " generate --quiet" + kArgs + " --out " + a.string()).status == 0);
-  REQUIRE(run(kKvmgen + " generate --quiet" + kArgs + " --out " + b.string()).status == 0);
+  REQUIRE(run(kKvmgen + " generate --quiet" + input_args() + " --out " + a.string()).status == 0);
+  REQUIRE(run(kKvmgen + " generate --quiet" + input_args() + " --out " + b.string()).status == 0);
   Result d = run("diff -r " + a.string() + " " + b.string());
   INFO(d.output);
   CHECK(d.status == 0);
