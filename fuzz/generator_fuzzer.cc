@@ -34,8 +34,15 @@ struct Tree {
     // kill the process without a sanitizer report or a saved reproducer. Turn it off so that
     // every crash, in kvmgen or in libclang, is reported with its stack and input (set
     // KVM_FUZZ_CLANG_CRASH_RECOVERY=1 to keep it, i.e. to test as kvmgen runs).
+    // libclang also parses each input on a thread of its own (8 MiB of stack, a new thread
+    // per input): a CI run once died in such a thread (T2865) of a SEGV that ASan could not
+    // unwind, and libFuzzer wrote no reproducer. LIBCLANG_NOTHREADS parses on the fuzzer's
+    // thread, whose stack is as large, so that a crash there comes with its input.
     const char* keep = std::getenv("KVM_FUZZ_CLANG_CRASH_RECOVERY");
-    if (!keep || std::string(keep) != "1") ::setenv("LIBCLANG_DISABLE_CRASH_RECOVERY", "1", 1);
+    if (!keep || std::string(keep) != "1") {
+      ::setenv("LIBCLANG_DISABLE_CRASH_RECOVERY", "1", 1);
+      ::setenv("LIBCLANG_NOTHREADS", "1", 1);
+    }
 
     const char* src = std::getenv("KVM_FUZZ_SRCDIR");
     fs::path root = src && *src ? fs::path(src) : fs::current_path();
