@@ -351,14 +351,17 @@ namespace {
 // KVM_SIGNAL_MSI and KVM_SET_GSI_ROUTING need an in-kernel interrupt controller, but their own
 // caps (KVM_CAP_SIGNAL_MSI, KVM_CAP_IRQ_ROUTING) do not say whether the host can give the VM
 // one: riscv64 without AIA reports both and fails with EINVAL. Where the host reports
-// KVM_CAP_IRQCHIP as 0, the error names that instead of the call's own cap.
-template <class Io>
-int irqchip_ioctl(const Vm& vm, typename Io::arg_type& arg, const std::string& context) {
+// KVM_CAP_IRQCHIP as 0, the error names that instead of the call's own cap. `context()` builds
+// the error's context, on failure only: signal_msi() runs once per interrupt.
+template <class Io, class Context>
+int irqchip_ioctl(const Vm& vm, typename Io::arg_type& arg, Context context) {
   int r = vm.try_ioctl<Io>(arg);
   if (r >= 0) return r;
-  constexpr abi::Cap own = abi::capability_on<Io>(abi::Scope::Vm).value;
-  abi::Cap gate = vm.check_extension(abi::Cap::Irqchip) == 0 ? abi::Cap::Irqchip : own;
-  detail::throw_gated_error(Io::name, -r, context, vm.fd(), abi::to_underlying(gate),
+  constexpr abi::OptionalCap own = abi::capability_on<Io>(abi::Scope::Vm);
+  static_assert(own.present,
+                "irqchip_ioctl() names the call's own cap when the host has an irqchip");
+  abi::Cap gate = vm.check_extension(abi::Cap::Irqchip) == 0 ? abi::Cap::Irqchip : own.value;
+  detail::throw_gated_error(Io::name, -r, context(), vm.fd(), abi::to_underlying(gate),
                             abi::to_string(gate));
 }
 }  // namespace
@@ -371,13 +374,13 @@ int Vm::signal_msi(std::uint64_t address, std::uint32_t data, std::uint32_t flag
   m.data = data;
   m.flags = flags;
   m.devid = devid;
-  return irqchip_ioctl<abi::ioctl::SignalMsi>(*this, m,
-                                              "address " + hex(address) + " data " + hex(data));
+  return irqchip_ioctl<abi::ioctl::SignalMsi>(
+      *this, m, [&] { return "address " + hex(address) + " data " + hex(data); });
 }
 
 void Vm::set_gsi_routing(IrqRouting& routing) const {
-  irqchip_ioctl<abi::ioctl::SetGsiRouting>(*this, *routing.get(),
-                                           std::to_string(routing.size()) + " routes");
+  irqchip_ioctl<abi::ioctl::SetGsiRouting>(
+      *this, *routing.get(), [&] { return std::to_string(routing.size()) + " routes"; });
 }
 
 void Vm::irq_line(std::uint32_t irq, bool level) const {
